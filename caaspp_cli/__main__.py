@@ -1,0 +1,3 @@
+from caaspp_cli.cli.app import main
+
+main()

@@ -1,0 +1,129 @@
+"""The exception tree and the exit codes it maps to.
+
+Every expected failure is a :class:`CaasppError` carrying one plain sentence (``message``)
+and, where there is one, what to do about it (``hint``). The CLI edge prints both and exits
+with the error's code; only ``--debug`` shows a traceback. Messages never carry a secret.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Documented exit codes (see the README)."""
+
+    OK = 0
+    UNEXPECTED = 1
+    BAD_INPUT = 2
+    FAILED = 3  # some work failed after retries; a re-run retries just that
+    CREDENTIALS = 4
+    NOTHING_TO_FETCH = 5
+    INTERRUPTED = 130
+
+
+class CaasppError(Exception):
+    """Root of every expected failure."""
+
+    exit_code: ExitCode = ExitCode.UNEXPECTED
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class BadInputError(CaasppError):
+    """The user gave us something we cannot use: an option, a file, a value."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+class ConfigError(BadInputError):
+    """The configuration file or a profile in it is missing or malformed."""
+
+
+class CredentialsError(CaasppError):
+    """Client Key / Client Secret missing, unreadable, expired or refused."""
+
+    exit_code = ExitCode.CREDENTIALS
+
+
+class KeyringUnavailableError(CredentialsError):
+    """No usable OS keyring backend on this machine."""
+
+
+# --- Errors of the ETS service, by cause -------------------------------------------------
+
+
+class EtsError(CaasppError):
+    """Something the score-report service said or failed to say."""
+
+    exit_code = ExitCode.FAILED
+
+
+class AuthenticationError(EtsError):
+    """The token endpoint refused the credentials, or a fresh token was refused too."""
+
+    exit_code = ExitCode.CREDENTIALS
+
+
+class BadRequestError(EtsError):
+    """The service rejected a parameter (malformed SSID, unknown test or language)."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+class StudentNotFoundError(EtsError):
+    """ETS has no record of this SSID."""
+
+    exit_code = ExitCode.NOTHING_TO_FETCH
+
+
+class NotEnrolledError(EtsError):
+    """The student is not (or no longer) visible to this LEA."""
+
+    exit_code = ExitCode.NOTHING_TO_FETCH
+
+
+class NoReportsError(EtsError):
+    """The student is known but has no report for the filters asked."""
+
+    exit_code = ExitCode.NOTHING_TO_FETCH
+
+
+class RateLimitedError(EtsError):
+    """The service kept answering 429 after every retry."""
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
+
+
+class ServerError(EtsError):
+    """The service kept failing (5xx) after every retry."""
+
+    def __init__(self, message: str, *, hint: str | None = None, status: int | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+class ServiceConnectionError(EtsError):
+    """The service could not be reached (DNS, refused, reset, timeout)."""
+
+
+class TLSError(ServiceConnectionError):
+    """The TLS handshake failed: certificate not trusted, wrong host name, ..."""
+
+
+class LinkExpiredError(EtsError):
+    """A pre-signed download link was refused (403): ask for a fresh one."""
+
+
+class InvalidReportError(EtsError):
+    """A downloaded body is not a complete PDF (cut short, an HTML page, ...)."""

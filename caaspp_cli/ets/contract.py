@@ -1,0 +1,266 @@
+"""Every wire detail of the ETS Student Score Report API, in one place.
+
+The client (``caaspp_cli.ets.client``) and the sandbox server (``caaspp_cli.sandbox``) both
+speak through this module, so a district holding the real specification adjusts paths,
+codes and payload shapes here and nowhere else. ``docs/ets-api.md`` tells which of these
+details are public fact and which are our reconstruction.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from datetime import datetime
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# --- Endpoints [public] --------------------------------------------------------------------
+PRODUCTION_BASE_URL: Final = "https://caaspp-aws.ets.org"
+DEFAULT_STUDENTS_ENDPOINT: Final = "/api/v1/students/"
+DEFAULT_REPORTS_ENDPOINT: Final = "/score-reports/"
+DEFAULT_TOKEN_ENDPOINT: Final = "/api/v1/token/"
+
+# Pre-signed links live 30 minutes in production [public]; a client must not rely on it.
+PRODUCTION_LINK_TTL_SECONDS: Final = 1800
+
+# --- Identifiers and filters ---------------------------------------------------------------
+SSID_PATTERN: Final = re.compile(r"[0-9]{10}")
+
+# Tests with score reports [public].
+TEST_CODES: Final[tuple[str, ...]] = (
+    "CAASPP", "CST", "CA", "ESA", "STS", "CAST", "CAAS", "LEXQUAN", "ELPAC",
+)
+TEST_NAMES: Final[dict[str, str]] = {
+    "CAASPP": "California Assessment of Student Performance and Progress",
+    "CST": "California Standards Test",
+    "CA": "California Assessments",
+    "ESA": "Essential Standards Assessment",
+    "STS": "Standards-based Tests in Spanish",
+    "CAST": "California Science Test",
+    "CAAS": "California Alternate Assessments",
+    "LEXQUAN": "Lexile and Quantile measures",
+    "ELPAC": "English Language Proficiency Assessments for California",
+}
+
+# Report languages [public]: English for everybody, plus a correspondence language.
+LANGUAGES: Final[dict[str, str]] = {
+    "en": "English",
+    "es": "Spanish",
+    "vi": "Vietnamese",
+    "fil": "Filipino",
+    "ko": "Korean",
+    "zh-Hant": "Chinese (Traditional)",
+    "ar": "Arabic",
+}
+# Names staff type for a language, folded to lower case, mapped to the wire code.
+LANGUAGE_ALIASES: Final[dict[str, str]] = {
+    "english": "en",
+    "spanish": "es", "español": "es", "espanol": "es",
+    "vietnamese": "vi", "tiếng việt": "vi",
+    "filipino": "fil", "tagalog": "fil", "tl": "fil",
+    "korean": "ko",
+    "chinese": "zh-Hant", "traditional chinese": "zh-Hant", "chinese (traditional)": "zh-Hant",
+    "mandarin": "zh-Hant", "cantonese": "zh-Hant", "zh": "zh-Hant", "zh-hant": "zh-Hant",
+    "zh-tw": "zh-Hant",
+    "arabic": "ar",
+}
+
+FORMAT_PDF: Final = "pdf"
+FORMAT_HTML: Final = "html"
+
+# Query parameter names of the score-reports call.
+PARAM_TEST: Final = "test"
+PARAM_LANGUAGE: Final = "language"
+PARAM_YEAR: Final = "year"
+
+# --- Error codes in JSON bodies ------------------------------------------------------------
+ERR_INVALID_CLIENT: Final = "invalid_client"
+ERR_INVALID_GRANT_TYPE: Final = "unsupported_grant_type"
+ERR_INVALID_SSID: Final = "invalid_ssid"
+ERR_INVALID_PARAMETER: Final = "invalid_parameter"
+ERR_INVALID_TOKEN: Final = "invalid_token"
+ERR_NOT_ENROLLED: Final = "not_enrolled"
+ERR_STUDENT_NOT_FOUND: Final = "student_not_found"
+ERR_RATE_LIMITED: Final = "rate_limited"
+ERR_SERVER: Final = "server_error"
+ERR_LINK_EXPIRED: Final = "link_expired"
+
+# Statuses worth another try, with backoff.
+RETRYABLE_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
+
+PDF_CONTENT_TYPES: Final = frozenset({"application/pdf", "application/octet-stream"})
+PDF_HEADER: Final = b"%PDF-"
+PDF_TRAILER: Final = b"%%EOF"
+
+GRANT_TYPE: Final = "client_credentials"
+
+# --- HTTP headers and statuses the client relies on ----------------------------------------
+HEADER_AUTHORIZATION: Final = "Authorization"
+HEADER_ACCEPT: Final = "Accept"
+HEADER_USER_AGENT: Final = "User-Agent"
+HEADER_RETRY_AFTER: Final = "Retry-After"
+ACCEPT_JSON: Final = "application/json"
+USER_AGENT_PRODUCT: Final = "caaspp"
+
+# A pre-signed link answers these once it has expired: ask the score-reports call again.
+LINK_EXPIRED_STATUSES: Final = frozenset({403})
+
+
+def user_agent(client_version: str, httpx_version: str) -> str:
+    """The User-Agent every request names the client by (courtesy to the service)."""
+    return f"{USER_AGENT_PRODUCT}/{client_version} (+python-httpx/{httpx_version})"
+
+
+def is_valid_ssid(value: str) -> bool:
+    """True for exactly ten ASCII digits."""
+    return SSID_PATTERN.fullmatch(value) is not None
+
+
+def normalize_test(value: str) -> str | None:
+    """The wire code for a test code typed in any case, or None if unknown."""
+    code = value.strip().upper()
+    return code if code in TEST_CODES else None
+
+
+def normalize_language(value: str) -> str | None:
+    """The wire code for a language given by code or English name, or None if unknown."""
+    text = " ".join(value.strip().split())
+    if text in LANGUAGES:
+        return text
+    folded = text.casefold()
+    for code in LANGUAGES:
+        if code.casefold() == folded:
+            return code
+    return LANGUAGE_ALIASES.get(folded)
+
+
+# --- Authentication ------------------------------------------------------------------------
+def basic_auth_header(client_key: str, client_secret: str) -> str:
+    """The Authorization header value of the token request (HTTP Basic)."""
+    raw = f"{client_key}:{client_secret}".encode()
+    return "Basic " + base64.b64encode(raw).decode("ascii")
+
+
+def parse_basic_auth_header(value: str | None) -> tuple[str, str] | None:
+    """(client_key, client_secret) from a Basic Authorization header, or None."""
+    if not value or not value.startswith("Basic "):
+        return None
+    try:
+        raw = base64.b64decode(value[6:].strip(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    key, sep, secret = raw.partition(":")
+    return (key, secret) if sep else None
+
+
+def token_form() -> dict[str, str]:
+    """The form body of the token request."""
+    return {"grant_type": GRANT_TYPE}
+
+
+def bearer_header(access_token: str) -> str:
+    return f"Bearer {access_token}"
+
+
+def parse_bearer_header(value: str | None) -> str | None:
+    if not value or not value.startswith("Bearer "):
+        return None
+    return value[7:].strip() or None
+
+
+def join_url(base_url: str, path: str) -> str:
+    """Join a base URL and an endpoint path with exactly one slash between them."""
+    return base_url.rstrip("/") + "/" + path.lstrip("/")
+
+
+def reports_path(ssid: str, students_endpoint: str, reports_endpoint: str) -> str:
+    """The path of one student's score reports: {students}{ssid}{reports}."""
+    students = "/" + students_endpoint.strip("/") + "/"
+    reports = "/" + reports_endpoint.strip("/") + "/"
+    return f"{students}{ssid}{reports}"
+
+
+def reports_query(
+    test: str | None = None, language: str | None = None, year: int | None = None
+) -> dict[str, str]:
+    """Query parameters of the score-reports call; an omitted filter means all."""
+    query: dict[str, str] = {}
+    if test is not None:
+        query[PARAM_TEST] = test
+    if language is not None:
+        query[PARAM_LANGUAGE] = language
+    if year is not None:
+        query[PARAM_YEAR] = str(year)
+    return query
+
+
+# --- Payloads ------------------------------------------------------------------------------
+class TokenResponse(BaseModel):
+    """200 of the token endpoint. Extra fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    access_token: str = Field(min_length=1)
+    token_type: str = "Bearer"
+    expires_in: int = 3600
+
+
+class ReportEntry(BaseModel):
+    """One report definition in a student's list. Extra fields are kept but unused."""
+
+    model_config = ConfigDict(extra="allow")
+
+    test: str
+    year: int
+    grade: str | None = None
+    language: str
+    format: str = FORMAT_PDF
+    url: str
+    expires_at: datetime | None = None
+
+    @property
+    def is_pdf(self) -> bool:
+        return self.format.lower() == FORMAT_PDF
+
+    def same_report(self, other: ReportEntry) -> bool:
+        """True when both entries describe the same report (links differ)."""
+        return (self.test, self.year, self.language, self.format.lower()) == (
+            other.test, other.year, other.language, other.format.lower(),
+        )
+
+
+class ReportList(BaseModel):
+    """200 of the score-reports call."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    ssid: str
+    reports: list[ReportEntry]
+
+
+class ErrorBody(BaseModel):
+    """The JSON body of every error response."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    error: str = "unknown"
+    message: str | None = None
+    error_description: str | None = None
+
+    @property
+    def text(self) -> str:
+        return self.message or self.error_description or self.error
+
+
+def error_body(error: str, message: str) -> dict[str, Any]:
+    """An error body as the service sends it on data calls."""
+    return {"error": error, "message": message}
+
+
+def token_error_body(error: str, description: str) -> dict[str, Any]:
+    """An error body as the token endpoint sends it (OAuth2 style)."""
+    return {"error": error, "error_description": description}
+
+
+ReportFormat = Literal["pdf", "html"]

@@ -1,0 +1,90 @@
+"""Owner-only files and folders, written atomically.
+
+Score reports and everything about them are children's personal data: every file caaspp
+writes is 0600 and every folder it creates 0700, and a file appears under its final name
+only once it is complete (write to a temp file in the same folder, fsync, rename).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700
+TEMP_PREFIX = ".caaspp-"
+TEMP_SUFFIX = ".part"
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` (and missing parents) as owner-only folders; leave existing ones be.
+
+    An existing folder is the user's choice (their home, a share): we do not change its mode.
+    """
+    missing: list[Path] = []
+    current = path
+    while not current.exists():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=PRIVATE_DIR_MODE)
+        os.chmod(folder, PRIVATE_DIR_MODE)
+    return path
+
+
+def make_private(path: Path) -> None:
+    os.chmod(path, PRIVATE_FILE_MODE)
+
+
+@contextlib.contextmanager
+def atomic_private_file(target: Path, mode: str = "wb") -> Iterator[tuple[Path, object]]:
+    """Open a private temp file beside ``target``; on success fsync and rename it into place.
+
+    On any exception the temp file is removed and ``target`` is untouched.
+    """
+    ensure_private_dir(target.parent)
+    fd, temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=target.parent)
+    temp = Path(temp_name)
+    try:
+        os.chmod(temp, PRIVATE_FILE_MODE)
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as handle:
+            yield temp, handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+        raise
+
+
+def write_private_bytes(target: Path, data: bytes) -> None:
+    with atomic_private_file(target, "wb") as (_, handle):
+        handle.write(data)  # type: ignore[attr-defined]
+
+
+def write_private_text(target: Path, text: str) -> None:
+    with atomic_private_file(target, "w") as (_, handle):
+        handle.write(text)  # type: ignore[attr-defined]
+
+
+def append_private_line(target: Path, line: str) -> None:
+    """Append one line to an owner-only file, creating it (and its folder) if needed."""
+    ensure_private_dir(target.parent)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
+    fd = os.open(target, flags, PRIVATE_FILE_MODE)
+    try:
+        os.write(fd, (line.rstrip("\n") + "\n").encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+def is_temp_name(name: str) -> bool:
+    """True for the names of our own in-progress files."""
+    return name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)
