@@ -12,6 +12,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
@@ -43,18 +44,19 @@ def make_private(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_private_file(target: Path, mode: str = "wb") -> Iterator[tuple[Path, object]]:
-    """Open a private temp file beside ``target``; on success fsync and rename it into place.
+def atomic_private_file(target: Path) -> Iterator[BinaryIO]:
+    """A private temp file beside ``target``, opened for binary writing; on success it is
+    fsynced and renamed into place.
 
-    On any exception the temp file is removed and ``target`` is untouched.
+    On any exception (or interruption) the temp file is removed and ``target`` is untouched.
     """
     ensure_private_dir(target.parent)
     fd, temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=target.parent)
     temp = Path(temp_name)
     try:
         os.chmod(temp, PRIVATE_FILE_MODE)
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as handle:
-            yield temp, handle
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, target)
@@ -65,13 +67,12 @@ def atomic_private_file(target: Path, mode: str = "wb") -> Iterator[tuple[Path, 
 
 
 def write_private_bytes(target: Path, data: bytes) -> None:
-    with atomic_private_file(target, "wb") as (_, handle):
-        handle.write(data)  # type: ignore[attr-defined]
+    with atomic_private_file(target) as handle:
+        handle.write(data)
 
 
 def write_private_text(target: Path, text: str) -> None:
-    with atomic_private_file(target, "w") as (_, handle):
-        handle.write(text)  # type: ignore[attr-defined]
+    write_private_bytes(target, text.encode("utf-8"))
 
 
 def append_private_line(target: Path, line: str) -> None:

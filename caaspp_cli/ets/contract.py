@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 PRODUCTION_BASE_URL: Final = "https://caaspp-aws.ets.org"
 DEFAULT_STUDENTS_ENDPOINT: Final = "/api/v1/students/"
 DEFAULT_REPORTS_ENDPOINT: Final = "/score-reports/"
-DEFAULT_TOKEN_ENDPOINT: Final = "/api/v1/token/"
+DEFAULT_TOKEN_ENDPOINT: Final = "/api/v1/token/"  # noqa: S105 (a path)
 
 # Pre-signed links live 30 minutes in production [public]; a client must not rely on it.
 PRODUCTION_LINK_TTL_SECONDS: Final = 1800
@@ -79,7 +79,7 @@ ERR_INVALID_CLIENT: Final = "invalid_client"
 ERR_INVALID_GRANT_TYPE: Final = "unsupported_grant_type"
 ERR_INVALID_SSID: Final = "invalid_ssid"
 ERR_INVALID_PARAMETER: Final = "invalid_parameter"
-ERR_INVALID_TOKEN: Final = "invalid_token"
+ERR_INVALID_TOKEN: Final = "invalid_token"  # noqa: S105 (an error code)
 ERR_NOT_ENROLLED: Final = "not_enrolled"
 ERR_STUDENT_NOT_FOUND: Final = "student_not_found"
 ERR_RATE_LIMITED: Final = "rate_limited"
@@ -100,6 +100,7 @@ HEADER_AUTHORIZATION: Final = "Authorization"
 HEADER_ACCEPT: Final = "Accept"
 HEADER_USER_AGENT: Final = "User-Agent"
 HEADER_RETRY_AFTER: Final = "Retry-After"
+HEADER_CONTENT_TYPE: Final = "Content-Type"
 ACCEPT_JSON: Final = "application/json"
 USER_AGENT_PRODUCT: Final = "caaspp"
 
@@ -202,7 +203,7 @@ class TokenResponse(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     access_token: str = Field(min_length=1)
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 (a scheme name)
     expires_in: int = 3600
 
 
@@ -216,7 +217,8 @@ class ReportEntry(BaseModel):
     grade: str | None = None
     language: str
     format: str = FORMAT_PDF
-    url: str
+    # The pre-signed link is a bearer secret while it lives: keep it out of every repr.
+    url: str = Field(repr=False)
     expires_at: datetime | None = None
 
     @property

@@ -1,0 +1,861 @@
+"""The HTTP client of the ETS score-report service: token, report lists, downloads.
+
+Modelled on the openai-python (Stainless) client: one exception per cause (see
+:mod:`caaspp_cli.errors`); retries on 408, 429, 5xx and network failures with capped
+exponential backoff and jitter, ``Retry-After`` honoured in seconds or as an HTTP date; an
+access token cached, refreshed under a lock shortly before it expires, and renewed once
+when a data call answers 401. Every wire detail comes from :mod:`caaspp_cli.ets.contract`.
+
+Secrets stay out of messages and logs: the Client Key and Secret, the access token, and
+the query string of a pre-signed link (a bearer secret while it lives) are never written;
+SSIDs appear in DEBUG logs only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import ipaddress
+import logging
+import os
+import random
+import ssl
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from caaspp_cli import __version__
+from caaspp_cli.credentials import Credentials
+from caaspp_cli.errors import (
+    AuthenticationError,
+    BadInputError,
+    BadRequestError,
+    CaasppError,
+    EtsError,
+    InvalidReportError,
+    LinkExpiredError,
+    NotEnrolledError,
+    RateLimitedError,
+    ServerError,
+    ServiceConnectionError,
+    StudentNotFoundError,
+    TLSError,
+)
+from caaspp_cli.ets import contract
+from caaspp_cli.ets.contract import ReportEntry, ReportList, TokenResponse
+from caaspp_cli.ets.pdfcheck import PdfStream, is_pdf_content_type, verify_pdf_file
+from caaspp_cli.fsutil import PRIVATE_FILE_MODE, TEMP_PREFIX, TEMP_SUFFIX, ensure_private_dir
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+Sleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], float]
+# The filters of a score-reports call: (test, language, year), None meaning all.
+ReportQuery = tuple[str | None, str | None, int | None]
+
+DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=30.0, pool=30.0)
+# One AsyncClient degrades past 8-16 connections (measured); the LEA may ask for fewer.
+DEFAULT_MAX_CONNECTIONS = 8
+# An SSR is a few hundred kilobytes; a body this large is not one.
+DEFAULT_MAX_REPORT_BYTES = 64 * 1024 * 1024
+# Expired links are refreshed this many times per download before giving up.
+DEFAULT_MAX_LINK_REFRESHES = 3
+# A token is renewed this long before it expires (or at 90% of a shorter lifetime).
+TOKEN_REFRESH_MARGIN = 60.0
+
+_REFUSED_MESSAGE = "ETS refused the Client Key and Client Secret of this profile."
+_REFUSED_HINT = (
+    "They may have been regenerated in TOMS (for another vendor) or have expired: "
+    "run `caaspp config rotate` to store the current pair."
+)
+_TLS_HINT = (
+    "If your network inspects HTTPS traffic, point SSL_CERT_FILE at your district's "
+    "certificate bundle; verification is never turned off."
+)
+_BUSY_HINT = "The service may be busy or down; try again later."
+_ENDPOINT_HINT = "Check the base URL and endpoint paths of this profile."
+
+
+# --- Configuration -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the service lives: a base URL and the three paths a profile stores."""
+
+    base_url: str
+    students_endpoint: str = contract.DEFAULT_STUDENTS_ENDPOINT
+    reports_endpoint: str = contract.DEFAULT_REPORTS_ENDPOINT
+    token_endpoint: str = contract.DEFAULT_TOKEN_ENDPOINT
+
+    @property
+    def token_url(self) -> str:
+        return contract.join_url(self.base_url, self.token_endpoint)
+
+    def reports_url(self, ssid: str) -> str:
+        path = contract.reports_path(ssid, self.students_endpoint, self.reports_endpoint)
+        return contract.join_url(self.base_url, path)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a failed attempt is tried again.
+
+    The n-th retry waits ``min(base_delay * 2**(n-1), max_delay)`` less up to ``jitter`` of
+    it (so many clients do not retry in step), unless the service said ``Retry-After``:
+    that is honoured, up to ``max_retry_after``.
+    """
+
+    max_attempts: int = 6
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    jitter: float = 0.25
+    max_retry_after: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if not 0.0 <= self.jitter <= 1.0:
+            raise ValueError("jitter must be between 0 and 1")
+
+    def delay(self, retry_number: int, retry_after: float | None, rand: float) -> float:
+        """Seconds to wait before retry ``retry_number`` (1 for the first retry)."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_retry_after)
+        backoff = min(self.base_delay * 2.0 ** (retry_number - 1), self.max_delay)
+        return backoff * (1.0 - self.jitter * rand)
+
+
+# --- Results -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TokenInfo:
+    """What `config test` shows about a freshly issued token (never the token itself)."""
+
+    token_type: str
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    """A report saved under ``path``: its size and SHA-256, and the entry that served it."""
+
+    path: Path
+    size: int
+    sha256: str
+    entry: ReportEntry
+
+
+@dataclass(frozen=True)
+class RetryEvent:
+    """Reported to ``on_retry`` before each wait, so a front end can say what is going on."""
+
+    what: str
+    attempt: int  # the attempt that failed, from 1
+    max_attempts: int
+    delay: float
+    error: EtsError
+
+
+# --- URL helpers ---------------------------------------------------------------------------
+def redact_url(url: str | httpx.URL) -> str:
+    """Scheme, host and path of ``url``: no user info, no query, no fragment.
+
+    The query of a pre-signed link is its signature; this is the only form of a URL that
+    may reach a log or a message.
+    """
+    return _origin(url, with_path=True)
+
+
+def _origin(url: str | httpx.URL, *, with_path: bool = False) -> str:
+    try:
+        parts = urlsplit(str(url))
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "<unparseable URL>"
+    if ":" in host:
+        host = f"[{host}]"
+    path = parts.path if with_path else ""
+    return f"{parts.scheme}://{host}{f':{port}' if port else ''}{path}"
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_secure_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    if not parts.hostname:
+        return False
+    if parts.scheme == "https":
+        return True
+    return parts.scheme == "http" and is_loopback_host(parts.hostname)
+
+
+def check_base_url(url: str) -> str:
+    """``url`` if it is https:// (or http:// on this machine); BadInputError otherwise."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadInputError(
+            f"The base URL {redact_url(url)} is not an https:// address with a host name.",
+            hint=f"The production service is {contract.PRODUCTION_BASE_URL}.",
+        )
+    if not _is_secure_url(url):
+        raise BadInputError(
+            f"The base URL {_origin(url)} uses plain http://, which would send credentials "
+            "and children's reports unencrypted; only https:// is allowed, and http:// only "
+            "for a sandbox on this machine (localhost, 127.0.0.1, ::1).",
+            hint="Use the https:// address of the service.",
+        )
+    return url
+
+
+def _check_ssid(ssid: str) -> None:
+    if not contract.is_valid_ssid(ssid):
+        raise BadInputError(
+            "An SSID is exactly 10 digits; this one is not.",
+            hint="Check the Statewide Student Identifier in CALPADS.",
+        )
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (seconds or HTTP date), or None."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return max(seconds, 0.0) if seconds == seconds else None  # NaN is no answer
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = now or datetime.now(UTC)
+    return max((when - current).total_seconds(), 0.0)
+
+
+def _tls_failure_reason(exc: BaseException) -> str | None:
+    """Why the TLS handshake failed, if that is what ``exc`` comes from."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return str(current.verify_message or current.reason or current)
+        # An EOF mid-handshake is a dropped connection, worth another try.
+        if isinstance(current, ssl.SSLError) and not isinstance(
+            current, ssl.SSLEOFError | ssl.SSLZeroReturnError
+        ):
+            return str(current.reason or current)
+        current = current.__cause__ or current.__context__
+    return None
+
+
+class _RedactRequestUrls(logging.Filter):
+    """httpx logs each request at INFO with its full URL: keep only scheme, host and path."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(
+            isinstance(arg, httpx.URL) for arg in record.args
+        ):
+            record.args = tuple(
+                redact_url(arg) if isinstance(arg, httpx.URL) else arg for arg in record.args
+            )
+        return True
+
+
+def _redact_httpx_log() -> None:
+    httpx_log = logging.getLogger("httpx")
+    if not any(isinstance(f, _RedactRequestUrls) for f in httpx_log.filters):
+        httpx_log.addFilter(_RedactRequestUrls())
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename durable (POSIX); elsewhere, or if refused, the rename must do."""
+    if os.name != "posix":
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+# --- Internal signals ----------------------------------------------------------------------
+class _Retry(Exception):
+    """An attempt failed in a way worth another; ``error`` is raised when none are left."""
+
+    def __init__(self, error: EtsError, retry_after: float | None = None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.retry_after = retry_after
+
+
+class _Unauthorized(Exception):
+    """A data call answered 401: the token was refused."""
+
+
+class _LinkRefused(Exception):
+    """A pre-signed link was refused: it has expired."""
+
+
+class _GiveUp(Exception):
+    """An attempt failed in a way another attempt would not mend."""
+
+    def __init__(self, error: EtsError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+@dataclass(frozen=True)
+class _Token:
+    value: str = field(repr=False)
+    token_type: str
+    expires_in: int
+    refresh_at: float  # on the client's clock
+
+
+# --- The client ----------------------------------------------------------------------------
+class EtsClient:
+    """One connection pool to the score-report service, with its credentials and token.
+
+    Use it as ``async with EtsClient(...) as ets:``. Safe to share among tasks: at most
+    ``max_connections`` requests are in flight, and concurrent callers share one token.
+    """
+
+    def __init__(
+        self,
+        endpoints: Endpoints,
+        credentials: Credentials,
+        *,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_report_bytes: int = DEFAULT_MAX_REPORT_BYTES,
+        max_link_refreshes: int = DEFAULT_MAX_LINK_REFRESHES,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.monotonic,
+        rand: Callable[[], float] = random.random,
+        on_retry: Callable[[RetryEvent], None] | None = None,
+    ) -> None:
+        check_base_url(endpoints.base_url)
+        _redact_httpx_log()
+        if max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        self.endpoints = endpoints
+        self._credentials = credentials
+        self._retry = retry or RetryPolicy()
+        self._max_report_bytes = max_report_bytes
+        self._max_link_refreshes = max_link_refreshes
+        self._sleep = sleep
+        self._clock = clock
+        self._rand = rand
+        self._on_retry = on_retry
+        self._token: _Token | None = None
+        self._token_lock = asyncio.Lock()
+        # Callers beyond the pool wait here rather than in the pool, where they would
+        # run into its timeout.
+        self._slots = asyncio.Semaphore(max_connections)
+        self._http = httpx.AsyncClient(
+            timeout=timeout,
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            headers={
+                contract.HEADER_USER_AGENT: contract.user_agent(__version__, httpx.__version__)
+            },
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    async def __aenter__(self) -> EtsClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --- Token -----------------------------------------------------------------------------
+    async def get_token(self) -> str:
+        """A valid access token: the cached one, or a new one shortly before it expires.
+
+        However many tasks ask at once, one token request is made.
+        """
+        cached = self._token
+        if cached is not None and self._clock() < cached.refresh_at:
+            return cached.value
+        async with self._token_lock:
+            cached = self._token
+            if cached is not None and self._clock() < cached.refresh_at:
+                return cached.value
+            fresh = await self._request_token()
+            self._token = fresh
+            return fresh.value
+
+    async def check_credentials(self) -> TokenInfo:
+        """Ask for a fresh token now (for `config test`); AuthenticationError if refused."""
+        async with self._token_lock:
+            fresh = await self._request_token()
+            self._token = fresh
+        return TokenInfo(token_type=fresh.token_type, expires_in=fresh.expires_in)
+
+    def _invalidate_token(self, failed: str) -> None:
+        # Only the token that failed: a task whose 401 arrives after another task already
+        # renewed the token must not throw the new one away.
+        if self._token is not None and self._token.value == failed:
+            log.debug("access token refused; renewing it")
+            self._token = None
+
+    async def _request_token(self) -> _Token:
+        started = self._clock()
+        url = self.endpoints.token_url
+        headers = {
+            contract.HEADER_AUTHORIZATION: contract.basic_auth_header(
+                self._credentials.client_key, self._credentials.client_secret
+            ),
+            contract.HEADER_ACCEPT: contract.ACCEPT_JSON,
+        }
+
+        async def attempt() -> TokenResponse:
+            request = self._http.build_request(
+                "POST", url, headers=headers, data=contract.token_form()
+            )
+            async with self._exchange(request) as response:
+                await self._read(response)
+            if response.status_code == httpx.codes.OK:
+                return self._parse(TokenResponse, response, "token request")
+            raise self._token_error(response)
+
+        payload = await self._with_retries("token request", attempt)
+        lifetime = max(payload.expires_in, 0)
+        margin = min(TOKEN_REFRESH_MARGIN, lifetime * 0.1)
+        log.debug("access token issued, valid %d s", lifetime)
+        return _Token(
+            value=payload.access_token,
+            token_type=payload.token_type,
+            expires_in=payload.expires_in,
+            refresh_at=started + lifetime - margin,
+        )
+
+    def _token_error(self, response: httpx.Response) -> Exception:
+        status = response.status_code
+        if status in contract.RETRYABLE_STATUSES:
+            return self._status_retry(response, "token request")
+        body = _error_body(response)
+        code = body.error if body else None
+        if status == httpx.codes.UNAUTHORIZED or code == contract.ERR_INVALID_CLIENT:
+            return AuthenticationError(_REFUSED_MESSAGE, hint=_REFUSED_HINT)
+        return _unexpected_status(response, "token request")
+
+    # --- Score reports ---------------------------------------------------------------------
+    async def list_reports(
+        self,
+        ssid: str,
+        *,
+        test: str | None = None,
+        language: str | None = None,
+        year: int | None = None,
+    ) -> list[ReportEntry]:
+        """The report definitions of one student; omitted filters mean all.
+
+        An empty list is an answer (the student is known, no report matches); HTML entries
+        are returned too: callers that want PDFs skip them (``entry.is_pdf``).
+        """
+        _check_ssid(ssid)
+        url = self.endpoints.reports_url(ssid)
+        params = contract.reports_query(test=test, language=language, year=year)
+        log.debug("listing reports of SSID %s %s", ssid, params or "")
+
+        async def attempt(token: str) -> ReportList:
+            request = self._http.build_request(
+                "GET",
+                url,
+                params=params,
+                headers={
+                    contract.HEADER_AUTHORIZATION: contract.bearer_header(token),
+                    contract.HEADER_ACCEPT: contract.ACCEPT_JSON,
+                },
+            )
+            async with self._exchange(request) as response:
+                await self._read(response)
+            if response.status_code == httpx.codes.OK:
+                return self._parse(ReportList, response, "score-reports call")
+            raise self._data_error(response)
+
+        listing = await self._authorized("score-reports call", attempt)
+        if listing.ssid != ssid:
+            raise EtsError(
+                "The score-report service answered for a different student than asked; "
+                "nothing was saved.",
+                hint="Report this to the CDE/ETS help desk.",
+            )
+        log.debug("SSID %s: %d report(s)", ssid, len(listing.reports))
+        return listing.reports
+
+    async def _authorized(self, what: str, attempt: Callable[[str], Awaitable[T]]) -> T:
+        """Run a data call with the token; on 401 renew the token and try once more."""
+        for _ in range(2):
+            token = await self.get_token()
+            try:
+                return await self._with_retries(what, functools.partial(attempt, token))
+            except _Unauthorized:
+                self._invalidate_token(token)
+        raise AuthenticationError(
+            "ETS refused a freshly issued access token.", hint=_REFUSED_HINT
+        )
+
+    def _data_error(self, response: httpx.Response) -> Exception:
+        status = response.status_code
+        if status == httpx.codes.UNAUTHORIZED:
+            return _Unauthorized()
+        if status in contract.RETRYABLE_STATUSES:
+            return self._status_retry(response, "score-reports call")
+        body = _error_body(response)
+        code = body.error if body else None
+        if status == httpx.codes.BAD_REQUEST:
+            detail = _server_text(body)
+            return BadRequestError(
+                "The score-report service rejected the request"
+                + (f": {detail.rstrip('.')}." if detail else "."),
+                hint="Check the SSID and the test, language and year filters.",
+            )
+        if status == httpx.codes.FORBIDDEN and code == contract.ERR_NOT_ENROLLED:
+            return NotEnrolledError(
+                "This student is not (or no longer) enrolled in this LEA, so ETS does not "
+                "show their reports.",
+                hint="An LEA sees current students, and past years it was the last to enrol.",
+            )
+        if status == httpx.codes.NOT_FOUND and code == contract.ERR_STUDENT_NOT_FOUND:
+            return StudentNotFoundError(
+                "ETS has no record of this SSID.", hint="Check the SSID against CALPADS."
+            )
+        return _unexpected_status(response, "score-reports call")
+
+    # --- Downloads -------------------------------------------------------------------------
+    async def download_report(
+        self,
+        ssid: str,
+        entry: ReportEntry,
+        dest: Path,
+        *,
+        filters: ReportQuery = (None, None, None),
+    ) -> DownloadResult:
+        """Save the PDF of ``entry`` as ``dest`` (owner-only), complete or not at all.
+
+        The body streams into a temp file beside ``dest``, is checked (PDF header and
+        trailer, content type, pikepdf opens it) and only then renamed into place. A body
+        that is cut short or not a PDF is retried like a 5xx. An expired link (403) is
+        replaced by asking the score-reports call again with ``filters`` (``(test,
+        language, year)`` as the entry was listed; ``None`` means all), up to
+        ``max_link_refreshes`` times.
+        """
+        _check_ssid(ssid)
+        if not entry.is_pdf:
+            raise BadInputError(
+                f"This {entry.test} {entry.year} report is {entry.format}, not a PDF; "
+                "only PDF reports are downloaded."
+            )
+        dest = Path(dest)
+        try:
+            ensure_private_dir(dest.parent)
+        except OSError as exc:
+            raise CaasppError(
+                f"Could not create the folder {dest.parent}: {exc.strerror or exc}.",
+                hint="Check the path and its permissions.",
+            ) from exc
+        refreshes = 0
+        while True:
+            self._check_link(entry.url)
+            try:
+                return await self._with_retries(
+                    "download", functools.partial(self._download_once, entry, dest)
+                )
+            except _LinkRefused:
+                if refreshes >= self._max_link_refreshes:
+                    raise LinkExpiredError(
+                        "The download link was refused as expired, even after "
+                        f"{refreshes} fresh link(s).",
+                        hint=_BUSY_HINT,
+                    ) from None
+                refreshes += 1
+                log.debug("download link refused; asking for a fresh one (%d)", refreshes)
+                entry = await self._fresh_entry(ssid, entry, filters)
+
+    async def _fresh_entry(
+        self,
+        ssid: str,
+        entry: ReportEntry,
+        filters: ReportQuery,
+    ) -> ReportEntry:
+        test, language, year = filters
+        reports = await self.list_reports(ssid, test=test, language=language, year=year)
+        for candidate in reports:
+            if candidate.same_report(entry):
+                return candidate
+        raise LinkExpiredError(
+            "The download link expired, and the report is no longer listed for this student.",
+            hint="ETS may have withdrawn it; list the student's reports again.",
+        )
+
+    def _check_link(self, url: str) -> None:
+        if not _is_secure_url(url):
+            raise EtsError(
+                f"The service gave a download link that is not https:// ({_origin(url)}); "
+                "a child's report is never fetched unencrypted.",
+                hint="Report this to the CDE/ETS help desk.",
+            )
+
+    async def _download_once(self, entry: ReportEntry, dest: Path) -> DownloadResult:
+        request = self._http.build_request("GET", entry.url)
+        stream = PdfStream()
+        temp: Path | None = None
+        try:
+            async with self._exchange(request) as response:
+                self._check_download_response(response)
+                fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=dest.parent)
+                temp = Path(name)
+                with os.fdopen(fd, "wb") as handle:
+                    os.chmod(temp, PRIVATE_FILE_MODE)
+                    await self._stream_body(response, stream, handle)
+                    stream.finish()
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            # From here on nothing awaits: a cancellation cannot land between the checks
+            # and the rename, so ``dest`` holds a complete report or nothing.
+            verify_pdf_file(temp)
+            os.replace(temp, dest)
+        except InvalidReportError as exc:
+            _remove(temp)
+            raise _Retry(exc) from exc.__cause__
+        except _GiveUp as give_up:
+            _remove(temp)
+            raise give_up.error from None
+        except OSError as exc:
+            _remove(temp)
+            raise CaasppError(
+                f"Could not save the report as {dest}: {exc.strerror or exc}.",
+                hint="Check the folder exists, is writable and has free space.",
+            ) from exc
+        except BaseException:
+            _remove(temp)
+            raise
+        _fsync_dir(dest.parent)
+        log.debug("saved %d bytes to %s", stream.size, dest)
+        return DownloadResult(path=dest, size=stream.size, sha256=stream.sha256, entry=entry)
+
+    def _check_download_response(self, response: httpx.Response) -> None:
+        status = response.status_code
+        if status in contract.LINK_EXPIRED_STATUSES:
+            raise _LinkRefused()
+        if status in contract.RETRYABLE_STATUSES:
+            raise self._status_retry(response, "download")
+        if status != httpx.codes.OK:
+            raise _unexpected_status(response, "download")
+        content_type = response.headers.get(contract.HEADER_CONTENT_TYPE)
+        if not is_pdf_content_type(content_type):
+            media_type = (content_type or "").split(";", 1)[0].strip()[:60]
+            raise InvalidReportError(f"The download is {media_type}, not a PDF.")
+
+    async def _stream_body(
+        self, response: httpx.Response, stream: PdfStream, handle: BinaryIO
+    ) -> None:
+        try:
+            async for chunk in response.aiter_bytes():
+                if stream.size + len(chunk) > self._max_report_bytes:
+                    raise _GiveUp(
+                        InvalidReportError(
+                            f"The download exceeds {self._max_report_bytes} bytes; an SSR is "
+                            "far smaller."
+                        )
+                    )
+                stream.feed(chunk)
+                handle.write(chunk)
+        except httpx.TimeoutException as exc:
+            raise _Retry(
+                ServiceConnectionError(
+                    f"{_origin(response.request.url)} stopped sending the report.",
+                    hint=_BUSY_HINT,
+                )
+            ) from exc
+        except httpx.RequestError as exc:
+            raise InvalidReportError(
+                f"The download was cut short after {stream.size} bytes ({type(exc).__name__})."
+            ) from exc
+
+    # --- Plumbing --------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def _exchange(self, request: httpx.Request) -> AsyncIterator[httpx.Response]:
+        """Send ``request`` within a connection slot; the body is read by the caller."""
+        async with self._slots:
+            log.debug("%s %s", request.method, redact_url(request.url))
+            try:
+                response = await self._http.send(request, stream=True)
+            except httpx.RequestError as exc:
+                raise _transport_failure(exc, request.url) from exc
+            try:
+                log.debug(
+                    "%s %s -> %d", request.method, redact_url(request.url), response.status_code
+                )
+                yield response
+            finally:
+                await response.aclose()
+
+    async def _read(self, response: httpx.Response) -> None:
+        try:
+            await response.aread()
+        except httpx.RequestError as exc:
+            raise _transport_failure(exc, response.request.url) from exc
+
+    async def _with_retries(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Run ``attempt`` until it succeeds, fails for good, or the attempts run out."""
+        max_attempts = self._retry.max_attempts
+        number = 1
+        while True:
+            try:
+                return await attempt()
+            except _Retry as retry:
+                if number >= max_attempts:
+                    raise retry.error from retry.__cause__
+                delay = self._retry.delay(number, retry.retry_after, self._rand())
+                log.debug(
+                    "%s failed (%s); attempt %d of %d in %.2f s",
+                    what, retry.error.message, number + 1, max_attempts, delay,
+                )
+                if self._on_retry is not None:
+                    self._on_retry(RetryEvent(what, number, max_attempts, delay, retry.error))
+                await self._sleep(delay)
+                number += 1
+
+    def _status_retry(self, response: httpx.Response, what: str) -> _Retry:
+        status = response.status_code
+        retry_after = parse_retry_after(response.headers.get(contract.HEADER_RETRY_AFTER))
+        error: EtsError
+        if status == httpx.codes.TOO_MANY_REQUESTS:
+            error = RateLimitedError(
+                f"The score-report service kept answering the {what} with 429 (too many "
+                "requests).",
+                hint="Fetch fewer reports at once, or try again later.",
+                retry_after=retry_after,
+            )
+        else:
+            error = ServerError(
+                f"The score-report service kept failing the {what} (HTTP {status}).",
+                hint=_BUSY_HINT,
+                status=status,
+            )
+        return _Retry(error, retry_after)
+
+    @staticmethod
+    def _parse(model: type[M], response: httpx.Response, what: str) -> M:
+        # The ValidationError is not chained: its text quotes the input, tokens included.
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError as exc:
+            problem = exc.errors()[0]["type"] if exc.error_count() else "invalid"
+        raise _Retry(
+            ServerError(
+                f"The score-report service answered the {what} with a body that is not the "
+                f"expected JSON ({problem}).",
+                hint="A proxy between you and ETS may be answering instead: " + _BUSY_HINT,
+                status=response.status_code,
+            )
+        )
+
+
+def _remove(path: Path | None) -> None:
+    if path is not None:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _error_body(response: httpx.Response) -> contract.ErrorBody | None:
+    try:
+        return contract.ErrorBody.model_validate_json(response.content)
+    except (ValidationError, httpx.ResponseNotRead):
+        return None
+
+
+def _server_text(body: contract.ErrorBody | None, limit: int = 200) -> str:
+    if body is None:
+        return ""
+    text = " ".join(body.text.split())
+    return "".join(ch for ch in text if ch.isprintable())[:limit]
+
+
+def _unexpected_status(response: httpx.Response, what: str) -> EtsError:
+    body = _error_body(response)
+    code = f" ({body.error[:60]})" if body and body.error != "unknown" else ""
+    return EtsError(
+        f"The score-report service answered the {what} with HTTP "
+        f"{response.status_code}{code}.",
+        hint=_ENDPOINT_HINT,
+    )
+
+
+def _transport_failure(exc: httpx.RequestError, url: httpx.URL) -> Exception:
+    """The error (or retry signal) for a request that got no response."""
+    origin = _origin(url)
+    if isinstance(exc, httpx.ConnectError):
+        reason = _tls_failure_reason(exc)
+        if reason is not None:
+            return TLSError(
+                f"The TLS connection to {origin} failed: {reason}.", hint=_TLS_HINT
+            )
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return BadInputError(f"{origin} is not an address caaspp can reach.", hint=_ENDPOINT_HINT)
+    if isinstance(exc, httpx.TimeoutException):
+        phase = {
+            httpx.ConnectTimeout: "connecting",
+            httpx.ReadTimeout: "waiting for an answer",
+            httpx.WriteTimeout: "sending the request",
+            httpx.PoolTimeout: "waiting for a free connection",
+        }.get(type(exc), "talking to it")
+        return _Retry(
+            ServiceConnectionError(f"{origin} timed out ({phase}).", hint=_BUSY_HINT)
+        )
+    detail = (str(exc) or type(exc).__name__).replace(str(url), redact_url(url))
+    return _Retry(
+        ServiceConnectionError(
+            f"Could not reach {origin}: {detail}.",
+            hint="Check the network connection and the base URL of this profile.",
+        )
+    )
