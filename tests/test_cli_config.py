@@ -1,0 +1,525 @@
+from __future__ import annotations
+
+import json
+import os
+import stat
+import tomllib
+from datetime import date, timedelta
+from pathlib import Path
+
+import keyring
+import pytest
+from keyring.backends import fail
+
+from caaspp_cli import profiles
+from caaspp_cli.cli import config as config_cli
+from caaspp_cli.credentials import SERVICE_NAME, Credentials
+from caaspp_cli.errors import AuthenticationError, ServiceConnectionError
+
+KEY = "ck-7d1f2a9b4c"
+SECRET = "cs-0e3b5a6d8f2c4e1a"
+CRED_ENV = {"CAASPP_CLIENT_KEY": KEY, "CAASPP_CLIENT_SECRET": SECRET}
+BASE = "https://caaspp-aws.ets.org"
+
+
+def _config(config_dir: Path) -> dict[str, object]:
+    return tomllib.loads((config_dir / "config.toml").read_text(encoding="utf-8"))
+
+
+def _add(cli, name: str = "district", *extra: str, env=CRED_ENV, input=None):
+    return cli("config", "add", name, "--base-url", BASE, *extra, env=env, input=input)
+
+
+# --- add -----------------------------------------------------------------------------------
+def test_add_takes_credentials_from_the_environment_into_the_keyring(
+    cli, config_dir: Path, memory_keyring
+) -> None:
+    result = _add(cli, "district", "--school", "0123456", "--school", "6543210")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("Added profile district (default): Client Key and Client "
+                                    "Secret stored in the OS keyring (")
+    assert memory_keyring.entries == {
+        (SERVICE_NAME, "district:client_key"): KEY,
+        (SERVICE_NAME, "district:client_secret"): SECRET,
+    }
+    document = _config(config_dir)
+    assert document["version"] == 1
+    assert document["default"] == "district"
+    table = document["profiles"]["district"]  # type: ignore[index]
+    assert table == {
+        "base_url": BASE,
+        "students_endpoint": "/api/v1/students/",
+        "reports_endpoint": "/score-reports/",
+        "token_endpoint": "/api/v1/token/",
+        "schools": ["0123456", "6543210"],
+        "expires": date.today() + timedelta(days=365),
+        "credentials_source": "keyring",
+    }
+
+
+def test_add_keeps_secrets_out_of_files_and_output_even_with_debug(
+    cli, config_dir: Path, data_dir: Path
+) -> None:
+    results = [
+        cli("--debug", "config", "add", "district", "--base-url", BASE, env=CRED_ENV),
+        cli("--debug", "config", "show", "district", env={}),
+        cli("--debug", "config", "show", "--json", env=CRED_ENV),
+        cli("--debug", "config", "list"),
+        cli("--debug", "config", "rotate", "district", env=CRED_ENV),
+        cli("--debug", "config", "add", "district", "--base-url", BASE, env=CRED_ENV),  # error
+    ]
+    assert [r.exit_code for r in results] == [0, 0, 0, 0, 0, 2]
+    for result in results:
+        assert KEY not in result.output and SECRET not in result.output
+    files = [p for p in config_dir.parent.rglob("*") if p.is_file()]
+    assert config_dir / "config.toml" in files
+    for path in files:
+        content = path.read_bytes()
+        assert KEY.encode() not in content and SECRET.encode() not in content, path
+
+
+def test_add_with_secret_on_stdin_takes_the_key_from_the_environment(
+    cli, memory_keyring
+) -> None:
+    result = _add(
+        cli, "district", "--client-secret-stdin",
+        env={"CAASPP_CLIENT_KEY": KEY}, input=f"{SECRET}\nignored second line\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert memory_keyring.entries[(SERVICE_NAME, "district:client_secret")] == SECRET
+    assert SECRET not in result.output
+
+
+def test_add_with_empty_stdin_is_refused(cli) -> None:
+    result = _add(cli, "district", "--client-secret-stdin", env={"CAASPP_CLIENT_KEY": KEY},
+                  input="\n")
+    assert result.exit_code == 2
+    assert "first line of stdin is empty" in result.stderr
+
+
+def test_add_without_terminal_or_environment_says_how_to_give_credentials(
+    cli, config_dir: Path
+) -> None:
+    result = _add(cli, "district", env={})
+    assert result.exit_code == 4
+    assert result.stderr.splitlines() == [
+        "error: no Client Key given: stdin is not a terminal to ask for it.",
+        "hint: set CAASPP_CLIENT_KEY, or run the command in a terminal to be asked.",
+    ]
+    assert not (config_dir / "config.toml").exists()
+
+
+def test_add_prompts_with_hidden_input_on_a_terminal(
+    cli, monkeypatch: pytest.MonkeyPatch, memory_keyring
+) -> None:
+    monkeypatch.setattr(config_cli, "_stdin_is_terminal", lambda: True)
+    result = _add(cli, "district", env={}, input=f"{KEY}\n{SECRET}\n")
+    assert result.exit_code == 0, result.output
+    assert "Client Key (input hidden)" in result.output
+    assert "Client Secret (input hidden)" in result.output
+    assert KEY not in result.output and SECRET not in result.output
+    assert profiles.activate("district").credentials == Credentials(KEY, SECRET)
+
+
+def test_add_has_no_option_for_the_key_or_secret(cli) -> None:
+    for option in ("--client-key", "--client-secret", "--key", "--secret"):
+        result = _add(cli, "district", option, "value")
+        assert result.exit_code == 2
+        assert "No such option" in result.stderr
+
+
+def test_add_env_credentials_stores_nothing_and_needs_no_keyring(
+    cli, config_dir: Path
+) -> None:
+    keyring.set_keyring(fail.Keyring())
+    result = _add(cli, "server", "--env-credentials", env={})
+    assert result.exit_code == 0, result.output
+    assert "read from CAASPP_CLIENT_KEY and CAASPP_CLIENT_SECRET at run time" in result.stdout
+    assert _config(config_dir)["profiles"]["server"]["credentials_source"] == "env"  # type: ignore[index]
+
+
+def test_add_refuses_plain_http_to_another_host_in_one_line(cli, config_dir: Path) -> None:
+    result = cli("config", "add", "district", "--base-url", "http://caaspp-aws.ets.org",
+                 env=CRED_ENV)
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: the base URL 'http://caaspp-aws.ets.org' uses http://")
+    assert not (config_dir / "config.toml").exists()
+
+
+def test_add_accepts_plain_http_to_this_machine(cli) -> None:
+    result = cli("config", "add", "sandbox", "--base-url", "http://127.0.0.1:8765", env=CRED_ENV)
+    assert result.exit_code == 0, result.output
+
+
+def test_first_profile_becomes_the_default_and_later_ones_do_not(cli, config_dir: Path) -> None:
+    assert _add(cli, "first").exit_code == 0
+    result = _add(cli, "second")
+    assert result.stdout.startswith("Added profile second: ")
+    assert _config(config_dir)["default"] == "first"
+    assert _add(cli, "third", "--default").exit_code == 0
+    assert _config(config_dir)["default"] == "third"
+
+
+@pytest.mark.parametrize("name", ["has space", "a/b", "x" * 65, "-x"])
+def test_add_refuses_unsafe_profile_names(cli, name: str) -> None:
+    result = cli("config", "add", "--base-url", BASE, "--", name, env=CRED_ENV)
+    assert result.exit_code == 2
+    assert "not a valid profile name" in result.stderr
+
+
+def test_add_refuses_a_duplicate_name_and_points_to_rotate(cli, memory_keyring) -> None:
+    assert _add(cli, "district").exit_code == 0
+    result = _add(cli, "district", env={"CAASPP_CLIENT_KEY": "other", "CAASPP_CLIENT_SECRET": "x"})
+    assert result.exit_code == 2
+    assert "error: a profile named 'district' already exists." in result.stderr
+    assert "caaspp config rotate district" in result.stderr
+    assert memory_keyring.entries[(SERVICE_NAME, "district:client_key")] == KEY
+
+
+def test_add_with_expires_stores_that_date_and_refuses_past_ones(cli, config_dir: Path) -> None:
+    assert _add(cli, "district", "--expires", "2031-06-30").exit_code == 0
+    assert _config(config_dir)["profiles"]["district"]["expires"] == date(2031, 6, 30)  # type: ignore[index]
+    result = _add(cli, "old", "--expires", "2020-01-01")
+    assert result.exit_code == 2
+    assert "the expiry date 2020-01-01 is in the past" in result.stderr
+    result = _add(cli, "bad", "--expires", "30/06/2031")
+    assert result.exit_code == 2
+
+
+def test_add_within_14_days_of_expiry_warns_at_once(cli) -> None:
+    soon = (date.today() + timedelta(days=10)).isoformat()
+    result = _add(cli, "district", "--expires", soon)
+    assert result.exit_code == 0
+    assert f"warning: credentials of profile district expire in 10 days ({soon})" in result.stderr
+
+
+def test_add_without_a_keyring_backend_fails_with_exit_4_and_the_hint(
+    cli, config_dir: Path
+) -> None:
+    keyring.set_keyring(fail.Keyring())
+    result = _add(cli, "district")
+    assert result.exit_code == 4
+    lines = result.stderr.splitlines()
+    assert lines[0] == (
+        "error: no usable OS keyring on this machine (keyring.backends.fail.Keyring)."
+    )
+    assert lines[1].startswith("hint: run a Secret Service (gnome-keyring under D-Bus)")
+    assert "PYTHON_KEYRING_BACKEND" in lines[1] and "CAASPP_CLIENT_KEY" in lines[1]
+    assert len(lines) == 2
+    assert not (config_dir / "config.toml").exists()
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX file modes")
+def test_add_creates_owner_only_config_file_and_dir(cli, config_dir: Path) -> None:
+    assert _add(cli).exit_code == 0
+    assert stat.S_IMODE(config_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE((config_dir / "config.toml").stat().st_mode) == 0o600
+
+
+# --- list, show ----------------------------------------------------------------------------
+def test_list_shows_a_table_with_the_default_marked(cli, profile_factory) -> None:
+    profile_factory("north", schools=["0123456"], expires=date(2031, 1, 2))
+    profile_factory("south", credentials_source="env")
+    result = cli("config", "list")
+    assert result.exit_code == 0
+    lines = [line.rstrip() for line in result.stdout.splitlines()]
+    assert lines[0].split() == ["name", "default", "base", "URL", "schools", "expires",
+                                "credentials"]
+    assert lines[1].split() == ["north", "*", "https://caaspp.example.org", "0123456",
+                                "2031-01-02", "keyring"]
+    assert lines[2].split()[:3] == ["south", "https://caaspp.example.org", "-"]
+    assert lines[2].split()[-1] == "env"
+
+
+def test_list_json_and_empty_list(cli, profile_factory) -> None:
+    empty = cli("config", "list")
+    assert empty.exit_code == 0 and empty.stdout == ""
+    assert "No profiles yet" in empty.stderr
+    profile_factory("north")
+    data = json.loads(cli("config", "list", "--json").stdout)
+    assert [(p["name"], p["default"], p["credentials_source"]) for p in data] == [
+        ("north", True, "keyring")
+    ]
+
+
+def test_show_hides_the_key_and_secret_and_says_whether_present(
+    cli, profile_factory, memory_keyring
+) -> None:
+    profile_factory("district", client_key=KEY, client_secret=SECRET)
+    result = cli("config", "show", "district")
+    assert result.exit_code == 0
+    assert "client key          <hidden> (in the keyring)" in result.stdout
+    assert "client secret       <hidden> (in the keyring)" in result.stdout
+    assert "token URL           https://caaspp.example.org/api/v1/token/" in result.stdout
+    assert KEY not in result.output and SECRET not in result.output
+
+    del memory_keyring.entries[(SERVICE_NAME, "district:client_secret")]
+    result = cli("config", "show")  # the default profile
+    assert "client secret       missing from the keyring" in result.stdout
+
+    data = json.loads(cli("config", "show", "--json", env=CRED_ENV).stdout)
+    assert data["client_key"] == {"value": "<hidden>", "present": True, "origin": "env"}
+
+
+def test_show_with_an_unavailable_keyring_still_shows_the_profile(cli, profile_factory) -> None:
+    profile_factory("district")
+    keyring.set_keyring(fail.Keyring())
+    result = cli("config", "show", "district")
+    assert result.exit_code == 0
+    assert "client key          unknown (the keyring is unavailable)" in result.stdout
+    assert "warning: no usable OS keyring" in result.stderr
+
+
+def test_show_follows_the_global_profile_option(cli, profile_factory) -> None:
+    profile_factory("north")
+    profile_factory("south")
+    result = cli("--profile", "south", "config", "show")
+    assert "name                south" in result.stdout
+    result = cli("config", "show", env={"CAASPP_PROFILE": "south"})
+    assert "name                south" in result.stdout
+
+
+def test_unknown_profile_lists_the_known_names(cli, profile_factory) -> None:
+    profile_factory("north")
+    result = cli("config", "show", "east")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "error: no profile named 'east'.",
+        "hint: known profiles: north.",
+    ]
+
+
+def test_no_profile_at_all_says_to_run_config_add(cli) -> None:
+    result = cli("config", "show")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "error: no profile configured.",
+        "hint: run `caaspp config add NAME --base-url URL` to add one.",
+    ]
+
+
+def test_corrupt_config_file_is_exit_2_in_one_line(cli, config_dir: Path) -> None:
+    config_dir.mkdir()
+    (config_dir / "config.toml").write_text("[profiles.district\nbase_url = 1\n")
+    for args in (("config", "list"), ("config", "show", "district"), ("config", "add", "x",
+                                                                       "--base-url", BASE)):
+        result = cli(*args, env=CRED_ENV)
+        assert result.exit_code == 2
+        error, hint = result.stderr.splitlines()
+        assert error.startswith(f"error: {config_dir / 'config.toml'} is not valid TOML (")
+        assert hint.startswith("hint: fix the file by hand")
+        assert "Traceback" not in result.output
+
+
+# --- expiry through the commands ----------------------------------------------------------
+def test_commands_warn_within_14_days_of_expiry(cli, profile_factory, monkeypatch) -> None:
+    soon = date.today() + timedelta(days=7)
+    profile_factory("district", expires=soon)
+
+    async def accept(profile, credentials):
+        from caaspp_cli.ets.client import TokenInfo
+
+        return TokenInfo(token_type="Bearer", expires_in=3600)
+
+    monkeypatch.setattr(profiles, "check_connection", accept)
+    result = cli("config", "test")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith(
+        f"warning: credentials of profile district expire in 7 days ({soon.isoformat()}): "
+        "generate new ones in TOMS, then run `caaspp config rotate district`"
+    )
+
+
+def test_commands_refuse_expired_credentials_with_the_rotate_hint(
+    cli, profile_factory
+) -> None:
+    past = date.today() - timedelta(days=2)
+    profile_factory("district", expires=past)
+    result = cli("config", "test", "district")
+    assert result.exit_code == 4
+    assert result.stderr.splitlines()[0] == (
+        f"error: the credentials of profile 'district' expired on {past.isoformat()}."
+    )
+    assert "caaspp config rotate district" in result.stderr
+    listed = cli("config", "list")
+    assert f"{past.isoformat()} (expired)" in listed.stdout
+
+
+# --- test ----------------------------------------------------------------------------------
+def test_config_test_reports_a_token(cli, profile_factory, monkeypatch) -> None:
+    profile_factory("district", client_key=KEY, client_secret=SECRET)
+    seen = []
+
+    async def accept(profile, credentials):
+        from caaspp_cli.ets.client import TokenInfo
+
+        seen.append((profile.name, credentials))
+        return TokenInfo(token_type="Bearer", expires_in=3600)
+
+    monkeypatch.setattr(profiles, "check_connection", accept)
+    result = cli("config", "test", "district")
+    assert result.exit_code == 0
+    assert result.stdout == (
+        "Profile district: https://caaspp.example.org/api/v1/token/ issued a Bearer token "
+        "valid for 3600 s; the Client Key and Client Secret work.\n"
+    )
+    assert seen == [("district", Credentials(KEY, SECRET))]
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (AuthenticationError("ETS refused the Client Key and Client Secret.", hint="rotate"), 4),
+        (ServiceConnectionError("could not connect to caaspp.example.org.", hint="network"), 3),
+    ],
+)
+def test_config_test_says_exactly_why_not(cli, profile_factory, monkeypatch, error, code) -> None:
+    profile_factory("district")
+
+    async def refuse(profile, credentials):
+        raise error
+
+    monkeypatch.setattr(profiles, "check_connection", refuse)
+    result = cli("config", "test", "district")
+    assert result.exit_code == code
+    assert result.stderr.splitlines() == [f"error: {error.message}", f"hint: {error.hint}"]
+
+
+def test_config_test_against_a_real_token_endpoint(cli, profile_factory) -> None:
+    httpx = pytest.importorskip("httpx")
+    respx = pytest.importorskip("respx")
+    profile_factory("district", client_key=KEY, client_secret=SECRET)
+    with respx.mock(assert_all_called=True) as mock:
+        route = mock.post("https://caaspp.example.org/api/v1/token/").mock(
+            return_value=httpx.Response(
+                200, json={"access_token": "tok", "token_type": "Bearer", "expires_in": 600}
+            )
+        )
+        result = cli("config", "test", "district")
+    assert result.exit_code == 0, result.output
+    assert "issued a Bearer token valid for 600 s" in result.stdout
+    from caaspp_cli.ets.contract import basic_auth_header
+
+    assert route.calls.last.request.headers["Authorization"] == basic_auth_header(KEY, SECRET)
+
+
+def test_config_test_with_env_override_and_no_keyring(cli, profile_factory, monkeypatch) -> None:
+    profile_factory("district")
+    keyring.set_keyring(fail.Keyring())
+    seen = []
+
+    async def accept(profile, credentials):
+        from caaspp_cli.ets.client import TokenInfo
+
+        seen.append(credentials)
+        return TokenInfo(token_type="Bearer", expires_in=1)
+
+    monkeypatch.setattr(profiles, "check_connection", accept)
+    assert cli("config", "test", env=CRED_ENV).exit_code == 0
+    assert seen == [Credentials(KEY, SECRET)]
+    result = cli("config", "test")
+    assert result.exit_code == 4
+    assert "no usable OS keyring" in result.stderr
+
+
+# --- rotate --------------------------------------------------------------------------------
+def test_rotate_replaces_the_keyring_entries_and_resets_expiry(
+    cli, profile_factory, memory_keyring, config_dir: Path
+) -> None:
+    profile_factory("district", expires=date.today() + timedelta(days=3))
+    result = cli("config", "rotate", "district", env=CRED_ENV)
+    assert result.exit_code == 0, result.output
+    assert memory_keyring.entries[(SERVICE_NAME, "district:client_key")] == KEY
+    assert memory_keyring.entries[(SERVICE_NAME, "district:client_secret")] == SECRET
+    expires = _config(config_dir)["profiles"]["district"]["expires"]  # type: ignore[index]
+    assert expires == date.today() + timedelta(days=365)
+    assert "warning" not in result.stderr
+
+    result = cli("config", "rotate", "district", "--expires", "2030-05-06",
+                 "--client-secret-stdin", env={"CAASPP_CLIENT_KEY": "k2"}, input="s2\n")
+    assert result.exit_code == 0, result.output
+    assert memory_keyring.entries[(SERVICE_NAME, "district:client_secret")] == "s2"
+    assert _config(config_dir)["profiles"]["district"]["expires"] == date(2030, 5, 6)  # type: ignore[index]
+
+
+def test_rotate_an_env_profile_only_resets_the_expiry(cli, profile_factory, memory_keyring):
+    profile_factory("server", credentials_source="env")
+    result = cli("config", "rotate", "server", "--expires", "2030-01-01", env={})
+    assert result.exit_code == 0, result.output
+    assert "put the new ones in the environment of your jobs" in result.stdout
+    assert memory_keyring.entries == {}
+
+
+def test_rotate_unknown_profile_is_refused_before_asking(cli) -> None:
+    result = cli("config", "rotate", "nobody", env={})
+    assert result.exit_code == 2
+    assert "no profile named 'nobody'" in result.stderr
+
+
+# --- remove --------------------------------------------------------------------------------
+def test_remove_with_yes_deletes_profile_and_keyring_entries(
+    cli, profile_factory, memory_keyring, config_dir: Path
+) -> None:
+    profile_factory("north")
+    profile_factory("south")
+    result = cli("config", "remove", "north", "--yes")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "Removed profile north.\n"
+    assert "Default profile now: south" in result.stderr
+    assert all(not user.startswith("north:") for _, user in memory_keyring.entries)
+    assert _config(config_dir)["default"] == "south"
+    result = cli("config", "remove", "south", "-y")
+    assert "No default profile now." in result.stderr
+    assert memory_keyring.entries == {}
+    assert "default" not in _config(config_dir)
+
+
+def test_remove_asks_and_a_no_keeps_the_profile(cli, profile_factory, memory_keyring) -> None:
+    profile_factory("district")
+    result = cli("config", "remove", "district", input="n\n")
+    assert result.exit_code == 0
+    assert "Remove profile district and its Client Key and Client Secret" in result.output
+    assert "Kept profile district." in result.stderr
+    assert profiles.load_store().names() == ["district"]
+    assert len(memory_keyring.entries) == 2
+
+    result = cli("config", "remove", "district", input="y\n")
+    assert result.exit_code == 0
+    assert profiles.load_store().names() == []
+
+
+def test_remove_without_an_answer_keeps_the_profile(cli, profile_factory) -> None:
+    profile_factory("district")
+    result = cli("config", "remove", "district")
+    assert result.exit_code == 2
+    assert "not removed: no confirmation was given" in result.stderr
+    assert "--yes" in result.stderr
+    assert profiles.load_store().names() == ["district"]
+
+
+def test_remove_with_a_broken_keyring_warns_how_to_clean_up(cli, profile_factory) -> None:
+    profile_factory("district")
+    keyring.set_keyring(fail.Keyring())
+    result = cli("config", "remove", "district", "--yes")
+    assert result.exit_code == 0
+    assert "warning: its keyring entries were not removed" in result.stderr
+    assert "'district:client_key'" in result.stderr
+
+
+# --- default -------------------------------------------------------------------------------
+def test_default_sets_the_default_profile(cli, profile_factory, config_dir: Path) -> None:
+    profile_factory("north")
+    profile_factory("south")
+    result = cli("config", "default", "south")
+    assert result.exit_code == 0
+    assert result.stdout == "Default profile: south\n"
+    assert _config(config_dir)["default"] == "south"
+    assert cli("config", "default", "west").exit_code == 2
+
+
+def test_every_config_command_has_help(cli) -> None:
+    for command in ("add", "list", "show", "test", "rotate", "remove", "default"):
+        result = cli("config", command, "--help")
+        assert result.exit_code == 0, command
+        assert "Usage: caaspp config " + command in result.stdout
