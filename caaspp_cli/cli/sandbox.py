@@ -1,0 +1,109 @@
+"""`caaspp sandbox`: a local ETS-compatible server with synthetic students."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from caaspp_cli.cli import render
+from caaspp_cli.errors import BadInputError
+
+
+def sandbox(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port; 0 picks a free one.")] = 0,
+    students: Annotated[
+        int, typer.Option(min=1, max=1_000_000, help="Number of synthetic students.")
+    ] = 200,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic world.")] = 2026,
+    latency_ms: Annotated[
+        float, typer.Option(min=0, max=60_000, help="Delay added to every request, in ms.")
+    ] = 0.0,
+    fault_rate: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0,
+            help="Share of data and download requests that fail (5xx, cut-short PDFs, "
+            "HTML with status 200).",
+        ),
+    ] = 0.0,
+    rate_limit: Annotated[
+        float | None,
+        typer.Option(min=0.001, help="Requests per second; more are answered 429."),
+    ] = None,
+    token_ttl: Annotated[
+        int, typer.Option(min=1, help="Access token lifetime, in seconds.")
+    ] = 3600,
+    link_ttl: Annotated[
+        int, typer.Option(min=1, help="Download link lifetime, in seconds.")
+    ] = 1800,
+    revoke_every: Annotated[
+        int | None, typer.Option(min=1, help="Revoke the current token every N data requests.")
+    ] = None,
+    roster_out: Annotated[
+        Path | None,
+        typer.Option(help="Write a roster CSV of the sandbox's students to this file."),
+    ] = None,
+) -> None:
+    """Run a local ETS-compatible score-report server until Ctrl-C.
+
+    The first line printed is the base URL; then the demo credentials and example SSIDs.
+    """
+    from caaspp_cli.fsutil import write_private_text
+    from caaspp_cli.sandbox.app import SandboxConfig, SandboxState
+    from caaspp_cli.sandbox.fonts import fonts_available
+    from caaspp_cli.sandbox.server import base_url_of, bind_socket, serve_foreground
+
+    try:
+        config = SandboxConfig(
+            students=students, seed=seed, latency_ms=latency_ms, fault_rate=fault_rate,
+            rate_limit=rate_limit, token_ttl=token_ttl, link_ttl=link_ttl,
+            revoke_every=revoke_every,
+        )
+    except ValueError as exc:
+        raise BadInputError(f"{exc}.") from None
+    sock = bind_socket(host, port)
+    state = SandboxState(config)
+    if roster_out is not None:
+        write_private_text(roster_out, roster_csv(state.world.roster_rows()))
+
+    base_url = base_url_of(sock)
+    out = sys.stdout
+    print(base_url, file=out)
+    print(f"client key:    {config.client_key}", file=out)
+    print(f"client secret: {config.client_secret}", file=out)
+    for case, ssid in state.world.examples().items():
+        print(f"example {case + ':':<14} {ssid}", file=out)
+    out.flush()
+
+    missing = [name for name, found in fonts_available().items() if not found]
+    if missing:
+        render.warning(
+            "no font at hand for " + ", ".join(missing) + ": those reports are served with "
+            'English text and a notice. Install the fonts with: pip install "caaspp[fonts]"'
+        )
+    if roster_out is not None:
+        render.info(f"roster of {len(state.world.roster_rows())} rows written to {roster_out}")
+    render.info(
+        f"sandbox: {students} students, seed {seed}, listening on {base_url} "
+        "(press Ctrl-C to stop)"
+    )
+    serve_foreground(state, sock)
+    render.info("sandbox stopped.")
+
+
+def roster_csv(rows: list[dict[str, str]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["SSID"])
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sandbox")(sandbox)
