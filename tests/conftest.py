@@ -160,3 +160,25 @@ def profile_factory() -> ProfileFactory:
         return profile
 
     return make
+
+
+# --- The sandbox as a real server -------------------------------------------------------
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[Any]:
+    """One well-behaved sandbox server on a free loopback port, shared by the session."""
+    from caaspp_cli.sandbox.app import SandboxConfig
+    from caaspp_cli.sandbox.server import SandboxServer
+
+    with SandboxServer(SandboxConfig(students=60, seed=11)) as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox_profile(sandbox: Any, profile_factory: ProfileFactory) -> Any:
+    """A default profile pointing at the shared sandbox, with its demo credentials."""
+    from caaspp_cli.sandbox.app import DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET
+
+    return profile_factory(
+        "sandbox", base_url=sandbox.base_url, client_key=DEMO_CLIENT_KEY,
+        client_secret=DEMO_CLIENT_SECRET, make_default=True,
+    )

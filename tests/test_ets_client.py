@@ -145,7 +145,7 @@ def entry_json(url: str = LINK, **overrides: Any) -> dict[str, Any]:
         "language": "en",
         "format": "pdf",
         "url": url,
-        "expires_at": "2024-11-22T08:00:00Z",
+        "expires_at": "2099-11-22T08:00:00Z",
     }
     entry.update(overrides)
     return entry
@@ -1111,6 +1111,27 @@ def test_link_refused_after_every_refresh_raises_link_expired(
     assert list_route.call_count == 2
     assert link_route.call_count == 3
     assert folder_names(tmp_path) == []
+
+
+def test_link_past_its_expiry_after_a_backoff_is_refreshed_before_the_retry(
+    router: respx.Router, fake: FakeTime, pdf_bytes: bytes, tmp_path: Path
+) -> None:
+    mock_token(router)
+    old_route = router.get(LINK).respond(503)
+    list_route = router.get(REPORTS_URL).respond(
+        200, json=listing_json(entry_json(FRESH_LINK))
+    )
+    fresh_route = router.get(FRESH_LINK).mock(return_value=pdf_response(pdf_bytes))
+    stale = entry(expires_at="2000-01-01T00:00:00Z")
+
+    result = run(router, fake, lambda ets: ets.download_report(SSID, stale, tmp_path / "r.pdf"))
+
+    # One failed attempt on the old link, then a fresh link instead of a certain 403.
+    assert old_route.call_count == 1
+    assert list_route.call_count == 1
+    assert fresh_route.call_count == 1
+    assert result.entry.url == FRESH_LINK
+    assert len(fake.sleeps) == 1
 
 
 def test_expired_link_of_a_report_no_longer_listed_raises_link_expired(

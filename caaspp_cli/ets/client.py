@@ -17,7 +17,9 @@ import asyncio
 import contextlib
 import functools
 import ipaddress
+import itertools
 import logging
+import math
 import os
 import random
 import ssl
@@ -74,6 +76,7 @@ DEFAULT_MAX_CONNECTIONS = 8
 DEFAULT_MAX_REPORT_BYTES = 64 * 1024 * 1024
 # Expired links are refreshed this many times per download before giving up.
 DEFAULT_MAX_LINK_REFRESHES = 3
+CONNECTIONS_PER_POOL = 8
 # A token is renewed this long before it expires (or at 90% of a shorter lifetime).
 TOKEN_REFRESH_MARGIN = 60.0
 
@@ -388,17 +391,24 @@ class EtsClient:
         # Callers beyond the pool wait here rather than in the pool, where they would
         # run into its timeout.
         self._slots = asyncio.Semaphore(max_connections)
-        self._http = httpx.AsyncClient(
-            timeout=timeout,
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            headers={
-                contract.HEADER_USER_AGENT: contract.user_agent(__version__, httpx.__version__)
-            },
-            transport=transport,
-            follow_redirects=False,
-        )
+        # One httpx pool slows down past 8-16 connections (its connection scan grows with
+        # the square of their number): spread wider concurrency over several pools.
+        pools = max(1, math.ceil(max_connections / CONNECTIONS_PER_POOL))
+        per_pool = math.ceil(max_connections / pools)
+        self._pools = [
+            httpx.AsyncClient(
+                timeout=timeout,
+                limits=httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool),
+                headers={
+                    contract.HEADER_USER_AGENT: contract.user_agent(__version__, httpx.__version__)
+                },
+                transport=transport,
+                follow_redirects=False,
+            )
+            for _ in range(pools)
+        ]
+        self._http = self._pools[0]
+        self._next_pool = itertools.cycle(self._pools)
 
     async def __aenter__(self) -> EtsClient:
         return self
@@ -412,7 +422,8 @@ class EtsClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for pool in self._pools:
+            await pool.aclose()
 
     # --- Token -----------------------------------------------------------------------------
     async def get_token(self) -> str:
@@ -602,23 +613,34 @@ class EtsClient:
                 f"Could not create the folder {dest.parent}: {exc.strerror or exc}.",
                 hint="Check the path and its permissions.",
             ) from exc
-        refreshes = 0
+        current = entry
+        attempts = 0
+
+        async def attempt() -> DownloadResult:
+            # After a backoff the link may have run out: ask for a fresh one first rather
+            # than spend an attempt on a certain 403.
+            nonlocal current, attempts
+            attempts += 1
+            if attempts > 1 and _link_expired(current):
+                current = await self._fresh_entry(ssid, current, filters)
+            self._check_link(current.url)
+            return await self._download_once(current, dest)
+
+        refusals = 0
         while True:
-            self._check_link(entry.url)
             try:
-                return await self._with_retries(
-                    "download", functools.partial(self._download_once, entry, dest)
-                )
+                return await self._with_retries("download", attempt)
             except _LinkRefused:
-                if refreshes >= self._max_link_refreshes:
+                if refusals >= self._max_link_refreshes:
                     raise LinkExpiredError(
                         "The download link was refused as expired, even after "
-                        f"{refreshes} fresh link(s).",
+                        f"{refusals} fresh link(s).",
                         hint=_BUSY_HINT,
                     ) from None
-                refreshes += 1
-                log.debug("download link refused; asking for a fresh one (%d)", refreshes)
-                entry = await self._fresh_entry(ssid, entry, filters)
+                refusals += 1
+                attempts = 0
+                log.debug("download link refused; asking for a fresh one (%d)", refusals)
+                current = await self._fresh_entry(ssid, current, filters)
 
     async def _fresh_entry(
         self,
@@ -728,7 +750,7 @@ class EtsClient:
         async with self._slots:
             log.debug("%s %s", request.method, redact_url(request.url))
             try:
-                response = await self._http.send(request, stream=True)
+                response = await next(self._next_pool).send(request, stream=True)
             except httpx.RequestError as exc:
                 raise _transport_failure(exc, request.url) from exc
             try:
@@ -799,6 +821,16 @@ class EtsClient:
                 status=response.status_code,
             )
         )
+
+
+def _link_expired(entry: ReportEntry) -> bool:
+    """True once the link's announced expiry has passed (unknown expiry: never)."""
+    if entry.expires_at is None:
+        return False
+    expires_at = entry.expires_at
+    if expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=UTC)
+    return datetime.now(UTC) >= expires_at
 
 
 def _remove(path: Path | None) -> None:

@@ -89,3 +89,17 @@ def verify_pdf_file(path: Path) -> int:
     if pages == 0:
         raise InvalidReportError("The downloaded PDF has no pages.")
     return pages
+
+
+def inspect_pdf_file(path: Path) -> tuple[int, str]:
+    """(size, sha256) of a complete, readable PDF already on disk.
+
+    Raises InvalidReportError if it is not one, OSError if it cannot be read.
+    """
+    stream = PdfStream()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 16), b""):
+            stream.feed(chunk)
+    stream.finish()
+    verify_pdf_file(path)
+    return stream.size, stream.sha256

@@ -1,0 +1,116 @@
+"""`caaspp fetch`: one student's score reports."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from caaspp_cli.cli import render
+from caaspp_cli.cli.app import state
+from caaspp_cli.errors import ExitCode
+
+
+def fetch(
+    ssid: Annotated[str, typer.Option("--ssid", help="The student's 10-digit SSID.")],
+    test: Annotated[
+        str | None, typer.Option(help="Test code: CAASPP, CAST, ELPAC, CAAS, ... (default: all).")
+    ] = None,
+    language: Annotated[
+        str | None,
+        typer.Option(help="Language code or name: en, es/Spanish, vi, fil, ko, zh-Hant, ar."),
+    ] = None,
+    year: Annotated[
+        int | None, typer.Option(help="Spring year of the administration, e.g. 2025.")
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for the PDFs.", file_okay=False)
+    ] = Path("."),
+    list_only: Annotated[
+        bool, typer.Option("--list", help="Only list the reports and their links.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Download again even if the file is already there.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+) -> int:
+    """Fetch one student's score reports; each PDF is saved as
+    {ssid}_{test}_{year}_{language}.pdf."""
+    from caaspp_cli.connect import connect
+    from caaspp_cli.fetch import ReportFilters, check_ssid, fetch_student
+
+    ssid = check_ssid(ssid)
+    filters = ReportFilters.parse(test, language, year)
+    profile, client = connect(state.profile, warn=render.warning)
+
+    async def run() -> Any:
+        async with client:
+            return await fetch_student(
+                client, ssid, filters, out, profile=profile.name, list_only=list_only, force=force
+            )
+
+    result = asyncio.run(run())
+    if as_json:
+        render.print_json(
+            {
+                "ssid": result.ssid,
+                "profile": profile.name,
+                "reports": [
+                    {
+                        "test": r.entry.test,
+                        "year": r.entry.year,
+                        "grade": r.entry.grade,
+                        "language": r.entry.language,
+                        "format": r.entry.format,
+                        "outcome": r.outcome,
+                        "file": str(r.path) if r.path else None,
+                        "bytes": r.size,
+                        "sha256": r.sha256,
+                        "link_expires_at": r.entry.expires_at,
+                        **({"url": r.entry.url} if list_only else {}),
+                        **({"detail": r.detail} if r.detail else {}),
+                    }
+                    for r in result.reports
+                ],
+            }
+        )
+    else:
+        _print_table(result, list_only)
+    if result.failed:
+        render.error(
+            f"{len(result.failed)} of {len(result.reports)} reports could not be saved.",
+            "run the same command again: saved reports are kept and only the others are tried.",
+        )
+        return ExitCode.FAILED
+    return ExitCode.OK
+
+
+def _print_table(result: Any, list_only: bool) -> None:
+    table = Table(title=f"Score reports of {result.ssid}", title_justify="left")
+    for column in ("Test", "Year", "Grade", "Language", "Format", "Link valid until"):
+        table.add_column(column)
+    table.add_column("Link" if list_only else "Saved as", overflow="fold")
+    for report in result.reports:
+        entry = report.entry
+        until = entry.expires_at.strftime("%Y-%m-%d %H:%M UTC") if entry.expires_at else ""
+        if list_only:
+            last = entry.url
+        elif report.outcome in ("saved", "already_saved"):
+            already = report.outcome == "already_saved"
+            last = str(report.path) + (" (already there)" if already else "")
+        else:
+            last = f"{report.outcome.replace('_', ' ')}: {report.detail}"
+        table.add_row(
+            entry.test, str(entry.year), entry.grade or "", entry.language, entry.format,
+            until, last,
+        )
+    render.stdout.print(table)
+    if list_only:
+        render.warning("links are valid for a limited time (30 minutes in production).")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("fetch")(fetch)

@@ -1,0 +1,22 @@
+"""From a profile name to a ready ETS client: what every command that talks to ETS does first."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from caaspp_cli.ets.client import EtsClient
+from caaspp_cli.profiles import Profile, activate
+
+
+def connect(
+    name: str | None, *, warn: Callable[[str], None], **client_options: Any
+) -> tuple[Profile, EtsClient]:
+    """Resolve the profile, check its expiry (warning through ``warn``), load its credentials,
+    and open a client. Raises ConfigError or CredentialsError with a hint."""
+    active = activate(name)
+    if active.expiry_warning:
+        warn(active.expiry_warning)
+    return active.profile, EtsClient(
+        active.profile.endpoints(), active.credentials, **client_options
+    )

@@ -1,0 +1,190 @@
+"""Fetching one student's score reports: list them, then save each PDF.
+
+The library half of `caaspp fetch`. It talks to ETS only through ``EtsClient`` and knows
+nothing of the terminal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from caaspp_cli import audit
+from caaspp_cli.errors import (
+    BadInputError,
+    CaasppError,
+    InvalidReportError,
+    NoReportsError,
+    NotEnrolledError,
+    StudentNotFoundError,
+)
+from caaspp_cli.ets import contract
+from caaspp_cli.ets.client import EtsClient
+from caaspp_cli.ets.contract import ReportEntry
+from caaspp_cli.ets.pdfcheck import inspect_pdf_file
+
+Outcome = Literal["saved", "already_saved", "listed", "html_skipped", "failed"]
+
+
+@dataclass(frozen=True)
+class ReportFilters:
+    """The three optional filters of the score-reports call; None means all."""
+
+    test: str | None = None
+    language: str | None = None
+    year: int | None = None
+
+    @classmethod
+    def parse(cls, test: str | None, language: str | None, year: int | None) -> ReportFilters:
+        """Check filters as typed by a person; raise BadInputError naming the bad one."""
+        test_code = None
+        if test is not None:
+            test_code = contract.normalize_test(test)
+            if test_code is None:
+                raise BadInputError(
+                    f"unknown test {test!r}.",
+                    hint="use one of: " + ", ".join(contract.TEST_CODES) + ".",
+                )
+        language_code = None
+        if language is not None:
+            language_code = contract.normalize_language(language)
+            if language_code is None:
+                names = ", ".join(f"{c} ({n})" for c, n in contract.LANGUAGES.items())
+                raise BadInputError(f"unknown language {language!r}.", hint=f"use one of: {names}.")
+        if year is not None and not 2000 <= year <= 2100:
+            raise BadInputError(
+                f"year {year} is not a school year.",
+                hint="give the spring year of the administration, e.g. 2025 for 2024-25.",
+            )
+        return cls(test_code, language_code, year)
+
+
+def check_ssid(ssid: str) -> str:
+    value = ssid.strip()
+    if not contract.is_valid_ssid(value):
+        raise BadInputError(
+            f"{ssid!r} is not an SSID: a Statewide Student Identifier is exactly 10 digits.",
+            hint="check for a lost leading zero or an Excel number format.",
+        )
+    return value
+
+
+def report_filename(ssid: str, entry: ReportEntry) -> str:
+    """`{ssid}_{test}_{year}_{language}.pdf`, the name TOMS users expect."""
+    return f"{ssid}_{entry.test}_{entry.year}_{entry.language}.pdf"
+
+
+@dataclass
+class FetchedReport:
+    entry: ReportEntry
+    outcome: Outcome
+    path: Path | None = None
+    size: int | None = None
+    sha256: str | None = None
+    detail: str = ""
+
+
+@dataclass
+class FetchResult:
+    ssid: str
+    reports: list[FetchedReport] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[FetchedReport]:
+        return [r for r in self.reports if r.outcome == "failed"]
+
+
+def _valid_existing(path: Path) -> tuple[int, str] | None:
+    """(size, sha256) of a complete PDF already at ``path``, else None."""
+    try:
+        return inspect_pdf_file(path)
+    except (OSError, InvalidReportError):
+        return None
+
+
+async def fetch_student(
+    client: EtsClient,
+    ssid: str,
+    filters: ReportFilters,
+    out_dir: Path,
+    *,
+    profile: str,
+    list_only: bool = False,
+    force: bool = False,
+    on_saved: Callable[[FetchedReport], None] | None = None,
+) -> FetchResult:
+    """List a student's reports and save each PDF into ``out_dir``.
+
+    Raises StudentNotFoundError, NotEnrolledError or NoReportsError when there is nothing
+    to fetch. A report that fails after retries is recorded as ``failed``; the others are
+    still saved.
+    """
+    ssid = check_ssid(ssid)
+    try:
+        entries = await client.list_reports(
+            ssid, test=filters.test, language=filters.language, year=filters.year
+        )
+    except StudentNotFoundError:
+        audit.record(profile, ssid, "student_not_found")
+        raise StudentNotFoundError(
+            f"ETS has no record of SSID {ssid}.",
+            hint="check the SSID in CALPADS; a student without an SSID has no report.",
+        ) from None
+    except NotEnrolledError:
+        audit.record(profile, ssid, "not_enrolled")
+        raise NotEnrolledError(
+            f"the student {ssid} is not enrolled in this LEA, so its reports are not visible.",
+            hint="an LEA sees current students and past years where it was the last "
+            "enrolling LEA; check the profile (--profile) for charters and county offices.",
+        ) from None
+    except CaasppError as exc:
+        audit.record(profile, ssid, "failed", type(exc).__name__)
+        raise
+    if not entries:
+        audit.record(profile, ssid, "no_reports")
+        raise NoReportsError(
+            f"the student {ssid} has no score report{_describe(filters)}.",
+            hint="try without filters to see every available test, language and year."
+            if filters != ReportFilters() else None,
+        )
+    audit.record(profile, ssid, "listed", f"{len(entries)} reports")
+    result = FetchResult(ssid)
+    if list_only:
+        result.reports = [FetchedReport(entry, "listed") for entry in entries]
+        return result
+
+    async def save(entry: ReportEntry) -> FetchedReport:
+        if not entry.is_pdf:
+            return FetchedReport(entry, "html_skipped", detail="HTML report: open the link")
+        dest = out_dir / report_filename(ssid, entry)
+        if not force and (existing := _valid_existing(dest)) is not None:
+            return FetchedReport(entry, "already_saved", dest, *existing)
+        try:
+            saved = await client.download_report(ssid, entry, dest, filters=(
+                filters.test, filters.language, filters.year,
+            ))
+        except CaasppError as exc:
+            audit.record(profile, ssid, "download_failed", type(exc).__name__)
+            return FetchedReport(entry, "failed", detail=exc.message)
+        audit.record(profile, ssid, "downloaded", f"{entry.test} {entry.year} {entry.language}")
+        report = FetchedReport(entry, "saved", saved.path, saved.size, saved.sha256)
+        if on_saved is not None:
+            on_saved(report)
+        return report
+
+    result.reports = list(await asyncio.gather(*(save(e) for e in entries)))
+    return result
+
+
+def _describe(filters: ReportFilters) -> str:
+    parts = []
+    if filters.test:
+        parts.append(filters.test)
+    if filters.year:
+        parts.append(str(filters.year))
+    if filters.language:
+        parts.append(f"in {contract.LANGUAGES[filters.language]}")
+    return (" for " + " ".join(parts)) if parts else ""
