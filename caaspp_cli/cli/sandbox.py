@@ -49,6 +49,13 @@ def sandbox(
         Path | None,
         typer.Option(help="Write a roster CSV of the sandbox's students to this file."),
     ] = None,
+    render_cache: Annotated[
+        Path | None,
+        typer.Option(
+            file_okay=False,
+            help="Keep rendered reports in this folder, so restarts serve them at once.",
+        ),
+    ] = None,
 ) -> None:
     """Run a local ETS-compatible score-report server until Ctrl-C.
 
@@ -63,7 +70,7 @@ def sandbox(
         config = SandboxConfig(
             students=students, seed=seed, latency_ms=latency_ms, fault_rate=fault_rate,
             rate_limit=rate_limit, token_ttl=token_ttl, link_ttl=link_ttl,
-            revoke_every=revoke_every,
+            revoke_every=revoke_every, render_cache_dir=render_cache,
         )
     except ValueError as exc:
         raise BadInputError(f"{exc}.") from None

@@ -9,6 +9,7 @@ the ground truth.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import functools
 import hashlib
@@ -22,6 +23,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -31,6 +33,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from caaspp_cli.ets import contract
+from caaspp_cli.fsutil import write_private_bytes
 from caaspp_cli.sandbox.render import render_report_html, render_report_pdf
 from caaspp_cli.sandbox.world import SandboxReport, SandboxStudent, World
 
@@ -61,6 +64,9 @@ class SandboxConfig:
     reports_endpoint: str = contract.DEFAULT_REPORTS_ENDPOINT
     token_endpoint: str = contract.DEFAULT_TOKEN_ENDPOINT
     render_cache_size: int = 256
+    # A folder keeping rendered reports across restarts (reports are deterministic for a
+    # seed, and their IDs carry it): benchmarks and demos then serve without rendering.
+    render_cache_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if self.students < 1:
@@ -165,9 +171,18 @@ class SandboxState:
         if found is None:
             raise KeyError(report_id)
         student, report = found
+        cached = None
+        if self.config.render_cache_dir is not None:
+            cached = self.config.render_cache_dir / f"{report_id}.{report.format}"
+            with contextlib.suppress(OSError):
+                return cached.read_bytes()
         if report.format == contract.FORMAT_HTML:
-            return render_report_html(self.world, student, report).encode("utf-8")
-        return render_report_pdf(self.world, student, report)
+            body = render_report_html(self.world, student, report).encode("utf-8")
+        else:
+            body = render_report_pdf(self.world, student, report)
+        if cached is not None:
+            write_private_bytes(cached, body)
+        return body
 
     def body(self, report_id: str) -> bytes:
         return self._rendered(report_id)
