@@ -1,0 +1,558 @@
+"""A whole roster's score reports: one PDF per student and report, resumable, never twice.
+
+The pipeline: the roster streams through a bounded queue to ``concurrency`` workers; each
+worker takes one student at a time (list the reports, then download each PDF) through the
+ETS client of the profile that serves the student's school. Every answer and every saved
+file is committed to the ledger in the output folder as it completes, so an interrupted
+run, however it ends, resumes where it stopped. At the end ``manifest.csv`` gives one row
+per roster row and report, with the reason where there is no report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import io
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from caaspp_cli.errors import (
+    AuthenticationError,
+    BadInputError,
+    CaasppError,
+    ConfigError,
+    CredentialsError,
+    InvalidReportError,
+    NotEnrolledError,
+    StudentNotFoundError,
+)
+from caaspp_cli.ets.client import EtsClient
+from caaspp_cli.ets.contract import ReportEntry
+from caaspp_cli.ets.pdfcheck import inspect_pdf_file
+from caaspp_cli.fetch import ReportFilters
+from caaspp_cli.fsutil import ensure_private_dir, is_temp_name, write_private_bytes
+from caaspp_cli.layout import DEFAULT_LAYOUT, REPORT_FIELDS, ROSTER_FIELDS, Layout, column_key
+from caaspp_cli.ledger import Ledger, ReportRecord
+from caaspp_cli.profiles import Profile, ProfileStore, activate, load_store
+from caaspp_cli.roster import Roster, RosterRow, neutralize_cell
+
+MANIFEST_NAME: Final = "manifest.csv"
+MANIFEST_COLUMNS: Final = ("ssid", "status", "test", "year", "language", "file", "detail", "line")
+
+# Manifest statuses.
+DOWNLOADED: Final = "downloaded"
+ALREADY_DOWNLOADED: Final = "already_downloaded"
+NO_REPORTS: Final = "no_reports"
+STUDENT_NOT_FOUND: Final = "student_not_found"
+NOT_ENROLLED: Final = "not_enrolled"
+INVALID_SSID: Final = "invalid_ssid"
+DUPLICATE: Final = "duplicate"
+NO_PROFILE: Final = "no_profile"
+FAILED: Final = "failed"
+STATUSES: Final = (
+    DOWNLOADED, ALREADY_DOWNLOADED, NO_REPORTS, STUDENT_NOT_FOUND, NOT_ENROLLED,
+    INVALID_SSID, DUPLICATE, NO_PROFILE, FAILED,
+)
+# Answers ETS gave about a student that a re-run does not ask again.
+FINAL_ANSWERS: Final = frozenset({NO_REPORTS, STUDENT_NOT_FOUND, NOT_ENROLLED})
+LISTED: Final = "listed"
+HTML: Final = "html"
+
+
+@dataclass(frozen=True)
+class BulkOptions:
+    out_dir: Path
+    filters: ReportFilters = field(default_factory=ReportFilters)
+    concurrency: int = 8
+    layout: str = DEFAULT_LAYOUT
+    profile: str | None = None  # forces one profile for every row
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.concurrency <= 64:
+            raise BadInputError("--concurrency must be between 1 and 64.")
+
+
+@dataclass
+class BulkProgress:
+    """What the run has done so far; handed to the progress callback after each student."""
+
+    students_total: int = 0
+    students_done: int = 0
+    reports_saved: int = 0
+    reports_already: int = 0
+    failures: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def rate(self) -> float:
+        """Students per second."""
+        return self.students_done / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        remaining = self.students_total - self.students_done
+        return remaining / self.rate if self.rate > 0 else None
+
+
+@dataclass
+class BulkSummary:
+    statuses: Counter[str]
+    rows: int
+    students_to_ask: int
+    reports_saved: int
+    reports_already: int
+    elapsed: float
+    manifest: Path | None
+    interrupted: bool = False
+    by_profile: dict[str, int] = field(default_factory=dict)
+    dry_run: bool = False
+
+    @property
+    def failed(self) -> int:
+        return self.statuses[FAILED]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "students_to_ask": self.students_to_ask,
+            "statuses": {status: self.statuses[status] for status in STATUSES},
+            "reports_saved": self.reports_saved,
+            "reports_already_downloaded": self.reports_already,
+            "elapsed_seconds": round(self.elapsed, 3),
+            "manifest": str(self.manifest) if self.manifest else None,
+            "interrupted": self.interrupted,
+            "dry_run": self.dry_run,
+            "by_profile": self.by_profile,
+        }
+
+
+# --- Which profile serves which row -------------------------------------------------------
+class ProfileRouter:
+    """Each roster row goes through the profile that serves its school.
+
+    ``--profile`` forces one for every row. Otherwise, where profiles name schools, a row
+    goes to the profile naming its school code, and a row whose school no profile serves
+    is reported, not guessed; where no profile names schools, the default serves all.
+    """
+
+    def __init__(self, store: ProfileStore, forced: str | None) -> None:
+        self.forced = store.resolve(forced) if forced else None
+        self.by_school: dict[str, Profile] = {}
+        for profile in store.profiles.values():
+            for school in profile.schools:
+                other = self.by_school.get(school)
+                if other is not None and other.name != profile.name:
+                    raise ConfigError(
+                        f"school {school} is served by two profiles, {other.name} and "
+                        f"{profile.name}.",
+                        hint="remove it from one of them, or choose one with --profile.",
+                    )
+                self.by_school[school] = profile
+        self.default = None
+        if self.forced is None and not self.by_school:
+            self.default = store.resolve(None)
+
+    def profiles(self) -> list[Profile]:
+        """Every profile a row may be sent through."""
+        if self.forced is not None:
+            return [self.forced]
+        if self.default is not None:
+            return [self.default]
+        return list(self.by_school.values())
+
+    def profile_for(self, row: RosterRow) -> Profile | None:
+        if self.forced is not None:
+            return self.forced
+        if self.default is not None:
+            return self.default
+        code = row.school_code.strip()
+        return self.by_school.get(code) or self.by_school.get(code[-7:]) if code else None
+
+    def describe_miss(self, row: RosterRow) -> str:
+        if not row.school_code:
+            return "no school code in the roster, and profiles are chosen by school"
+        return f"no profile serves school {row.school_code}"
+
+
+# --- The run ------------------------------------------------------------------------------
+def _query_key(filters: ReportFilters) -> str:
+    return "|".join("" if v is None else str(v) for v in (filters.test, filters.language,
+                                                          filters.year))
+
+
+def _layout_for(roster: Roster, template: str) -> Layout:
+    available = {*REPORT_FIELDS, *ROSTER_FIELDS, *(column_key(h) for h in roster.headers if h)}
+    available.discard("")
+    return Layout(template, available)
+
+
+def _layout_values(row: RosterRow, entry: ReportEntry) -> dict[str, object]:
+    values: dict[str, object] = {column_key(k): v for k, v in row.fields.items() if k}
+    values.update(
+        first_name=row.first_name,
+        last_name=row.last_name,
+        name=row.display_name,
+        school=row.school_name or row.school_code,
+        school_code=row.school_code,
+        school_name=row.school_name,
+        ssid=row.ssid,
+        test=entry.test,
+        year=entry.year,
+        language=entry.language,
+        grade=entry.grade or row.grade,
+        format=entry.format,
+    )
+    return values
+
+
+def sweep_temp_files(folder: Path) -> int:
+    """Remove the temp files an earlier run left when it was killed; return how many."""
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            if is_temp_name(name):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(root, name))
+                    removed += 1
+    return removed
+
+
+class BulkRun:
+    """One run of ``caaspp bulk`` over a roster into a folder."""
+
+    def __init__(
+        self,
+        roster: Roster,
+        options: BulkOptions,
+        *,
+        on_progress: Callable[[BulkProgress], None] | None = None,
+        on_warning: Callable[[str], None] | None = None,
+        client_factory: Callable[[Profile], EtsClient] | None = None,
+    ) -> None:
+        self.roster = roster
+        self.options = options
+        self.layout = _layout_for(roster, options.layout)
+        self.query = _query_key(options.filters)
+        self.on_progress = on_progress or (lambda progress: None)
+        self.on_warning = on_warning or (lambda message: None)
+        self._client_factory = client_factory or self._open_client
+        self._clients: dict[str, EtsClient] = {}
+        self.progress = BulkProgress()
+        self._router: ProfileRouter | None = None
+
+    # -- profiles and clients ---------------------------------------------------------------
+    def router(self) -> ProfileRouter:
+        if self._router is None:
+            self._router = ProfileRouter(load_store(), self.options.profile)
+        return self._router
+
+    def _open_client(self, profile: Profile) -> EtsClient:
+        active = activate(profile.name)
+        if active.expiry_warning:
+            self.on_warning(active.expiry_warning)
+        return EtsClient(
+            active.profile.endpoints(), active.credentials,
+            max_connections=self.options.concurrency,
+        )
+
+    def client(self, profile: Profile) -> EtsClient:
+        client = self._clients.get(profile.name)
+        if client is None:
+            client = self._clients[profile.name] = self._client_factory(profile)
+        return client
+
+    # -- planning ---------------------------------------------------------------------------
+    def plan(self) -> Iterator[tuple[RosterRow, Profile | None]]:
+        """Every roster row with the profile that serves it (None: no profile, or a bad row)."""
+        router = self.router()
+        for row in self.roster:
+            yield row, (router.profile_for(row) if row.ok else None)
+
+    def dry_run(self) -> BulkSummary:
+        """Read and check the roster; say what would be asked. Touches nothing."""
+        started = time.monotonic()
+        statuses: Counter[str] = Counter()
+        by_profile: Counter[str] = Counter()
+        rows = 0
+        for row, profile in self.plan():
+            rows += 1
+            if row.problem is not None:
+                statuses[str(row.problem)] += 1
+            elif profile is None:
+                statuses[NO_PROFILE] += 1
+            else:
+                by_profile[profile.name] += 1
+        return BulkSummary(
+            statuses=statuses, rows=rows, students_to_ask=sum(by_profile.values()),
+            reports_saved=0, reports_already=0, elapsed=time.monotonic() - started,
+            manifest=None, by_profile=dict(by_profile), dry_run=True,
+        )
+
+    async def run(self) -> BulkSummary:
+        """Fetch every report of the roster; returns the summary (also when interrupted)."""
+        out = self.options.out_dir
+        ensure_private_dir(out)
+        removed = sweep_temp_files(out)
+        if removed:
+            self.on_warning(f"removed {removed} unfinished download(s) left by an earlier run.")
+        self.progress = BulkProgress(students_total=self.roster.row_count)
+        self._open_clients()
+        interrupted = False
+        fatal: CaasppError | None = None
+        with Ledger.in_folder(out) as ledger:
+            run_id = ledger.start_run()
+            try:
+                await self._work(ledger, run_id)
+            except asyncio.CancelledError:
+                interrupted = True
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
+            except (AuthenticationError, CredentialsError) as exc:
+                fatal = exc
+            finally:
+                for client in self._clients.values():
+                    with contextlib.suppress(Exception):
+                        await client.aclose()
+            manifest, statuses = self._write_manifest(ledger, run_id)
+            ledger.finish_run(run_id, "interrupted" if interrupted else "finished")
+        if fatal is not None:
+            raise fatal
+        return BulkSummary(
+            statuses=statuses,
+            rows=self.roster.row_count,
+            students_to_ask=self.progress.students_total,
+            reports_saved=self.progress.reports_saved,
+            reports_already=self.progress.reports_already,
+            elapsed=self.progress.elapsed,
+            manifest=manifest,
+            interrupted=interrupted,
+        )
+
+    def _open_clients(self) -> None:
+        """Check every profile the run may use before the first request: an expired or
+        missing credential stops the run at once, not after half the roster."""
+        router = self.router()
+        for profile in {p.name: p for p in router.profiles()}.values():
+            self.client(profile)
+
+    async def _work(self, ledger: Ledger, run_id: int) -> None:
+        queue: asyncio.Queue[tuple[RosterRow, Profile] | None] = asyncio.Queue(
+            maxsize=self.options.concurrency * 4
+        )
+        fatal: list[BaseException] = []
+
+        async def produce() -> None:
+            for row, profile in self.plan():
+                if profile is None or not row.ok:
+                    self._student_done()
+                    continue
+                await queue.put((row, profile))
+            for _ in range(self.options.concurrency):
+                await queue.put(None)
+
+        async def work() -> None:
+            while (item := await queue.get()) is not None:
+                if fatal:
+                    continue
+                row, profile = item
+                try:
+                    await self._student(ledger, run_id, row, profile)
+                except (AuthenticationError, CredentialsError) as exc:
+                    fatal.append(exc)
+                self._student_done()
+
+        producer = asyncio.create_task(produce())
+        workers = [asyncio.create_task(work()) for _ in range(self.options.concurrency)]
+        loop = asyncio.get_running_loop()
+        current = asyncio.current_task()
+        stop_on_term = current is not None and _add_sigterm(loop, current)
+        try:
+            await asyncio.gather(producer, *workers)
+        except BaseException:
+            for task in (producer, *workers):
+                task.cancel()
+            await asyncio.gather(producer, *workers, return_exceptions=True)
+            raise
+        finally:
+            if stop_on_term:
+                loop.remove_signal_handler(signal.SIGTERM)
+        if fatal:
+            raise fatal[0]
+
+    def _student_done(self) -> None:
+        self.progress.students_done += 1
+        self.on_progress(self.progress)
+
+    async def _student(
+        self, ledger: Ledger, run_id: int, row: RosterRow, profile: Profile
+    ) -> None:
+        ssid = row.ssid
+        assert ssid is not None
+        known = ledger.student(ssid, self.query)
+        if known is not None and known.status in FINAL_ANSWERS:
+            return
+        if known is not None and known.status == LISTED:
+            records = ledger.reports(ssid, self.query)
+            if records and all(self._still_good(r) for r in records):
+                self.progress.reports_already += sum(r.status == DOWNLOADED for r in records)
+                return
+        client = self.client(profile)
+        filters = self.options.filters
+        try:
+            entries = await client.list_reports(
+                ssid, test=filters.test, language=filters.language, year=filters.year
+            )
+        except StudentNotFoundError:
+            ledger.record_student(ssid, self.query, STUDENT_NOT_FOUND, "", profile.name)
+            return
+        except NotEnrolledError:
+            ledger.record_student(ssid, self.query, NOT_ENROLLED, "", profile.name)
+            return
+        except (AuthenticationError, CredentialsError):
+            raise
+        except CaasppError as exc:
+            ledger.record_student(ssid, self.query, FAILED, exc.message, profile.name)
+            self.progress.failures += 1
+            return
+        if not any(e.is_pdf for e in entries):
+            detail = "only HTML reports" if entries else ""
+            ledger.record_student(ssid, self.query, NO_REPORTS, detail, profile.name)
+            return
+        previous = {(r.test, r.year, r.language, r.format): r for r in ledger.reports(
+            ssid, self.query)}
+        query = (filters.test, filters.language, filters.year)
+        for entry in entries:
+            key = (entry.test, entry.year, entry.language, entry.format.lower())
+            if not entry.is_pdf:
+                ledger.record_report(self.query, ReportRecord(
+                    ssid, entry.test, entry.year, entry.language, entry.format.lower(), HTML,
+                    "", None, None, "HTML report, not downloaded", run_id,
+                ))
+                continue
+            relative = self.layout.relative_path(_layout_values(row, entry))
+            dest = self.options.out_dir / relative
+            old = previous.get(key)
+            if old is not None and old.status == DOWNLOADED and self._still_good(old):
+                self.progress.reports_already += 1
+                continue
+            adopted = _adopt(dest)
+            if adopted is not None:
+                # Saved by an earlier run that was killed before it could tell the ledger.
+                ledger.record_report(self.query, ReportRecord(
+                    ssid, entry.test, entry.year, entry.language, "pdf", DOWNLOADED,
+                    relative.as_posix(), adopted[0], adopted[1], "", 0,
+                ))
+                self.progress.reports_already += 1
+                continue
+            try:
+                saved = await client.download_report(ssid, entry, dest, filters=query)
+            except (AuthenticationError, CredentialsError):
+                raise
+            except CaasppError as exc:
+                ledger.record_report(self.query, ReportRecord(
+                    ssid, entry.test, entry.year, entry.language, "pdf", FAILED,
+                    relative.as_posix(), None, None, exc.message, run_id,
+                ))
+                self.progress.failures += 1
+                continue
+            ledger.record_report(self.query, ReportRecord(
+                ssid, entry.test, entry.year, entry.language, "pdf", DOWNLOADED,
+                relative.as_posix(), saved.size, saved.sha256, "", run_id,
+            ))
+            self.progress.reports_saved += 1
+        # Only now is the student's list of reports complete in the ledger: a run killed
+        # before this line lists the student again and adopts what was already saved.
+        ledger.record_student(ssid, self.query, LISTED, "", profile.name)
+
+    def _still_good(self, record: ReportRecord) -> bool:
+        """A ledger row is done when its file is there with the recorded checksum."""
+        if record.status == HTML:
+            return True
+        if record.status != DOWNLOADED:
+            return False
+        path = self.options.out_dir / record.file
+        try:
+            if path.stat().st_size != record.size:
+                return False
+            size, digest = inspect_pdf_file(path)
+        except (OSError, InvalidReportError):
+            return False
+        return size == record.size and digest == record.sha256
+
+    # -- the manifest -----------------------------------------------------------------------
+    def _write_manifest(self, ledger: Ledger, run_id: int) -> tuple[Path, Counter[str]]:
+        statuses: Counter[str] = Counter()
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow(MANIFEST_COLUMNS)
+        router = self.router()
+        for row in self.roster:
+            for cells in self._manifest_rows(ledger, run_id, row, router):
+                statuses[cells[1]] += 1
+                writer.writerow([neutralize_cell(str(c)) for c in cells])
+        manifest = self.options.out_dir / MANIFEST_NAME
+        # UTF-8 with a BOM: Excel then shows accented names correctly.
+        write_private_bytes(manifest, buffer.getvalue().encode("utf-8-sig"))
+        return manifest, statuses
+
+    def _manifest_rows(
+        self, ledger: Ledger, run_id: int, row: RosterRow, router: ProfileRouter
+    ) -> Iterator[tuple[Any, ...]]:
+        line = row.line
+        if row.problem is not None:
+            yield (row.raw_ssid, str(row.problem), "", "", "", "", row.detail, line)
+            return
+        ssid = row.ssid
+        assert ssid is not None
+        if router.profile_for(row) is None:
+            yield (ssid, NO_PROFILE, "", "", "", "", router.describe_miss(row), line)
+            return
+        student = ledger.student(ssid, self.query)
+        if student is None:
+            yield (ssid, FAILED, "", "", "", "", "not reached: the run was interrupted", line)
+            return
+        if student.status != LISTED:
+            yield (ssid, student.status, "", "", "", "", student.detail, line)
+            return
+        for record in ledger.reports(ssid, self.query):
+            if record.status == HTML:
+                continue
+            if record.status == DOWNLOADED:
+                status = DOWNLOADED if record.run == run_id else ALREADY_DOWNLOADED
+            else:
+                status = FAILED
+            yield (ssid, status, record.test, record.year, record.language, record.file,
+                   record.detail, line)
+
+
+def _adopt(dest: Path) -> tuple[int, str] | None:
+    """(size, sha256) of a complete PDF already at ``dest``, else None."""
+    if not dest.exists():
+        return None
+    try:
+        return inspect_pdf_file(dest)
+    except (OSError, InvalidReportError):
+        return None
+
+
+def _add_sigterm(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> bool:
+    """Make SIGTERM stop the run as Ctrl-C does (unattended jobs get stopped that way)."""
+    try:
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    except (NotImplementedError, RuntimeError, ValueError):  # Windows, or not main thread
+        return False
+    return True
