@@ -680,7 +680,8 @@ class EtsClient:
                     await self._stream_body(response, stream, handle)
                     stream.finish()
                     handle.flush()
-                    os.fsync(handle.fileno())
+                    # Off the event loop: a disk flush must not stall every other transfer.
+                    await asyncio.to_thread(os.fsync, handle.fileno())
             # From here on nothing awaits: a cancellation cannot land between the checks
             # and the rename, so ``dest`` holds a complete report or nothing.
             verify_pdf_file(temp)
@@ -700,7 +701,7 @@ class EtsClient:
         except BaseException:
             _remove(temp)
             raise
-        _fsync_dir(dest.parent)
+        await asyncio.to_thread(_fsync_dir, dest.parent)
         log.debug("saved %d bytes to %s", stream.size, dest)
         return DownloadResult(path=dest, size=stream.size, sha256=stream.sha256, entry=entry)
 

@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""caaspp end to end on the local sandbox: `python3 examples/demo.py`.
+
+Installs caaspp into `.venv` beside the project (creating it if needed, also where Debian's
+Python lacks ensurepip), starts the sandbox on a free loopback port, adds a connection
+profile for it, fetches one student's score reports (English and Spanish), then the
+reports of every student in `examples/roster.csv`, and protects them with a password per
+student. Everything goes under `demo-output/`, with its own config folder, so your real
+profiles and keyring are never touched; the sandbox is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+OUT = ROOT / "demo-output"
+
+
+def say(message: str) -> None:
+    print(f"\n==> {message}", flush=True)
+
+
+def venv_bin(name: str) -> Path:
+    if os.name == "nt":
+        return VENV / "Scripts" / f"{name}.exe"
+    return VENV / "bin" / name
+
+
+def install() -> None:
+    python = venv_bin("python")
+    if not python.exists():
+        say(f"creating {VENV}")
+        try:
+            venv.EnvBuilder(with_pip=True).create(VENV)
+        except subprocess.CalledProcessError:
+            shutil.rmtree(VENV, ignore_errors=True)
+            venv.EnvBuilder(with_pip=False).create(VENV)
+    say("installing caaspp")
+    probe = subprocess.run([python, "-m", "pip", "--version"], capture_output=True)
+    has_pip = probe.returncode == 0
+    pip = [python, "-m", "pip"] if has_pip else [sys.executable, "-m", "pip", "--python", python]
+    subprocess.run(
+        [*pip, "install", "--quiet", "--disable-pip-version-check", "-e", str(ROOT)], check=True
+    )
+
+
+def caaspp(*args: str, env: dict[str, str]) -> None:
+    command = [str(venv_bin("caaspp")), *args]
+    print("$ caaspp " + " ".join(args), flush=True)
+    subprocess.run(command, check=True, env=env)
+
+
+def main() -> int:
+    install()
+    if OUT.exists():
+        shutil.rmtree(OUT)
+    OUT.mkdir(mode=0o700)
+    env = dict(os.environ)
+    env.update(
+        CAASPP_CONFIG_DIR=str(OUT / "config"),
+        CAASPP_DATA_DIR=str(OUT / "data"),
+        PYTHONUNBUFFERED="1",
+    )
+    env.pop("CAASPP_PROFILE", None)
+
+    say("starting the sandbox (a local ETS-compatible server with synthetic students)")
+    sandbox = subprocess.Popen(
+        [str(venv_bin("caaspp")), "sandbox", "--port", "0",
+         "--roster-out", str(OUT / "roster.csv")],
+        stdout=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        assert sandbox.stdout is not None
+        base_url = sandbox.stdout.readline().strip()
+        key = sandbox.stdout.readline().split(":", 1)[1].strip()
+        secret = sandbox.stdout.readline().split(":", 1)[1].strip()
+        examples: dict[str, str] = {}
+        while len(examples) < 12:
+            line = sandbox.stdout.readline()
+            if not line.startswith("example "):
+                break
+            case, ssid = line[len("example "):].split(":", 1)
+            examples[case.strip()] = ssid.strip()
+        print(f"sandbox at {base_url}", flush=True)
+
+        # Demo credentials come from the environment, as for an unattended job: nothing is
+        # stored in this machine's keyring.
+        env.update(CAASPP_CLIENT_KEY=key, CAASPP_CLIENT_SECRET=secret)
+        say("adding a connection profile for the sandbox")
+        caaspp("config", "add", "sandbox", "--base-url", base_url, "--env-credentials", env=env)
+        caaspp("config", "test", "sandbox", env=env)
+
+        say("fetching one student's score reports, in English and Spanish")
+        caaspp("fetch", "--ssid", examples["spanish"], "--out", str(OUT / "student"), env=env)
+
+        say("fetching the 2025 reports of a whole roster (with rows Excel damaged)")
+        caaspp("bulk", str(ROOT / "examples" / "roster.csv"), "--out", str(OUT / "reports"),
+               "--year", "2025", env=env)
+    finally:
+        sandbox.terminate()
+        sandbox.wait(timeout=15)
+
+    say("protecting every report with a password per student; the passwords go apart")
+    caaspp("protect", str(OUT / "reports"), "--out", str(OUT / "protected"),
+           "--passwords", str(OUT / "private" / "passwords.csv"),
+           "--roster", str(ROOT / "examples" / "roster.csv"), env=env)
+
+    student = sorted((OUT / "student").glob("*.pdf"))
+    protected = sorted((OUT / "protected").glob("*.pdf"))
+    say("done")
+    print(f"  {len(student)} report(s) of one student in {(OUT / 'student').relative_to(ROOT)}")
+    for path in student:
+        print(f"    {path.name}  ({path.stat().st_size // 1024} KB)")
+    print(f"  manifest of the roster:  {(OUT / 'reports' / 'manifest.csv').relative_to(ROOT)}")
+    print(f"  {len(protected)} protected report(s) in {(OUT / 'protected').relative_to(ROOT)}")
+    sheet = (OUT / "private" / "passwords.csv").relative_to(ROOT)
+    print(f"  their passwords (keep apart): {sheet}")
+    return 0 if student and protected else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
