@@ -1,0 +1,165 @@
+"""`caaspp protect`: password-protect score reports, one password per family."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from caaspp_cli.cli import render
+from caaspp_cli.errors import ExitCode
+
+if TYPE_CHECKING:
+    from caaspp_cli.protect import ProtectProgress, ProtectSummary
+
+_LISTED_PROBLEMS = 50
+
+
+def protect(
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="INPUT...",
+            help="PDF files, or folders of them (a `caaspp bulk` output folder works as is).",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="Folder for the protected copies (same names; created owner-only).",
+            file_okay=False, show_default=False,
+        ),
+    ],
+    passwords: Annotated[
+        Path,
+        typer.Option(
+            "--passwords",
+            help="CSV of the passwords (owner-only), outside --out: the passwords travel "
+            "apart from the files. An existing one is added to, and its passwords kept.",
+            dir_okay=False, show_default=False,
+        ),
+    ],
+    roster: Annotated[
+        Path | None,
+        typer.Option(
+            "--roster", help="Roster CSV: names and emails for the password file.",
+            dir_okay=False,
+        ),
+    ] = None,
+    password_column: Annotated[
+        str | None,
+        typer.Option(
+            "--password-column",
+            help="Take each student's password from this roster column "
+            "(8 to 32 characters) instead of generating one.",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Processes to use (default: the number of cores)."),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON (it holds no password).")
+    ] = False,
+) -> int:
+    """Encrypt each report (AES-256) with its student's password, and list the passwords.
+
+    One password per family, for all of its child's reports: send it apart from the files.
+    Running the same command again protects only what is missing, with the same passwords.
+    """
+    from caaspp_cli.protect import protect_reports
+
+    with _progress() as on_progress:
+        summary = protect_reports(
+            inputs, out, passwords, roster=roster, password_column=password_column,
+            workers=workers, on_progress=on_progress,
+        )
+    if as_json:
+        render.print_json(_as_json(summary))
+    else:
+        _print_summary(summary)
+    failed = summary.failed
+    if failed:
+        render.error(
+            f"{len(failed)} of {len(summary.files)} files could not be protected.",
+            "the reasons are listed above; fix them and run the same command again: "
+            "protected files are kept, and each student keeps their password.",
+        )
+        return ExitCode.FAILED
+    return ExitCode.OK
+
+
+@contextlib.contextmanager
+def _progress() -> Iterator[Callable[[ProtectProgress], None] | None]:
+    """A progress bar on stderr when it is a terminal; nothing otherwise."""
+    if not render.stderr.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    progress = Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+        TimeRemainingColumn(), console=render.stderr, transient=True,
+    )
+    task = progress.add_task("Protecting", total=None)
+
+    def update(event: ProtectProgress) -> None:
+        progress.update(task, total=event.total, completed=event.done)
+
+    with progress:
+        yield update
+
+
+def _as_json(summary: ProtectSummary) -> dict[str, Any]:
+    return {
+        "out": str(summary.out_dir),
+        "passwords_file": str(summary.password_file),
+        "students": summary.students,
+        "new_passwords": summary.new_passwords,
+        "counts": summary.counts(),
+        "files": [
+            {
+                "input": str(result.source),
+                "output": result.output,
+                "ssid": result.ssid,
+                "outcome": result.outcome.value,
+                **({"detail": result.detail} if result.detail else {}),
+            }
+            for result in summary.files
+        ],
+    }
+
+
+def _print_summary(summary: ProtectSummary) -> None:
+    counts = summary.counts()
+    table = Table(title=f"Protected reports in {summary.out_dir}", title_justify="left")
+    table.add_column("Outcome")
+    table.add_column("Files", justify="right")
+    for outcome, count in counts.items():
+        if count:
+            table.add_row(outcome.replace("_", " "), str(count))
+    render.stdout.print(table)
+    problems = summary.failed
+    if problems:
+        listing = Table(title="Not protected", title_justify="left")
+        listing.add_column("Input", overflow="fold")
+        listing.add_column("Outcome")
+        listing.add_column("Reason", overflow="fold")
+        for result in problems[:_LISTED_PROBLEMS]:
+            listing.add_row(str(result.source), result.outcome.value, result.detail)
+        render.stdout.print(listing)
+        if len(problems) > _LISTED_PROBLEMS:
+            render.stdout.print(f"... and {len(problems) - _LISTED_PROBLEMS} more (see --json).")
+    render.stdout.print(
+        f"Passwords of {summary.students} students ({summary.new_passwords} new) are in "
+        f"{summary.password_file}. Send each family its password apart from its reports."
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("protect")(protect)

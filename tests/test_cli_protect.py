@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+
+from caaspp_cli.protect import verify_protected_pdf
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Sandbox score reports of two students with two reports each."""
+    from caaspp_cli.sandbox.render import render_report_pdf
+    from caaspp_cli.sandbox.world import World
+
+    folder = tmp_path_factory.mktemp("corpus")
+    world = World.build(30)
+    students = [
+        s for s in world.students.values() if sum(r.format == "pdf" for r in s.reports) >= 2
+    ][:2]
+    for student in students:
+        for report in [r for r in student.reports if r.format == "pdf"][:2]:
+            name = f"{student.ssid}_{report.test}_{report.year}_{report.language}.pdf"
+            (folder / name).write_bytes(render_report_pdf(world, student, report))
+    return folder
+
+
+@pytest.fixture
+def reports(corpus: Path, tmp_path: Path) -> Path:
+    folder = tmp_path / "reports"
+    shutil.copytree(corpus, folder)
+    return folder
+
+
+def _rows(sheet: Path) -> list[dict[str, str]]:
+    with sheet.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _assert_no_password_in(text: str, sheet: Path) -> None:
+    for row in _rows(sheet):
+        assert row["password"] not in text
+        for word in row["password"].split("-"):
+            assert f"-{word}-" not in text
+
+
+def test_protect_prints_a_summary_and_no_password(cli, reports: Path, tmp_path: Path) -> None:
+    out, sheet = tmp_path / "out", tmp_path / "passwords.csv"
+    result = cli("protect", str(reports), "--out", str(out), "--passwords", str(sheet))
+    assert result.exit_code == 0, result.output
+    assert "protected" in result.stdout
+    assert "Passwords of 2 students (2 new)" in result.stdout
+    assert result.stderr == ""
+    _assert_no_password_in(result.output, sheet)
+    assert stat.S_IMODE(sheet.stat().st_mode) == 0o600
+    for row in _rows(sheet):
+        verify_protected_pdf(out / row["file"], row["password"])
+
+
+def test_protect_json_summary_holds_no_password(cli, reports: Path, tmp_path: Path) -> None:
+    out, sheet = tmp_path / "out", tmp_path / "passwords.csv"
+    result = cli(
+        "protect", str(reports), "--out", str(out), "--passwords", str(sheet), "--json",
+        "--workers", "2",
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["counts"] == {
+        "protected": 4, "already_protected": 0, "skipped": 0, "failed": 0,
+    }
+    assert summary["students"] == 2
+    assert {f["outcome"] for f in summary["files"]} == {"protected"}
+    assert all("password" not in key for f in summary["files"] for key in f)
+    _assert_no_password_in(result.output, sheet)
+
+    again = cli("protect", str(reports), "--out", str(out), "--passwords", str(sheet), "--json")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["counts"]["already_protected"] == 4
+    assert json.loads(again.stdout)["new_passwords"] == 0
+
+
+def test_a_password_file_inside_out_is_refused_and_nothing_written(
+    cli, reports: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    result = cli("protect", str(reports), "--out", str(out), "--passwords", str(out / "pw.csv"))
+    assert result.exit_code == 2
+    assert "error: the password file" in result.stderr
+    assert "is inside the output folder" in result.stderr
+    assert "passwords travel separately" in result.stderr
+    assert not out.exists()
+
+
+def test_a_password_file_inside_an_input_folder_is_refused(
+    cli, reports: Path, tmp_path: Path
+) -> None:
+    result = cli(
+        "protect", str(reports), "--out", str(tmp_path / "out"),
+        "--passwords", str(reports / "pw.csv"),
+    )
+    assert result.exit_code == 2
+    assert "inside the input folder" in result.stderr
+    assert not (reports / "pw.csv").exists()
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_inputs_are_listed_with_their_reason_and_exit_3(
+    cli, reports: Path, tmp_path: Path
+) -> None:
+    data = sorted(reports.glob("*.pdf"))[0].read_bytes()
+    (reports / "notes.pdf").write_text("not a report", encoding="utf-8")
+    (reports / "cut.pdf").write_bytes(data[: len(data) // 3])
+    out, sheet = tmp_path / "out", tmp_path / "passwords.csv"
+    result = cli("protect", str(reports), "--out", str(out), "--passwords", str(sheet), "--json")
+    assert result.exit_code == 3
+    files = {Path(f["input"]).name: f for f in json.loads(result.stdout)["files"]}
+    assert files["notes.pdf"]["outcome"] == "skipped"
+    assert files["notes.pdf"]["detail"] == "not a PDF"
+    assert files["cut.pdf"]["detail"].startswith("damaged PDF")
+    assert "error: 2 of 6 files could not be protected." in result.stderr
+    assert len(list(out.glob("*.pdf"))) == 4
+
+    table = cli("protect", str(reports), "--out", str(out), "--passwords", str(sheet))
+    assert table.exit_code == 3
+    assert "not a PDF" in table.stdout
+    assert "already protected" in table.stdout
+
+
+def test_a_short_roster_password_is_refused_naming_the_row(
+    cli, reports: Path, tmp_path: Path
+) -> None:
+    ssids = sorted({p.name[:10] for p in reports.glob("*.pdf")})
+    roster = tmp_path / "roster.csv"
+    roster.write_text(
+        f"SSID,First Name,Last Name,Password\n{ssids[0]},Ana,Ruiz,long-enough\n"
+        f"{ssids[1]},Luis,Paz,abc1234\n",
+        encoding="utf-8",
+    )
+    out, sheet = tmp_path / "out", tmp_path / "passwords.csv"
+    result = cli(
+        "protect", str(reports), "--out", str(out), "--passwords", str(sheet),
+        "--roster", str(roster), "--password-column", "Password",
+    )
+    assert result.exit_code == 2
+    assert f"line 3 (SSID {ssids[1]}): it is shorter than 8 characters" in result.stderr
+    assert "abc1234" not in result.output
+    assert not sheet.exists()
+    assert not out.exists()
+
+
+def test_password_column_needs_a_roster(cli, reports: Path, tmp_path: Path) -> None:
+    result = cli(
+        "protect", str(reports), "--out", str(tmp_path / "out"),
+        "--passwords", str(tmp_path / "pw.csv"), "--password-column", "Password",
+    )
+    assert result.exit_code == 2
+    assert "--password-column needs --roster" in result.stderr
+
+
+def test_a_missing_input_is_bad_input(cli, tmp_path: Path) -> None:
+    result = cli(
+        "protect", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"),
+        "--passwords", str(tmp_path / "pw.csv"),
+    )
+    assert result.exit_code == 2
+    assert "does not exist" in result.stderr
+
+
+def test_protect_has_help(cli) -> None:
+    result = cli("protect", "--help")
+    assert result.exit_code == 0
+    assert "--passwords" in result.stdout
+    assert "--password-column" in result.stdout
