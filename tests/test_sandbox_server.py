@@ -373,3 +373,17 @@ def test_sandbox_command_prints_base_url_first_and_stops_on_ctrl_c(tmp_path):
         _, stderr = process.communicate(timeout=15)
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr
+
+
+def test_listening_socket_is_tcp_so_responses_are_not_held_back():
+    # asyncio turns Nagle off (TCP_NODELAY) only on sockets created as IPPROTO_TCP; without
+    # it each keep-alive response waited for the client's delayed ACK.
+    import socket
+
+    from caaspp_cli.sandbox.server import bind_socket
+
+    sock = bind_socket("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
