@@ -286,3 +286,62 @@ def credential_status(
     except KeyringUnavailableError as exc:
         return CredentialStatus("keyring", None, None, backend=None, problem=exc.message)
     return CredentialStatus("keyring", key is not None, secret is not None, backend_name())
+
+
+# --- SMTP passwords ------------------------------------------------------------------------
+SMTP_PASSWORD_ENV = "CAASPP_SMTP_PASSWORD"  # noqa: S105 - the name of a variable
+
+
+def smtp_password_username(profile: str) -> str:
+    """The keyring username of an SMTP profile's password (service: ``caaspp``).
+
+    ETS profile names hold no ':', so this never meets a Client Key or Secret entry.
+    """
+    return f"smtp:{profile}"
+
+
+def clean_smtp_password(value: str) -> str:
+    """An SMTP password as typed or piped: the line end dropped, then checked."""
+    password = value.rstrip("\r\n")
+    if not password:
+        raise BadInputError("the SMTP password is empty.")
+    if any(ch in password for ch in "\r\n\x00"):
+        raise BadInputError("the SMTP password contains a line break or a NUL character.")
+    return password
+
+
+def store_smtp_password(profile: str, password: str) -> None:
+    backend = keyring_backend()
+    log.debug("storing the SMTP password of %r in %s", profile, _backend_name(backend))
+    try:
+        backend.set_password(SERVICE_NAME, smtp_password_username(profile), password)
+    except Exception as exc:
+        raise _keyring_failure("write to", exc, backend, password) from None
+
+
+def delete_smtp_password(profile: str) -> None:
+    """Remove the SMTP password of ``profile`` from the keyring; an absent one is fine."""
+    backend = keyring_backend()
+    try:
+        backend.delete_password(SERVICE_NAME, smtp_password_username(profile))
+    except keyring.errors.PasswordDeleteError:
+        return
+    except Exception as exc:
+        raise _keyring_failure("delete from", exc, backend) from None
+
+
+def load_smtp_password(profile: str, environ: Mapping[str, str] | None = None) -> str:
+    """The SMTP password: CAASPP_SMTP_PASSWORD when set (it overrides), else the keyring."""
+    env = os.environ if environ is None else environ
+    from_env = env.get(SMTP_PASSWORD_ENV, "")
+    if from_env:
+        log.debug("SMTP profile %r: password from %s", profile, SMTP_PASSWORD_ENV)
+        return from_env
+    password = _get(keyring_backend(), smtp_password_username(profile))
+    if password is None:
+        raise CredentialsError(
+            f"no password for SMTP profile '{profile}' in the keyring.",
+            hint=f"run `caaspp config smtp {profile} ...` again to store it, or set "
+            f"{SMTP_PASSWORD_ENV}.",
+        )
+    return password

@@ -1,20 +1,25 @@
-"""The SQLite ledger a bulk run keeps in its output folder, so a re-run resumes.
+"""The SQLite ledgers that bulk and send keep beside their files, so a re-run resumes.
 
-Each student's answer and each saved report is committed as it completes (WAL, so a kill at
-any moment leaves a database the next run trusts). A report counts as done only when the
-file it names is on disk with the size and checksum recorded here.
+:class:`Ledger` (bulk): each student's answer and each saved report is committed as it
+completes (WAL, so a kill at any moment leaves a database the next run trusts). A report
+counts as done only when the file it names is on disk with the size and checksum recorded.
+
+:class:`SendLedger` (send): each message to a family, recorded around its SMTP transaction
+so that no family ever gets a second copy, even after a crash (see its docstring).
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Final, Literal
 
-from caaspp_cli.errors import BadInputError
+from caaspp_cli.errors import BadInputError, CaasppError, ExitCode
 from caaspp_cli.fsutil import PRIVATE_FILE_MODE, ensure_private_dir
 
 LEDGER_NAME = ".caaspp-ledger.sqlite"
@@ -56,6 +61,54 @@ CREATE TABLE IF NOT EXISTS reports (
 """
 
 
+def open_database(
+    path: Path,
+    schema: str,
+    version: int,
+    *,
+    damaged_hint: str,
+    version_hint: str,
+    synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+) -> sqlite3.Connection:
+    """An owner-only SQLite file in WAL mode with ``schema``, checked to be ``version``.
+
+    Autocommit (``isolation_level=None``): every statement is committed when it returns.
+    A file that is not SQLite, or is damaged, or has another schema version, is a
+    BadInputError with the hint given.
+    """
+    ensure_private_dir(path.parent)
+    if not path.exists():
+        # Created owner-only before SQLite opens it; its -wal and -shm files copy the mode.
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, PRIVATE_FILE_MODE))
+    try:
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise BadInputError(f"the ledger {path} cannot be opened ({exc}).") from None
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a power cut may lose the last commits, never corrupt; FULL
+        # also makes each commit durable across a power cut (one fsync per commit).
+        db.execute(f"PRAGMA synchronous={synchronous}")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.executescript(schema)
+        found = db.execute("SELECT value FROM meta WHERE key='version'").fetchone()
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise BadInputError(
+            f"the ledger {path} is not a caaspp ledger or is damaged ({exc}).",
+            hint=damaged_hint,
+        ) from None
+    if found is None:
+        db.execute("INSERT INTO meta VALUES ('version', ?)", (str(version),))
+    elif found[0] != str(version):
+        db.close()
+        raise BadInputError(
+            f"the ledger {path} was written by another version of caaspp (schema {found[0]}).",
+            hint=version_hint,
+        )
+    return db
+
+
 @dataclass(frozen=True, slots=True)
 class StudentRecord:
     ssid: str
@@ -83,35 +136,12 @@ class Ledger:
     """What a bulk run into one folder has done so far."""
 
     def __init__(self, path: Path) -> None:
-        ensure_private_dir(path.parent)
-        if not path.exists():
-            # Created owner-only before SQLite opens it; its -wal and -shm files copy the mode.
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, PRIVATE_FILE_MODE))
-        try:
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL mode: a power cut may lose the last commits, never corrupt;
-            # the files on disk are checked against the ledger anyway.
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.executescript(_SCHEMA)
-            version = self._db.execute("SELECT value FROM meta WHERE key='version'").fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise BadInputError(
-                f"the ledger {path} is not a caaspp ledger or is damaged ({exc}).",
-                hint="move it aside to start this folder afresh; files already saved are "
-                "adopted without downloading them again.",
-            ) from None
-        if version is None:
-            self._db.execute(
-                "INSERT INTO meta VALUES ('version', ?)", (str(SCHEMA_VERSION),)
-            )
-        elif version[0] != str(SCHEMA_VERSION):
-            raise BadInputError(
-                f"the ledger {path} was written by another version of caaspp "
-                f"(schema {version[0]}).",
-                hint="use that version, or move the ledger aside to start afresh.",
-            )
+        self._db = open_database(
+            path, _SCHEMA, SCHEMA_VERSION,
+            damaged_hint="move it aside to start this folder afresh; files already saved are "
+            "adopted without downloading them again.",
+            version_hint="use that version, or move the ledger aside to start afresh.",
+        )
         self.path = path
 
     @classmethod
@@ -184,3 +214,259 @@ class Ledger:
         )
         for row in cursor:
             yield ReportRecord(*row)
+
+
+# --- The send ledger -----------------------------------------------------------------------
+SEND_LEDGER_NAME: Final = ".caaspp-send-ledger.sqlite"
+SEND_LOCK_NAME: Final = ".caaspp-send.lock"
+SEND_SCHEMA_VERSION: Final = 1
+
+MessageKind = Literal["report", "password"]
+REPORT: Final = "report"
+PASSWORD: Final = "password"  # noqa: S105 - the name of a kind of message
+
+# A message's status. "sending" that outlives its run is *uncertain*: the server may have
+# accepted it (see SendLedger).
+SENDING: Final = "sending"
+ACCEPTED: Final = "accepted"
+NOT_ACCEPTED: Final = "failed"
+
+_SEND_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started REAL NOT NULL,
+    finished REAL,
+    outcome TEXT NOT NULL DEFAULT 'running'
+);
+CREATE TABLE IF NOT EXISTS messages (
+    ssid TEXT NOT NULL,
+    kind TEXT NOT NULL,                   -- report (carries the PDFs) | password
+    status TEXT NOT NULL,                 -- sending | accepted | failed
+    message_id TEXT NOT NULL,             -- its Message-ID header, kept across attempts
+    recipients TEXT NOT NULL DEFAULT '',  -- '; '-joined; once accepted, those who took it
+    attempts INTEGER NOT NULL DEFAULT 0,  -- message bodies started (DATA)
+    detail TEXT NOT NULL DEFAULT '',
+    run INTEGER NOT NULL DEFAULT 0,       -- the run that last wrote this row
+    started REAL,                         -- when the last body started
+    accepted REAL,                        -- when the server's 250 was recorded
+    updated REAL NOT NULL,
+    PRIMARY KEY (ssid, kind)
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    ssid: str
+    kind: str
+    status: str
+    message_id: str
+    recipients: tuple[str, ...]
+    attempts: int
+    detail: str
+    run: int
+    started: float | None
+    accepted: float | None
+
+    @property
+    def is_accepted(self) -> bool:
+        return self.status == ACCEPTED
+
+    @property
+    def is_uncertain(self) -> bool:
+        """Its body was on its way to the server, and no answer was ever recorded."""
+        return self.status == SENDING
+
+
+def _record(row: tuple[Any, ...]) -> MessageRecord:
+    ssid, kind, status, message_id, recipients, attempts, detail, run, started, accepted = row
+    return MessageRecord(
+        ssid, kind, status, message_id, tuple(r for r in recipients.split("; ") if r),
+        attempts, detail, run, started, accepted,
+    )
+
+
+class SendLedger:
+    """Which messages of ``caaspp send`` the mail server has accepted, kept beside the PDFs.
+
+    One row per student and kind of message (``report``, then ``password``). Around each
+    SMTP transaction the sender records, each time committed and fsynced before going on:
+
+    1. ``sending`` (:meth:`mark_sending`) once the server has said 354 to DATA and before
+       the body is written: until the body's final dot, the server cannot accept it;
+    2. ``accepted`` (:meth:`mark_accepted`) as soon as the server answers 250 to the body;
+       ``failed`` (:meth:`mark_not_accepted`) when it answers anything else, or refuses
+       before DATA: the message was certainly not taken, and a re-run sends it again.
+
+    A row left ``sending`` (killed, or the connection lost while waiting for the answer)
+    is *uncertain*: the server may have accepted it. It is never sent again on its own: a
+    re-run lists it, and sends it only when asked (``--resend-uncertain``), or records it
+    as accepted once staff have found it in the mail server's log. Messages are sent one
+    at a time, so a crash leaves at most one uncertain message. The password message of a
+    student is sent only once the report message is recorded ``accepted``.
+
+    Opening it takes a lock on the folder (released when the process ends, however it
+    ends): two runs at once could each send the same message.
+    """
+
+    def __init__(self, path: Path, *, lock: bool = True) -> None:
+        self._lock = _FolderLock(path.parent / SEND_LOCK_NAME) if lock else None
+        try:
+            self._db = open_database(
+                path, _SEND_SCHEMA, SEND_SCHEMA_VERSION,
+                damaged_hint="do not delete it: it is what keeps families from getting a "
+                "second copy. Restore it from a backup, or check send-report.csv and the mail "
+                "server's log before sending again into this folder.",
+                version_hint="use that version of caaspp to send from this folder.",
+                synchronous="FULL",
+            )
+        except BaseException:
+            if self._lock is not None:
+                self._lock.release()
+            raise
+        self.path = path
+
+    @classmethod
+    def in_folder(cls, folder: Path, *, lock: bool = True) -> SendLedger:
+        return cls(folder / SEND_LEDGER_NAME, lock=lock)
+
+    @classmethod
+    def existing(cls, folder: Path) -> SendLedger | None:
+        """The folder's ledger to read (no lock, nothing created), or None if it has none."""
+        path = folder / SEND_LEDGER_NAME
+        return cls(path, lock=False) if path.is_file() else None
+
+    def close(self) -> None:
+        self._db.close()
+        if self._lock is not None:
+            self._lock.release()
+
+    def __enter__(self) -> SendLedger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- runs ------------------------------------------------------------------------------
+    def start_run(self) -> int:
+        cursor = self._db.execute("INSERT INTO runs (started) VALUES (?)", (time.time(),))
+        return int(cursor.lastrowid or 0)
+
+    def finish_run(self, run: int, outcome: str) -> None:
+        self._db.execute(
+            "UPDATE runs SET finished=?, outcome=? WHERE id=?", (time.time(), outcome, run)
+        )
+
+    # --- messages --------------------------------------------------------------------------
+    def message(self, ssid: str, kind: str) -> MessageRecord | None:
+        row = self._db.execute(
+            "SELECT ssid, kind, status, message_id, recipients, attempts, detail, run, "
+            "started, accepted FROM messages WHERE ssid=? AND kind=?",
+            (ssid, kind),
+        ).fetchone()
+        return _record(row) if row else None
+
+    def messages(self) -> Iterator[MessageRecord]:
+        cursor = self._db.execute(
+            "SELECT ssid, kind, status, message_id, recipients, attempts, detail, run, "
+            "started, accepted FROM messages ORDER BY ssid, kind DESC"
+        )
+        for row in cursor:
+            yield _record(row)
+
+    def mark_sending(
+        self, ssid: str, kind: str, message_id: str, recipients: tuple[str, ...], run: int
+    ) -> None:
+        """The body is about to go: from now on the server may accept it."""
+        now = time.time()
+        cursor = self._db.execute(
+            "INSERT INTO messages (ssid, kind, status, message_id, recipients, attempts, "
+            "detail, run, started, updated) VALUES (?, ?, 'sending', ?, ?, 1, '', ?, ?, ?) "
+            "ON CONFLICT (ssid, kind) DO UPDATE SET status='sending', "
+            "message_id=excluded.message_id, recipients=excluded.recipients, "
+            "attempts=attempts + 1, detail='', run=excluded.run, started=excluded.started, "
+            "updated=excluded.updated WHERE status != 'accepted'",
+            (ssid, kind, message_id, "; ".join(recipients), run, now, now),
+        )
+        if cursor.rowcount != 1:
+            raise RuntimeError("a message recorded as accepted is being sent again")
+
+    def mark_accepted(
+        self, ssid: str, kind: str, recipients: tuple[str, ...], detail: str = ""
+    ) -> None:
+        """The server answered 250: the message is delivered to its care."""
+        now = time.time()
+        self._db.execute(
+            "UPDATE messages SET status='accepted', recipients=?, detail=?, accepted=?, "
+            "updated=? WHERE ssid=? AND kind=?",
+            ("; ".join(recipients), detail, now, now, ssid, kind),
+        )
+
+    def mark_not_accepted(
+        self,
+        ssid: str,
+        kind: str,
+        message_id: str,
+        recipients: tuple[str, ...],
+        detail: str,
+        run: int,
+    ) -> None:
+        """The server certainly did not take the message (it said so, or never got its end)."""
+        now = time.time()
+        self._db.execute(
+            "INSERT INTO messages (ssid, kind, status, message_id, recipients, detail, run, "
+            "updated) VALUES (?, ?, 'failed', ?, ?, ?, ?, ?) "
+            "ON CONFLICT (ssid, kind) DO UPDATE SET status='failed', "
+            "message_id=excluded.message_id, recipients=excluded.recipients, "
+            "detail=excluded.detail, run=excluded.run, updated=excluded.updated "
+            "WHERE status != 'accepted'",
+            (ssid, kind, message_id, "; ".join(recipients), detail, run, now),
+        )
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """(kind, status) and their counts, for summaries and tests."""
+        rows = self._db.execute("SELECT kind, status, COUNT(*) FROM messages GROUP BY 1, 2")
+        return {(kind, status): n for kind, status, n in rows}
+
+
+class SendInProgressError(CaasppError):
+    """Another ``caaspp send`` holds the folder."""
+
+    exit_code = ExitCode.FAILED
+
+
+class _FolderLock:
+    """An exclusive lock on a file, which the OS releases when the process ends."""
+
+    def __init__(self, path: Path) -> None:
+        ensure_private_dir(path.parent)
+        self._fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
+        try:
+            _lock_fd(self._fd)
+        except OSError:
+            os.close(self._fd)
+            self._fd = None
+            raise SendInProgressError(
+                f"another caaspp send is running from {path.parent}.",
+                hint="wait for it to finish: two runs at once could send a family the same "
+                "message twice.",
+            ) from None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the lock
+            self._fd = None
+
+
+if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+
+    def _lock_fd(fd: int) -> None:
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+
+else:
+    import fcntl
+
+    def _lock_fd(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -182,3 +182,291 @@ def sandbox_profile(sandbox: Any, profile_factory: ProfileFactory) -> Any:
         "sandbox", base_url=sandbox.base_url, client_key=DEMO_CLIENT_KEY,
         client_secret=DEMO_CLIENT_SECRET, make_default=True,
     )
+
+
+# --- A real SMTP server on loopback -----------------------------------------------------
+class ReceivedMessage:
+    """One message the test SMTP server accepted: its envelope and its bytes."""
+
+    def __init__(self, mail_from: str, rcpt_tos: tuple[str, ...], data: bytes) -> None:
+        self.mail_from = mail_from
+        self.rcpt_tos = rcpt_tos
+        self.data = data
+
+    @property
+    def message(self) -> Any:
+        import email
+        import email.policy
+
+        return email.message_from_bytes(self.data, policy=email.policy.default)
+
+
+class SmtpRecorder:
+    """An aiosmtpd handler that keeps what it accepts; tests steer its answers.
+
+    ``refuse[address]``: the reply to RCPT TO for that address (e.g. "550 5.1.1 unknown");
+    ``data_replies``: replies to the next bodies, in order, instead of accepting them;
+    ``drop_after_accepting``: for that many bodies, keep the message and close the
+    connection without answering (the client cannot know it was accepted);
+    ``after_accepting``: called with each message kept, before the answer goes.
+    """
+
+    def __init__(self) -> None:
+        self.received: list[ReceivedMessage] = []
+        self.refuse: dict[str, str] = {}
+        self.data_replies: list[str] = []
+        self.drop_after_accepting = 0
+        self.after_accepting: Callable[[ReceivedMessage], None] | None = None
+        self.bodies = 0
+        self.sessions = 0
+
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
+                          responses: list[str]) -> list[str]:
+        self.sessions += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          rcpt_options: list[str]) -> str:
+        if address in self.refuse:
+            return self.refuse[address]
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.bodies += 1
+        if self.data_replies:
+            return self.data_replies.pop(0)
+        received = ReceivedMessage(envelope.mail_from, tuple(envelope.rcpt_tos), envelope.content)
+        self.received.append(received)
+        if self.after_accepting is not None:
+            self.after_accepting(received)
+        if self.drop_after_accepting:
+            self.drop_after_accepting -= 1
+            server.transport.close()
+        return "250 2.0.0 OK: queued"
+
+
+class SmtpServer:
+    def __init__(self, handler: SmtpRecorder, host: str, port: int) -> None:
+        self.handler = handler
+        self.host = host
+        self.port = port
+
+    @property
+    def received(self) -> list[ReceivedMessage]:
+        return self.handler.received
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def smtp_server_factory() -> Iterator[Callable[..., SmtpServer]]:
+    """Start an aiosmtpd server on loopback: ``smtp_server_factory(**SMTP_kwargs)``
+    (``tls_context=``, ``require_starttls=``, ``authenticator=``, ...). Stopped after."""
+    from aiosmtpd.controller import Controller
+
+    controllers: list[Any] = []
+
+    def start(**kwargs: Any) -> SmtpServer:
+        handler = SmtpRecorder()
+        port = free_port()
+        controller = Controller(handler, hostname="127.0.0.1", port=port, **kwargs)
+        controller.start()
+        controllers.append(controller)
+        return SmtpServer(handler, "127.0.0.1", port)
+
+    yield start
+    for controller in controllers:
+        controller.stop()
+
+
+@pytest.fixture
+def smtp_server(smtp_server_factory: Callable[..., SmtpServer]) -> SmtpServer:
+    """A plain SMTP server on loopback that accepts every message (no TLS, no login)."""
+    return smtp_server_factory()
+
+
+# --- Inputs of `caaspp send` --------------------------------------------------------------
+class Family:
+    """A roster row of the send tests, with its student's protected report(s)."""
+
+    def __init__(
+        self,
+        ssid: str,
+        first: str,
+        last: str,
+        *,
+        guardian: str = "",
+        email: str = "",
+        language: str = "",
+        password: str = "",
+        tests: tuple[str, ...] = ("CAASPP",),
+        encrypted: bool = True,
+        in_sheet: bool = True,
+    ) -> None:
+        self.ssid, self.first, self.last = ssid, first, last
+        self.guardian, self.email, self.language = guardian, email, language
+        self.password = password or f"maple-river-{ssid[-4:]}-stone"
+        self.tests, self.encrypted, self.in_sheet = tests, encrypted, in_sheet
+
+    def files(self) -> list[str]:
+        return [f"{self.ssid}_{test}_2025_en.pdf" for test in self.tests]
+
+
+class SendInputs:
+    def __init__(self, roster: Path, pdfs: Path, passwords: Path, families: list[Family]) -> None:
+        self.roster, self.pdfs, self.passwords, self.families = roster, pdfs, passwords, families
+
+    def args(self, smtp: str = "district") -> list[str]:
+        """`caaspp send` with these inputs, at a rate that keeps the tests quick."""
+        return ["send", "--roster", str(self.roster), "--pdfs", str(self.pdfs),
+                "--passwords", str(self.passwords), "--smtp", smtp, "--rate", "6000"]
+
+
+def report_pdf(text: str) -> Any:
+    """A one-page PDF saying ``text`` (an unsaved pikepdf.Pdf)."""
+    import pikepdf
+
+    pdf = pikepdf.new()
+    pdf.add_blank_page()
+    font = pdf.make_indirect(pikepdf.Dictionary(
+        Type=pikepdf.Name.Font, Subtype=pikepdf.Name.Type1, BaseFont=pikepdf.Name.Helvetica,
+    ))
+    page = pdf.pages[0]
+    page.Resources = pikepdf.Dictionary(Font=pikepdf.Dictionary(F1=font))
+    page.Contents = pdf.make_stream(f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode("latin-1"))
+    return pdf
+
+
+def write_send_inputs(folder: Path, families: list[Family]) -> SendInputs:
+    """A roster, a folder of protected reports and the password file, as `caaspp protect`
+    leaves them."""
+    import csv
+    import secrets
+
+    import pikepdf
+
+    from caaspp_cli.protect import PasswordSheet
+
+    folder.mkdir(parents=True, exist_ok=True)
+    pdfs = folder / "protected"
+    pdfs.mkdir()
+    sheet_rows = []
+    for family in families:
+        for name in family.files():
+            with report_pdf(f"Score report {name}") as pdf:
+                encryption = pikepdf.Encryption(
+                    owner=secrets.token_urlsafe(16), user=family.password, R=6,
+                ) if family.encrypted else False
+                pdf.save(pdfs / name, encryption=encryption)
+            if family.in_sheet:
+                sheet_rows.append({
+                    "ssid": family.ssid, "file": name, "password": family.password,
+                    "student_name": f"{family.first} {family.last}",
+                    "guardian_name": family.guardian, "email": family.email,
+                    "language": family.language,
+                })
+    passwords = folder / "passwords.csv"
+    PasswordSheet(passwords).append(sheet_rows)
+    roster = folder / "roster.csv"
+    with roster.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["SSID", "First Name", "Last Name", "School Name", "Guardian Name",
+                         "Guardian Email", "Correspondence Language"])
+        for family in families:
+            writer.writerow([family.ssid, family.first, family.last, "Lincoln Elementary",
+                             family.guardian, family.email, family.language])
+    return SendInputs(roster, pdfs, passwords, families)
+
+
+def add_smtp_profile(server: SmtpServer, name: str = "district", **fields: Any) -> Any:
+    """Save an SMTP profile pointing at a test server (plain SMTP on loopback by default)."""
+    from caaspp_cli.smtp_profiles import make_smtp_profile, save_smtp_profile
+
+    password = fields.pop("password", None)
+    settings: dict[str, Any] = {
+        "host": server.host, "port": server.port, "security": "none",
+        "from_address": "Distrito Escolar Ñandú <reports@lincoln.example.org>",
+        "reply_to": "help@lincoln.example.org",
+    }
+    settings.update(fields)
+    profile = make_smtp_profile(name=name, **settings)
+    save_smtp_profile(profile, password)
+    return profile
+
+
+class TlsFiles:
+    """A CA made for the test, and a server certificate it signed for 127.0.0.1/localhost."""
+
+    def __init__(self, ca_file: Path, cert_file: Path, key_file: Path) -> None:
+        self.ca_file, self.cert_file, self.key_file = ca_file, cert_file, key_file
+
+    def server_context(self) -> Any:
+        import ssl
+
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    folder = tmp_path_factory.mktemp("tls")
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "caaspp test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(
+            digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+            key_encipherment=False, data_encipherment=False, key_agreement=False,
+            encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
+                       critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([
+            x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        ]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                       critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_file, cert_file, key_file = folder / "ca.pem", folder / "server.pem", folder / "server.key"
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ))
+    return TlsFiles(ca_file, cert_file, key_file)

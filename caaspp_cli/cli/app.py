@@ -59,7 +59,7 @@ class CaasppGroup(TyperGroup):
         except click_exceptions.ClickException as exc:
             render.error(exc.format_message())
             code = ExitCode.BAD_INPUT
-        except (click_exceptions.Abort, KeyboardInterrupt):
+        except (typer.Abort, KeyboardInterrupt):
             render.error("interrupted.")
             code = ExitCode.INTERRUPTED
         except Exception as exc:  # the last line of defence: one sentence, no traceback
@@ -141,11 +141,14 @@ def _configure_logging(debug: bool) -> None:
 
 
 def _register_commands() -> None:
-    from caaspp_cli.cli import config, fetch, sandbox
+    from caaspp_cli.cli import bulk, config, fetch, protect, sandbox, send
 
+    bulk.register(app)
     config.register(app)
     fetch.register(app)
+    protect.register(app)
     sandbox.register(app)
+    send.register(app)
 
 
 _register_commands()

@@ -12,6 +12,8 @@ import logging
 import os
 import sys
 from datetime import date, datetime
+from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -21,7 +23,7 @@ from rich.table import Table
 from caaspp_cli import credentials as creds
 from caaspp_cli import profiles
 from caaspp_cli.cli import render
-from caaspp_cli.credentials import KEY_ENV, SECRET_ENV, Credentials
+from caaspp_cli.credentials import KEY_ENV, SECRET_ENV, SMTP_PASSWORD_ENV, Credentials
 from caaspp_cli.errors import BadInputError, CredentialsError
 from caaspp_cli.ets.contract import (
     DEFAULT_REPORTS_ENDPOINT,
@@ -420,3 +422,153 @@ def _profile_json(profile: Profile) -> dict[str, Any]:
     data = profile.model_dump(mode="json")
     data["expires"] = profile.expires.isoformat() if profile.expires else None
     return data
+
+
+# --- smtp, smtp-test -----------------------------------------------------------------------
+class SmtpSecurity(StrEnum):
+    starttls = "starttls"
+    ssl = "ssl"
+    none = "none"
+
+
+@config_app.command("smtp")
+def smtp(
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="SMTP profile name.", show_default=False)
+    ],
+    host: Annotated[
+        str, typer.Option("--host", help="The mail server, e.g. smtp.office365.com.",
+                          show_default=False),
+    ],
+    from_address: Annotated[
+        str,
+        typer.Option(
+            "--from", metavar="ADDRESS", show_default=False,
+            help="The sender, e.g. 'Lincoln Unified <score-reports@lincoln.k12.ca.us>'.",
+        ),
+    ],
+    port: Annotated[
+        int | None,
+        typer.Option("--port", min=1, max=65535,
+                     help="Port (default: 587 with starttls, 465 with ssl, 25 with none)."),
+    ] = None,
+    security: Annotated[
+        SmtpSecurity,
+        typer.Option("--security", help="none is allowed only for a server on this machine."),
+    ] = SmtpSecurity.starttls,
+    user: Annotated[
+        str | None, typer.Option("--user", help="User name to log in with (if the server asks).")
+    ] = None,
+    reply_to: Annotated[
+        str | None,
+        typer.Option("--reply-to", metavar="ADDRESS", help="Where families' replies go."),
+    ] = None,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca-file", dir_okay=False, exists=True,
+            help="PEM file of a CA to trust besides the system's (a district's own CA).",
+        ),
+    ] = None,
+    env_password: Annotated[
+        bool,
+        typer.Option(
+            "--env-password",
+            help=f"Store no password: read {SMTP_PASSWORD_ENV} at run time (headless servers).",
+        ),
+    ] = False,
+    password_stdin: Annotated[
+        bool,
+        typer.Option("--password-stdin", help="Read the password from the first line of stdin."),
+    ] = False,
+) -> None:
+    """Add or replace an SMTP profile for `caaspp send`; its password goes to the OS keyring.
+
+    On a terminal the password is asked with hidden input (it is never an argument).
+
+    Otherwise it comes from CAASPP_SMTP_PASSWORD, or the first line of stdin (--password-stdin).
+
+    At run time CAASPP_SMTP_PASSWORD, when set, overrides the keyring.
+    """
+    from caaspp_cli import smtp_profiles
+
+    if user is None and (password_stdin or env_password):
+        raise BadInputError(
+            "--password-stdin and --env-password need --user: without a user name caaspp "
+            "does not log in.",
+        )
+    if env_password and password_stdin:
+        raise BadInputError(
+            "--env-password stores no password, so --password-stdin has no use.",
+            hint="drop one of the two options.",
+        )
+    profile = smtp_profiles.make_smtp_profile(
+        name=name, host=host, port=port or 0, security=security.value, user=user,
+        from_address=from_address, reply_to=reply_to,
+        ca_file=str(ca_file.resolve()) if ca_file is not None else None,
+        credentials_source="env" if env_password else "keyring",
+    )
+    replaced = smtp_profiles.save_smtp_profile(
+        profile, lambda: _ask_smtp_password(profile.user or "", password_stdin)
+    )
+    login = "no login"
+    if profile.user is not None:
+        where = (
+            f"password read from {SMTP_PASSWORD_ENV} at run time" if env_password
+            else f"password in the OS keyring ({creds.backend_name()})"
+        )
+        login = f"user {profile.user}, {where}"
+    render.stdout.print(
+        f"{'Replaced' if replaced else 'Added'} SMTP profile {escape(name)}: "
+        f"{escape(profile.host)}:{profile.port} ({profile.security}), {escape(login)}, "
+        f"from {escape(profile.from_address)}."
+    )
+    render.info(f"Check it with: caaspp config smtp-test {name}")
+
+
+@config_app.command("smtp-test")
+def smtp_test(
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="SMTP profile name.", show_default=False)
+    ],
+) -> None:
+    """Connect to an SMTP profile's server, check its certificate, log in; send nothing."""
+    from caaspp_cli import smtp_profiles
+    from caaspp_cli.mail import MailServer
+
+    profile = smtp_profiles.get_smtp_profile(name)
+    MailServer(profile, smtp_profiles.smtp_password(profile)).check()
+    login = f", logged in as {profile.user}" if profile.user else ""
+    render.stdout.print(
+        f"SMTP profile {escape(name)}: {escape(profile.host)}:{profile.port} answered"
+        f"{' over TLS' if profile.security != 'none' else ''}{escape(login)}. Nothing was sent."
+    )
+
+
+def _ask_smtp_password(user: str, from_stdin: bool) -> str:
+    """The SMTP password: the first line of stdin, CAASPP_SMTP_PASSWORD, or a hidden prompt."""
+    if from_stdin:
+        line = sys.stdin.readline()
+        if not line.strip():
+            raise BadInputError(
+                "--password-stdin was given, but the first line of stdin is empty.",
+                hint="pipe the SMTP password into caaspp, e.g. from your password manager.",
+            )
+        return line
+    value = os.environ.get(SMTP_PASSWORD_ENV, "")
+    if value:
+        render.info(f"Using the SMTP password in {SMTP_PASSWORD_ENV}.")
+        return value
+    if not _stdin_is_terminal():
+        raise CredentialsError(
+            "no SMTP password given: stdin is not a terminal to ask for it.",
+            hint=f"set {SMTP_PASSWORD_ENV}, pipe it with --password-stdin, or run the command "
+            "in a terminal to be asked.",
+        )
+    try:
+        password: str = typer.prompt(
+            f"SMTP password of {user} (input hidden)", hide_input=True, err=True
+        )
+    except typer.Abort:
+        raise BadInputError("no SMTP password given.") from None
+    return password

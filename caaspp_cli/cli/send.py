@@ -1,0 +1,238 @@
+"""`caaspp send`: email each family its protected reports, and the password separately."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from caaspp_cli.cli import render
+from caaspp_cli.errors import ExitCode
+
+if TYPE_CHECKING:
+    from caaspp_cli.mail import SendProgress, SendSummary
+
+_LISTED_PROBLEMS = 50
+
+
+def send(
+    roster: Annotated[
+        Path,
+        typer.Option(
+            "--roster", metavar="ROSTER.csv", dir_okay=False, show_default=False,
+            help="Roster with the guardians' emails (several in one cell are fine) and, "
+            "optionally, their correspondence language.",
+        ),
+    ],
+    pdfs: Annotated[
+        Path,
+        typer.Option(
+            "--pdfs", metavar="DIR", file_okay=False, show_default=False,
+            help="The protected reports (the --out folder of `caaspp protect`); the send "
+            "ledger and send-report.csv are kept there.",
+        ),
+    ],
+    passwords: Annotated[
+        Path,
+        typer.Option(
+            "--passwords", metavar="FILE", dir_okay=False, show_default=False,
+            help="The password file `caaspp protect` wrote.",
+        ),
+    ],
+    smtp: Annotated[
+        str,
+        typer.Option(
+            "--smtp", metavar="NAME", show_default=False,
+            help="SMTP profile to send through (see `caaspp config smtp`).",
+        ),
+    ],
+    email_column: Annotated[
+        str | None,
+        typer.Option("--email-column", metavar="COL", help="Header of the guardian email column."),
+    ] = None,
+    language_column: Annotated[
+        str | None,
+        typer.Option(
+            "--language-column", metavar="COL",
+            help="Header of the correspondence language column (Spanish rows get the Spanish "
+            "messages; English otherwise).",
+        ),
+    ] = None,
+    templates: Annotated[
+        Path | None,
+        typer.Option(
+            "--templates", metavar="DIR", file_okay=False,
+            help="Your own templates, in DIR/<language>/ (see caaspp_cli/templates/README.md); "
+            "the built-in ones serve the other languages.",
+        ),
+    ] = None,
+    rate: Annotated[
+        int, typer.Option("--rate", min=1, max=6000, metavar="N", help="Messages per minute.")
+    ] = 30,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Send nothing: write every message that would be sent as .eml files into "
+            "--outbox, for review.",
+        ),
+    ] = False,
+    outbox: Annotated[
+        Path,
+        typer.Option(
+            "--outbox", metavar="DIR", file_okay=False,
+            help="Where --dry-run writes the messages (owner-only; they hold the passwords).",
+        ),
+    ] = Path("caaspp-outbox"),
+    resend_uncertain: Annotated[
+        bool,
+        typer.Option(
+            "--resend-uncertain",
+            help="Send again the messages that may or may not have been accepted when an "
+            "earlier run was cut off (listed as uncertain in send-report.csv).",
+        ),
+    ] = False,
+    mark_uncertain_sent: Annotated[
+        bool,
+        typer.Option(
+            "--mark-uncertain-sent",
+            help="Record the uncertain messages as accepted (the mail server's log shows "
+            "them) and go on with the passwords.",
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON (it holds no password).")
+    ] = False,
+) -> int:
+    """Email each family its child's protected score reports, then the password separately.
+
+    Message 1 carries the protected PDF(s) and says that the password follows.
+
+    Message 2, sent once message 1 is accepted, carries the password and no attachment.
+
+    Run the same command again to go on after a stop: nothing accepted is sent twice.
+
+    Every row's outcome goes to send-report.csv, beside the PDFs.
+
+    Exit codes: 0 every student with reports got both; 3 some did not; 2 bad input; 4 login refused.
+    """
+    from caaspp_cli.mail import SendOptions, send_reports
+
+    options = SendOptions(
+        roster=roster, pdfs=pdfs, passwords=passwords, smtp=smtp,
+        email_column=email_column, language_column=language_column, templates=templates,
+        rate=rate, dry_run=dry_run, outbox=outbox, resend_uncertain=resend_uncertain,
+        mark_uncertain_sent=mark_uncertain_sent,
+    )
+    with _progress(enabled=not as_json, dry_run=dry_run) as on_progress:
+        summary = send_reports(options, on_progress=on_progress)
+    if as_json:
+        render.print_json(_as_json(summary))
+    else:
+        _print_summary(summary)
+    problems = summary.problems
+    if problems:
+        render.error(
+            f"{len(problems)} of {len(summary.rows)} roster rows were not "
+            f"{'ready to send' if summary.dry_run else 'sent'}; each one's reason is in "
+            f"{summary.report}.",
+            "fix what they need and run the same command again: nothing the mail server "
+            "accepted is sent twice.",
+        )
+        return ExitCode.FAILED
+    return ExitCode.OK
+
+
+@contextlib.contextmanager
+def _progress(
+    *, enabled: bool, dry_run: bool
+) -> Iterator[Callable[[SendProgress], None] | None]:
+    """A progress bar on stderr when it is a terminal; nothing otherwise."""
+    if not enabled or not render.stderr.is_terminal:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(
+        TextColumn("[bold]rows"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("sent {task.fields[sent]}  not sent {task.fields[problems]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=render.stderr,
+    )
+    task = progress.add_task("Writing" if dry_run else "Sending", total=None, sent=0, problems=0)
+
+    def update(event: SendProgress) -> None:
+        progress.update(
+            task, total=event.total, completed=event.done, sent=event.sent,
+            problems=event.problems,
+        )
+
+    with progress:
+        yield update
+
+
+def _as_json(summary: SendSummary) -> dict[str, Any]:
+    return {
+        "dry_run": summary.dry_run,
+        "report": str(summary.report),
+        "outbox": str(summary.outbox) if summary.outbox is not None else None,
+        "messages_sent": summary.messages_sent,
+        "messages_written": summary.messages_written,
+        "counts": summary.counts(),
+        "rows": [
+            {
+                "line": row.line,
+                "ssid": row.ssid,
+                "outcome": row.outcome.value,
+                "report_message": row.report_message or None,
+                "password_message": row.password_message or None,
+                **({"detail": row.detail} if row.detail else {}),
+            }
+            for row in summary.rows
+        ],
+    }
+
+
+def _print_summary(summary: SendSummary) -> None:
+    title = "Dry run: nothing was sent" if summary.dry_run else "caaspp send"
+    table = Table(title=f"{title} ({len(summary.rows)} roster rows)", title_justify="left")
+    table.add_column("Outcome")
+    table.add_column("Rows", justify="right")
+    for outcome, count in summary.counts().items():
+        if count:
+            table.add_row(outcome.replace("_", " "), str(count))
+    render.stdout.print(table)
+    problems = summary.problems
+    if problems:
+        listing = Table(title="Not sent", title_justify="left")
+        listing.add_column("Line", justify="right")
+        listing.add_column("Outcome")
+        listing.add_column("Why", overflow="fold")
+        for row in problems[:_LISTED_PROBLEMS]:
+            listing.add_row(str(row.line), row.outcome.value, escape(row.detail))
+        render.stdout.print(listing)
+        if len(problems) > _LISTED_PROBLEMS:
+            render.stdout.print(f"... and {len(problems) - _LISTED_PROBLEMS} more.")
+    if summary.dry_run:
+        render.info(
+            f"{summary.messages_written} message(s) written to {summary.outbox} for review. "
+            "They hold the passwords: delete the folder once reviewed."
+        )
+    else:
+        render.info(f"{summary.messages_sent} message(s) sent in {summary.elapsed:.1f} s.")
+    render.info(f"Every row's outcome: {summary.report}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("send")(send)

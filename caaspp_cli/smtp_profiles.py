@@ -1,0 +1,229 @@
+"""SMTP profiles: the mail servers ``caaspp send`` delivers through, kept in config.toml.
+
+They live beside the ETS profiles, as tables of their own, and hold no secret::
+
+    [smtp.district]
+    host = "smtp.office365.com"
+    port = 587
+    security = "starttls"
+    user = "score-reports@district.org"
+    from = "Lincoln Unified <score-reports@district.org>"
+    reply_to = "assessment@district.org"
+    ca_file = "/etc/ssl/district-ca.pem"   # a CA to trust besides the system's (optional)
+
+The password is in the OS keyring (service ``caaspp``, user ``smtp:NAME``), or only in
+CAASPP_SMTP_PASSWORD at run time for a profile made with ``--env-password``; that variable
+overrides the keyring for every profile, for unattended jobs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from email.headerregistry import Address
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from caaspp_cli import credentials as creds
+from caaspp_cli.credentials import CredentialSource
+from caaspp_cli.errors import BadInputError, CaasppError, ConfigError, CredentialsError
+from caaspp_cli.profiles import (
+    ProfileStore,
+    _check_name,
+    _first_problem,
+    _is_loopback,
+    load_store,
+)
+
+SMTP_TABLE: Final = "smtp"
+Security = Literal["starttls", "ssl", "none"]
+DEFAULT_PORTS: Final[dict[str, int]] = {"starttls": 587, "ssl": 465, "none": 25}
+
+
+def parse_mailbox(value: str, what: str) -> Address:
+    """One address, ``Name <user@example.org>`` or ``user@example.org``; ValueError if not.
+
+    The address itself must be ASCII (the display name may be any text): it goes into the
+    SMTP envelope, and every server takes ASCII.
+    """
+    try:
+        header = default_policy.header_factory("From", value.strip())
+        addresses = header.addresses
+    except (IndexError, ValueError, TypeError):
+        addresses = ()
+    if len(addresses) != 1 or not addresses[0].username or "." not in addresses[0].domain:
+        raise ValueError(f"{what} '{value}' is not one email address such as "
+                         "'Lincoln Unified <reports@lincoln.k12.ca.us>'")
+    address: Address = addresses[0]
+    if not address.addr_spec.isascii() or any(ch.isspace() for ch in address.addr_spec):
+        raise ValueError(f"{what} '{value}' must be a plain ASCII address")
+    return address
+
+
+class SmtpProfile(BaseModel):
+    """One mail server and the sender to use on it. Holds no secret."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str
+    host: str
+    port: int = Field(default=0, ge=0, le=65535)  # 0: the default port of `security`
+    security: Security = "starttls"
+    user: str | None = None
+    from_address: str = Field(alias="from")
+    reply_to: str | None = None
+    ca_file: str | None = None
+    credentials_source: CredentialSource = "keyring"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _check_name(value)
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        host = value.strip().rstrip(".").lower()
+        if not host or any(ch.isspace() or ch in "/@?#" for ch in host) or "://" in value:
+            raise ValueError(f"'{value}' is not a mail server host name, such as smtp.example.org")
+        return host
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        user = value.strip()
+        if not user or any(ord(ch) < 32 for ch in user):
+            raise ValueError("the SMTP user name is empty or holds control characters")
+        return user
+
+    @field_validator("from_address")
+    @classmethod
+    def _from(cls, value: str) -> str:
+        return str(parse_mailbox(value, "the From address"))
+
+    @field_validator("reply_to")
+    @classmethod
+    def _reply_to(cls, value: str | None) -> str | None:
+        return None if value is None else str(parse_mailbox(value, "the Reply-To address"))
+
+    @model_validator(mode="after")
+    def _checks(self) -> SmtpProfile:
+        if self.security == "none" and not _is_loopback(self.host):
+            raise ValueError(
+                f"--security none sends passwords and reports in clear text: it is allowed "
+                f"only for a server on this machine, not for '{self.host}'"
+            )
+        if self.port == 0:
+            object.__setattr__(self, "port", DEFAULT_PORTS[self.security])
+        return self
+
+    @property
+    def sender(self) -> Address:
+        """The From address, parsed (its ``addr_spec`` is the envelope sender)."""
+        return parse_mailbox(self.from_address, "the From address")
+
+    def to_toml(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"name"}, exclude_none=True, by_alias=True)
+
+
+def make_smtp_profile(**fields: Any) -> SmtpProfile:
+    """An SmtpProfile from user input, or BadInputError with one sentence."""
+    try:
+        return SmtpProfile(**fields)
+    except ValidationError as exc:
+        raise BadInputError(_first_problem(exc) + ".") from None
+
+
+def smtp_profiles(store: ProfileStore) -> dict[str, SmtpProfile]:
+    """The SMTP profiles of a config file; ConfigError for a malformed one."""
+    tables = store.other.get(SMTP_TABLE, {})
+    if not isinstance(tables, dict):
+        raise _config_error(store.path, f"has an '{SMTP_TABLE}' key that is not a table")
+    found: dict[str, SmtpProfile] = {}
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            raise _config_error(store.path, f"has an SMTP profile '{name}' that is not a table")
+        try:
+            found[name] = SmtpProfile(name=name, **table)
+        except ValidationError as exc:
+            raise _config_error(
+                store.path, f"SMTP profile '{name}': {_first_problem(exc)}"
+            ) from None
+    return found
+
+
+def get_smtp_profile(name: str, store: ProfileStore | None = None) -> SmtpProfile:
+    """The SMTP profile called ``name``, or ConfigError saying which exist."""
+    known = smtp_profiles(store or load_store())
+    if name in known:
+        return known[name]
+    listing = f" (known: {', '.join(sorted(known))})" if known else ""
+    raise ConfigError(
+        f"no SMTP profile named '{name}'{listing}.",
+        hint=f"add it with `caaspp config smtp {name} --host HOST --from ADDRESS`.",
+    )
+
+
+def save_smtp_profile(
+    profile: SmtpProfile, password: str | Callable[[], str] | None = None
+) -> bool:
+    """Add or replace an SMTP profile; its password goes to the keyring when it has a user
+    and takes its password from there. True when it replaced one.
+
+    ``password`` (or the function asking for it) is used only once everything else is
+    checked, so nobody types a password for nothing.
+    """
+    store = load_store()
+    existing = smtp_profiles(store).get(profile.name)
+    if profile.ca_file is not None and not Path(profile.ca_file).is_file():
+        raise BadInputError(f"the CA file {profile.ca_file} does not exist.")
+    in_keyring = profile.user is not None and profile.credentials_source == "keyring"
+    if in_keyring:
+        creds.keyring_backend()  # fail on a missing keyring before asking
+        if password is None:
+            raise BadInputError(f"no password given for SMTP user '{profile.user}'.")
+        secret = password() if callable(password) else password
+        creds.store_smtp_password(profile.name, creds.clean_smtp_password(secret))
+    elif existing is not None and existing.user is not None:
+        with contextlib.suppress(CaasppError):  # no keyring: there is nothing to remove
+            creds.delete_smtp_password(profile.name)
+    tables = store.other.get(SMTP_TABLE)
+    if not isinstance(tables, dict):
+        tables = store.other[SMTP_TABLE] = {}
+    tables[profile.name] = profile.to_toml()
+    store.other[SMTP_TABLE] = dict(sorted(tables.items()))
+    store.save()
+    return existing is not None
+
+
+def smtp_password(profile: SmtpProfile) -> str | None:
+    """The password to log in with, or None for a server without login.
+
+    CAASPP_SMTP_PASSWORD overrides the keyring; a profile made with ``--env-password``
+    reads only that variable.
+    """
+    if profile.user is None:
+        return None
+    if profile.credentials_source == "env":
+        value = os.environ.get(creds.SMTP_PASSWORD_ENV, "")
+        if not value:
+            raise CredentialsError(
+                f"SMTP profile '{profile.name}' takes its password from the environment, but "
+                f"{creds.SMTP_PASSWORD_ENV} is not set.",
+                hint=f"set {creds.SMTP_PASSWORD_ENV} to the password of {profile.user}.",
+            )
+        return value
+    return creds.load_smtp_password(profile.name)
+
+
+def _config_error(path: Path, problem: str) -> ConfigError:
+    return ConfigError(
+        f"{path}: {problem}.",
+        hint="fix the file by hand, or add the SMTP profile again with `caaspp config smtp`.",
+    )
