@@ -4,8 +4,9 @@
 Installs caaspp into `.venv` beside the project (creating it if needed, also where Debian's
 Python lacks ensurepip), starts the sandbox on a free loopback port, adds a connection
 profile for it, fetches one student's score reports (English and Spanish), then the
-reports of every student in `examples/roster.csv`, and protects them with a password per
-student. Everything goes under `demo-output/`, with its own config folder, so your real
+reports of every student in `examples/roster.csv`, protects them with a password per
+student, and writes the emails to families as files for review (a dry run: nothing is
+sent). Everything goes under `demo-output/`, with its own config folder, so your real
 profiles and keyring are never touched; the sandbox is stopped at the end.
 """
 
@@ -112,6 +113,14 @@ def main() -> int:
            "--passwords", str(OUT / "private" / "passwords.csv"),
            "--roster", str(ROOT / "examples" / "roster.csv"), env=env)
 
+    say("writing the emails that would go to families (a dry run: nothing is sent)")
+    caaspp("config", "smtp", "demo", "--host", "127.0.0.1", "--security", "none",
+           "--from", "Sandbox Unified Assessment Office <assessment@sandbox-usd.example.org>",
+           "--env-password", env=env)
+    caaspp("send", "--roster", str(ROOT / "examples" / "roster.csv"),
+           "--pdfs", str(OUT / "protected"), "--passwords", str(OUT / "private" / "passwords.csv"),
+           "--smtp", "demo", "--dry-run", "--outbox", str(OUT / "outbox"), env=env)
+
     student = sorted((OUT / "student").glob("*.pdf"))
     protected = sorted((OUT / "protected").glob("*.pdf"))
     say("done")
@@ -122,6 +131,9 @@ def main() -> int:
     print(f"  {len(protected)} protected report(s) in {(OUT / 'protected').relative_to(ROOT)}")
     sheet = (OUT / "private" / "passwords.csv").relative_to(ROOT)
     print(f"  their passwords (keep apart): {sheet}")
+    emails = sorted((OUT / "outbox").rglob("*.eml"))
+    print(f"  {len(emails)} email(s) for review, report and password apart: "
+          f"{(OUT / 'outbox').relative_to(ROOT)}")
     return 0 if student and protected else 1
 
 
