@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pikepdf
 import pytest
@@ -249,3 +251,25 @@ def test_arabic_html_reads_right_to_left(world: World) -> None:
 
     assert 'lang="ar" dir="rtl"' in page
     assert "تقرير درجات الطالب" in page
+
+
+def test_reports_render_where_uharfbuzz_is_not_installed(tmp_path: Path) -> None:
+    # Without the fonts extra there is no uharfbuzz, and fpdf2 then lacks its HarfBuzz
+    # classes: Latin fonts must still load, silently, and every language still render.
+    script = (
+        "import sys; sys.modules['uharfbuzz'] = None\n"
+        "from caaspp_cli.sandbox.world import World\n"
+        "from caaspp_cli.sandbox.render import render_report_pdf\n"
+        "w = World.build(40, 3)\n"
+        "for case in ('vietnamese', 'arabic', 'spanish'):\n"
+        "    s = w.students[w.examples()[case]]\n"
+        "    for r in s.reports:\n"
+        "        if r.format == 'pdf':\n"
+        "            assert render_report_pdf(w, s, r).startswith(b'%PDF-')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "WARNING" not in result.stderr

@@ -382,7 +382,7 @@ class PreparedFont:
     def attach(self, pdf: Any, family: str) -> None:
         """Make the regular and bold faces available to ``pdf.set_font(family, ...)``."""
         from fontTools.ttLib import TTFont
-        from fpdf.fonts import HarfBuzzFont, SubsetMap
+        from fpdf.fonts import SubsetMap
 
         for style, prepared in self._faces.items():
             fontkey = family.lower() + style
@@ -402,6 +402,10 @@ class PreparedFont:
             font.desc = copy.copy(prepared.prototype.desc)
             if prepared.shaping_blob is not None:
                 import uharfbuzz
+
+                # fpdf2 defines HarfBuzzFont only when uharfbuzz is installed, as it is
+                # wherever a shaping blob exists.
+                from fpdf.fonts import HarfBuzzFont
 
                 # fpdf2 would open the shaping face by file path, which this font lacks; and
                 # fpdf2 sets the size on the HarfBuzz font, so threads must not share one.
@@ -435,9 +439,9 @@ def prepared_font(script: str) -> PreparedFont | None:
                 try:
                     prepared = PreparedFont(family, script)
                     break
-                except Exception:  # a font that fails to load is a missing font, not a crash
-                    logger.warning("cannot use font %s for %s", family.name, script,
-                                   exc_info=True)
+                except Exception as exc:  # a font that fails to load is a missing font
+                    logger.info("cannot use font %s for %s: %s", family.name, script, exc,
+                                exc_info=logger.isEnabledFor(logging.DEBUG))
             _prepared[script] = prepared
         return _prepared[script]
 
