@@ -116,7 +116,7 @@ def main() -> int:
     say("writing the emails that would go to families (a dry run: nothing is sent)")
     caaspp("config", "smtp", "demo", "--host", "127.0.0.1", "--security", "none",
            "--from", "Sandbox Unified Assessment Office <assessment@sandbox-usd.example.org>",
-           "--env-password", env=env)
+           env=env)
     caaspp("send", "--roster", str(ROOT / "examples" / "roster.csv"),
            "--pdfs", str(OUT / "protected"), "--passwords", str(OUT / "private" / "passwords.csv"),
            "--smtp", "demo", "--dry-run", "--outbox", str(OUT / "outbox"), env=env)
