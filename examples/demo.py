@@ -52,10 +52,12 @@ def install() -> None:
     )
 
 
-def caaspp(*args: str, env: dict[str, str]) -> None:
+def caaspp(*args: str, env: dict[str, str], ok: tuple[int, ...] = (0,)) -> None:
     command = [str(venv_bin("caaspp")), *args]
     print("$ caaspp " + " ".join(args), flush=True)
-    subprocess.run(command, check=True, env=env)
+    code = subprocess.run(command, env=env).returncode
+    if code not in ok:
+        raise SystemExit(f"demo stopped: caaspp {args[0]} exited with {code}")
 
 
 def main() -> int:
@@ -119,7 +121,9 @@ def main() -> int:
            env=env)
     caaspp("send", "--roster", str(ROOT / "examples" / "roster.csv"),
            "--pdfs", str(OUT / "protected"), "--passwords", str(OUT / "private" / "passwords.csv"),
-           "--smtp", "demo", "--dry-run", "--outbox", str(OUT / "outbox"), env=env)
+           "--smtp", "demo", "--dry-run", "--outbox", str(OUT / "outbox"), env=env,
+           # 3: the roster's rows without a report (damaged SSIDs, ...) get no email.
+           ok=(0, 3))
 
     student = sorted((OUT / "student").glob("*.pdf"))
     protected = sorted((OUT / "protected").glob("*.pdf"))
