@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Self
 
 from caaspp_cli.errors import BadInputError, CaasppError, ExitCode
 from caaspp_cli.fsutil import PRIVATE_FILE_MODE, ensure_private_dir
@@ -132,7 +132,31 @@ class ReportRecord:
     run: int = 0
 
 
-class Ledger:
+class _RunLedger:
+    """What both ledgers share: the database, its runs, and closing it."""
+
+    _db: sqlite3.Connection
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start_run(self) -> int:
+        cursor = self._db.execute("INSERT INTO runs (started) VALUES (?)", (time.time(),))
+        return int(cursor.lastrowid or 0)
+
+    def finish_run(self, run: int, outcome: str) -> None:
+        self._db.execute(
+            "UPDATE runs SET finished=?, outcome=? WHERE id=?", (time.time(), outcome, run)
+        )
+
+
+class Ledger(_RunLedger):
     """What a bulk run into one folder has done so far."""
 
     def __init__(self, path: Path) -> None:
@@ -147,25 +171,6 @@ class Ledger:
     @classmethod
     def in_folder(cls, folder: Path) -> Ledger:
         return cls(folder / LEDGER_NAME)
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> Ledger:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # --- runs ------------------------------------------------------------------------------
-    def start_run(self) -> int:
-        cursor = self._db.execute("INSERT INTO runs (started) VALUES (?)", (time.time(),))
-        return int(cursor.lastrowid or 0)
-
-    def finish_run(self, run: int, outcome: str) -> None:
-        self._db.execute(
-            "UPDATE runs SET finished=?, outcome=? WHERE id=?", (time.time(), outcome, run)
-        )
 
     # --- students --------------------------------------------------------------------------
     def student(self, ssid: str, query: str) -> StudentRecord | None:
@@ -287,7 +292,7 @@ def _record(row: tuple[Any, ...]) -> MessageRecord:
     )
 
 
-class SendLedger:
+class SendLedger(_RunLedger):
     """Which messages of ``caaspp send`` the mail server has accepted, kept beside the PDFs.
 
     One row per student and kind of message (``report``, then ``password``). Around each
@@ -338,25 +343,9 @@ class SendLedger:
         return cls(path, lock=False) if path.is_file() else None
 
     def close(self) -> None:
-        self._db.close()
+        super().close()
         if self._lock is not None:
             self._lock.release()
-
-    def __enter__(self) -> SendLedger:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # --- runs ------------------------------------------------------------------------------
-    def start_run(self) -> int:
-        cursor = self._db.execute("INSERT INTO runs (started) VALUES (?)", (time.time(),))
-        return int(cursor.lastrowid or 0)
-
-    def finish_run(self, run: int, outcome: str) -> None:
-        self._db.execute(
-            "UPDATE runs SET finished=?, outcome=? WHERE id=?", (time.time(), outcome, run)
-        )
 
     # --- messages --------------------------------------------------------------------------
     def message(self, ssid: str, kind: str) -> MessageRecord | None:

@@ -22,7 +22,6 @@ Other top-level tables in the file belong to other parts of caaspp and are kept 
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import re
 import tomllib
@@ -50,6 +49,7 @@ from caaspp_cli.ets.contract import (
     DEFAULT_TOKEN_ENDPOINT,
 )
 from caaspp_cli.fsutil import write_private_text
+from caaspp_cli.hosts import is_loopback_host
 from caaspp_cli.paths import config_dir
 
 if TYPE_CHECKING:
@@ -65,7 +65,6 @@ EXPIRY_WARNING_DAYS: Final = 14
 
 NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 SCHOOL_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
-LOOPBACK_NAMES: Final = frozenset({"localhost"})
 
 _FILE_HEADER = (
     "# caaspp connection profiles. No Client Key or Client Secret is kept here: they are in\n"
@@ -93,16 +92,6 @@ def _check_name(value: str) -> str:
     return value
 
 
-def _is_loopback(host: str) -> bool:
-    name = host.strip("[]").rstrip(".").lower()
-    if name in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
 def _check_base_url(value: str) -> str:
     url = value.strip()
     try:
@@ -120,7 +109,7 @@ def _check_base_url(value: str) -> str:
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError:
         raise ValueError(f"the base URL '{url}' has an invalid port") from None
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise ValueError(
             f"the base URL '{url}' uses http:// for a host that is not this machine: "
             "credentials and score reports must travel over HTTPS"

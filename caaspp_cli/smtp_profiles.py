@@ -31,11 +31,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from caaspp_cli import credentials as creds
 from caaspp_cli.credentials import CredentialSource
 from caaspp_cli.errors import BadInputError, CaasppError, ConfigError, CredentialsError
+from caaspp_cli.hosts import is_loopback_host
 from caaspp_cli.profiles import (
     ProfileStore,
     _check_name,
     _first_problem,
-    _is_loopback,
     load_store,
 )
 
@@ -114,7 +114,7 @@ class SmtpProfile(BaseModel):
 
     @model_validator(mode="after")
     def _checks(self) -> SmtpProfile:
-        if self.security == "none" and not _is_loopback(self.host):
+        if self.security == "none" and not is_loopback_host(self.host):
             raise ValueError(
                 f"--security none sends passwords and reports in clear text: it is allowed "
                 f"only for a server on this machine, not for '{self.host}'"

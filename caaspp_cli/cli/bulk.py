@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
 
 from caaspp_cli.cli import render
 from caaspp_cli.cli.app import state
@@ -58,7 +48,7 @@ def bulk(
 ) -> int:
     """Fetch every student's score reports in a roster: one PDF per student and report,
     a manifest of who has none and why, and a re-run that resumes where it stopped."""
-    from caaspp_cli.bulk import FAILED, STATUSES, BulkOptions, BulkRun
+    from caaspp_cli.bulk import FAILED, STATUSES, BulkOptions, BulkProgress, BulkRun
     from caaspp_cli.fetch import ReportFilters
     from caaspp_cli.layout import DEFAULT_LAYOUT
     from caaspp_cli.roster import open_roster
@@ -78,37 +68,29 @@ def bulk(
             _print_dry_run(summary, roster.row_count, filters)
         return ExitCode.OK
 
-    progress = _progress_display(as_json)
-    if progress is not None:
-        task = progress.add_task(
-            "students", total=roster.row_count, saved=0, failures=0, rate=0.0
-        )
+    with render.progress_bar(
+        "students",
+        "saved {task.fields[saved]}  failed {task.fields[failures]}  {task.fields[rate]:.1f}/s",
+        enabled=not as_json, saved=0, failures=0, rate=0.0,
+    ) as update:
+        if update is not None:
 
-        def on_progress(p: object) -> None:
-            from caaspp_cli.bulk import BulkProgress
+            def on_progress(p: BulkProgress) -> None:
+                update(
+                    total=p.students_total, completed=p.students_done,
+                    saved=p.reports_saved, failures=p.failures, rate=p.rate,
+                )
 
-            assert isinstance(p, BulkProgress)
-            progress.update(
-                task, completed=p.students_done,
-                saved=p.reports_saved, failures=p.failures, rate=p.rate,
-            )
-
-        run.on_progress = on_progress
-        with progress:
-            summary = asyncio.run(run.run())
-    else:
+            run.on_progress = on_progress
         summary = asyncio.run(run.run())
 
     if as_json:
         render.print_json(summary.as_dict())
     else:
-        table = Table(title=f"caaspp bulk: {roster.row_count} roster rows", title_justify="left")
-        table.add_column("Status")
-        table.add_column("Rows", justify="right")
-        for status in STATUSES:
-            if summary.statuses[status]:
-                table.add_row(status, str(summary.statuses[status]))
-        render.stdout.print(table)
+        render.counts_table(
+            f"caaspp bulk: {roster.row_count} roster rows", "Rows",
+            {status: summary.statuses[status] for status in STATUSES},
+        )
         render.info(
             f"{summary.reports_saved} report(s) saved, {summary.reports_already} already "
             f"there, in {summary.elapsed:.1f} s; manifest: {summary.manifest}"
@@ -121,22 +103,6 @@ def bulk(
         render.error(f"{summary.statuses[FAILED]} row(s) failed after retries.", resume)
         return ExitCode.FAILED
     return ExitCode.OK
-
-
-def _progress_display(as_json: bool) -> Progress | None:
-    if as_json or not sys.stderr.isatty():
-        return None
-    return Progress(
-        TextColumn("[bold]students"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("saved {task.fields[saved]}  failed {task.fields[failures]}"),
-        TextColumn("{task.fields[rate]:.1f}/s"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=render.stderr,
-        transient=False,
-    )
 
 
 def _print_dry_run(summary: object, rows: int, filters: object) -> None:

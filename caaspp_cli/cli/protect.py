@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -74,10 +72,15 @@ def protect(
     """
     from caaspp_cli.protect import protect_reports
 
-    with _progress() as on_progress:
+    with render.progress_bar("files", enabled=not as_json) as update:
+
+        def on_progress(event: ProtectProgress) -> None:
+            if update is not None:
+                update(total=event.total, completed=event.done)
+
         summary = protect_reports(
             inputs, out, passwords, roster=roster, password_column=password_column,
-            workers=workers, on_progress=on_progress,
+            workers=workers, on_progress=on_progress if update is not None else None,
         )
     if as_json:
         render.print_json(_as_json(summary))
@@ -92,27 +95,6 @@ def protect(
         )
         return ExitCode.FAILED
     return ExitCode.OK
-
-
-@contextlib.contextmanager
-def _progress() -> Iterator[Callable[[ProtectProgress], None] | None]:
-    """A progress bar on stderr when it is a terminal; nothing otherwise."""
-    if not render.stderr.is_terminal:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    progress = Progress(
-        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-        TimeRemainingColumn(), console=render.stderr, transient=True,
-    )
-    task = progress.add_task("Protecting", total=None)
-
-    def update(event: ProtectProgress) -> None:
-        progress.update(task, total=event.total, completed=event.done)
-
-    with progress:
-        yield update
 
 
 def _as_json(summary: ProtectSummary) -> dict[str, Any]:
@@ -136,14 +118,7 @@ def _as_json(summary: ProtectSummary) -> dict[str, Any]:
 
 
 def _print_summary(summary: ProtectSummary) -> None:
-    counts = summary.counts()
-    table = Table(title=f"Protected reports in {summary.out_dir}", title_justify="left")
-    table.add_column("Outcome")
-    table.add_column("Files", justify="right")
-    for outcome, count in counts.items():
-        if count:
-            table.add_row(outcome.replace("_", " "), str(count))
-    render.stdout.print(table)
+    render.counts_table(f"Protected reports in {summary.out_dir}", "Files", summary.counts())
     problems = summary.failed
     if problems:
         listing = Table(title="Not protected", title_justify="left")

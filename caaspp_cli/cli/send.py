@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -129,8 +127,18 @@ def send(
         rate=rate, dry_run=dry_run, outbox=outbox, resend_uncertain=resend_uncertain,
         mark_uncertain_sent=mark_uncertain_sent,
     )
-    with _progress(enabled=not as_json, dry_run=dry_run) as on_progress:
-        summary = send_reports(options, on_progress=on_progress)
+    with render.progress_bar(
+        "writing" if dry_run else "sending",
+        "sent {task.fields[sent]}  not sent {task.fields[problems]}",
+        enabled=not as_json, sent=0, problems=0,
+    ) as update:
+
+        def on_progress(event: SendProgress) -> None:
+            if update is not None:
+                update(total=event.total, completed=event.done, sent=event.sent,
+                       problems=event.problems)
+
+        summary = send_reports(options, on_progress=on_progress if update is not None else None)
     if as_json:
         render.print_json(_as_json(summary))
     else:
@@ -146,40 +154,6 @@ def send(
         )
         return ExitCode.FAILED
     return ExitCode.OK
-
-
-@contextlib.contextmanager
-def _progress(
-    *, enabled: bool, dry_run: bool
-) -> Iterator[Callable[[SendProgress], None] | None]:
-    """A progress bar on stderr when it is a terminal; nothing otherwise."""
-    if not enabled or not render.stderr.is_terminal:
-        yield None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    progress = Progress(
-        TextColumn("[bold]rows"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("sent {task.fields[sent]}  not sent {task.fields[problems]}"),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=render.stderr,
-    )
-    task = progress.add_task("Writing" if dry_run else "Sending", total=None, sent=0, problems=0)
-
-    def update(event: SendProgress) -> None:
-        progress.update(
-            task, total=event.total, completed=event.done, sent=event.sent,
-            problems=event.problems,
-        )
-
-    with progress:
-        yield update
 
 
 def _as_json(summary: SendSummary) -> dict[str, Any]:
@@ -206,13 +180,7 @@ def _as_json(summary: SendSummary) -> dict[str, Any]:
 
 def _print_summary(summary: SendSummary) -> None:
     title = "Dry run: nothing was sent" if summary.dry_run else "caaspp send"
-    table = Table(title=f"{title} ({len(summary.rows)} roster rows)", title_justify="left")
-    table.add_column("Outcome")
-    table.add_column("Rows", justify="right")
-    for outcome, count in summary.counts().items():
-        if count:
-            table.add_row(outcome.replace("_", " "), str(count))
-    render.stdout.print(table)
+    render.counts_table(f"{title} ({len(summary.rows)} roster rows)", "Rows", summary.counts())
     problems = summary.problems
     if problems:
         listing = Table(title="Not sent", title_justify="left")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import ipaddress
 import itertools
 import logging
 import math
@@ -58,6 +57,7 @@ from caaspp_cli.ets import contract
 from caaspp_cli.ets.contract import ReportEntry, ReportList, TokenResponse
 from caaspp_cli.ets.pdfcheck import PdfStream, is_pdf_content_type, verify_pdf_file
 from caaspp_cli.fsutil import PRIVATE_FILE_MODE, TEMP_PREFIX, TEMP_SUFFIX, ensure_private_dir
+from caaspp_cli.hosts import is_loopback_host
 
 log = logging.getLogger(__name__)
 
@@ -192,17 +192,6 @@ def _origin(url: str | httpx.URL, *, with_path: bool = False) -> str:
         host = f"[{host}]"
     path = parts.path if with_path else ""
     return f"{parts.scheme}://{host}{f':{port}' if port else ''}{path}"
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
-    name = host.strip("[]").rstrip(".").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def _is_secure_url(url: str) -> bool:
