@@ -11,13 +11,15 @@ a URL in the detail loses its query string (pre-signed links are bearer secrets)
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from caaspp_cli.fsutil import append_private_line
-from caaspp_cli.paths import data_dir
+from caaspp_cli.errors import BadInputError
+from caaspp_cli.fsutil import PRIVATE_FILE_MODE, append_private_line, ensure_private_dir
+from caaspp_cli.paths import DATA_DIR_ENV, data_dir
 
 AUDIT_FILE: Final = "audit.log"
 
@@ -36,7 +38,29 @@ def record(
     """Append one line for one request: time, profile, SSID, outcome and an optional detail."""
     moment = (when or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
     fields = [moment, profile, ssid, outcome, _redact(detail)]
-    append_private_line(audit_path(), "\t".join(_one_field(value) for value in fields))
+    path = audit_path()
+    try:
+        append_private_line(path, "\t".join(_one_field(value) for value in fields))
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
+
+
+def check_writable() -> None:
+    """BadInputError now if the audit log cannot be written, so that no request to ETS
+    goes unrecorded."""
+    path = audit_path()
+    try:
+        ensure_private_dir(path.parent)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE))
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
+
+
+def _unwritable(path: Path, exc: OSError) -> BadInputError:
+    return BadInputError(
+        f"caaspp cannot write its audit log {path} ({exc.strerror or exc}).",
+        hint=f"set {DATA_DIR_ENV} to a folder you may write in.",
+    )
 
 
 def _one_field(value: str) -> str:

@@ -37,7 +37,7 @@ from caaspp_cli.ets.client import EtsClient
 from caaspp_cli.ets.contract import ReportEntry
 from caaspp_cli.ets.pdfcheck import inspect_pdf_file
 from caaspp_cli.fetch import ReportFilters
-from caaspp_cli.fsutil import ensure_private_dir, is_temp_name, write_private_bytes
+from caaspp_cli.fsutil import is_temp_name, prepare_output_dir, write_private_bytes
 from caaspp_cli.layout import DEFAULT_LAYOUT, REPORT_FIELDS, ROSTER_FIELDS, Layout, column_key
 from caaspp_cli.ledger import Ledger, ReportRecord
 from caaspp_cli.profiles import Profile, ProfileStore, activate, load_store
@@ -304,7 +304,7 @@ class BulkRun:
     async def run(self) -> BulkSummary:
         """Fetch every report of the roster; returns the summary (also when interrupted)."""
         out = self.options.out_dir
-        ensure_private_dir(out)
+        prepare_output_dir(out)
         removed = sweep_temp_files(out)
         if removed:
             self.on_warning(f"removed {removed} unfinished download(s) left by an earlier run.")

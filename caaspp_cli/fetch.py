@@ -25,6 +25,7 @@ from caaspp_cli.ets import contract
 from caaspp_cli.ets.client import EtsClient
 from caaspp_cli.ets.contract import ReportEntry
 from caaspp_cli.ets.pdfcheck import inspect_pdf_file
+from caaspp_cli.fsutil import prepare_output_dir
 
 Outcome = Literal["saved", "already_saved", "listed", "html_skipped", "failed"]
 
@@ -123,6 +124,7 @@ async def fetch_student(
     still saved.
     """
     ssid = check_ssid(ssid)
+    audit.check_writable()
     try:
         entries = await client.list_reports(
             ssid, test=filters.test, language=filters.language, year=filters.year
@@ -155,6 +157,7 @@ async def fetch_student(
     if list_only:
         result.reports = [FetchedReport(entry, "listed") for entry in entries]
         return result
+    prepare_output_dir(out_dir)
 
     async def save(entry: ReportEntry) -> FetchedReport:
         if not entry.is_pdf:

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from caaspp_cli.errors import BadInputError
+
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
 TEMP_PREFIX = ".caaspp-"
@@ -36,6 +38,32 @@ def ensure_private_dir(path: Path) -> Path:
         with contextlib.suppress(FileExistsError):
             folder.mkdir(mode=PRIVATE_DIR_MODE)
         os.chmod(folder, PRIVATE_DIR_MODE)
+    return path
+
+
+def prepare_output_dir(path: Path, what: str = "output folder", hint: str | None = None) -> Path:
+    """``path`` as a folder caaspp can write in, created owner-only if missing; checked
+    before any work starts, so that a folder given wrong is bad input, told in one sentence,
+    rather than a failure halfway through a run.
+
+    Writing a probe file is the only check that holds for every cause: permissions, a
+    read-only or immutable folder, a read-only file system, a file where a folder should be.
+    """
+    if path.exists() and not path.is_dir():
+        raise BadInputError(
+            f"the {what} {path} is a file, not a folder.",
+            hint=hint or "give a folder, or a path where caaspp may create one.",
+        )
+    try:
+        ensure_private_dir(path)
+        fd, probe = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise BadInputError(
+            f"caaspp cannot write in the {what} {path} ({exc.strerror or exc}).",
+            hint=hint or "choose a folder you may write in, or fix its permissions.",
+        ) from None
     return path
 
 

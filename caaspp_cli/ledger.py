@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Final, Literal, Self
 
 from caaspp_cli.errors import BadInputError, CaasppError, ExitCode
-from caaspp_cli.fsutil import PRIVATE_FILE_MODE, ensure_private_dir
+from caaspp_cli.fsutil import PRIVATE_FILE_MODE, prepare_output_dir
 
 LEDGER_NAME = ".caaspp-ledger.sqlite"
 SCHEMA_VERSION = 1
@@ -61,6 +61,11 @@ CREATE TABLE IF NOT EXISTS reports (
 """
 
 
+_LEDGER_FOLDER_HINT: Final = (
+    "caaspp keeps its ledger in the folder it writes to: choose a folder you may write in."
+)
+
+
 def open_database(
     path: Path,
     schema: str,
@@ -76,12 +81,17 @@ def open_database(
     A file that is not SQLite, or is damaged, or has another schema version, is a
     BadInputError with the hint given.
     """
-    ensure_private_dir(path.parent)
-    if not path.exists():
-        # Created owner-only before SQLite opens it; its -wal and -shm files copy the mode.
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, PRIVATE_FILE_MODE))
+    prepare_output_dir(path.parent, "folder", _LEDGER_FOLDER_HINT)
     try:
+        if not path.exists():
+            # Created owner-only before SQLite opens it; its -wal and -shm files copy the mode.
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, PRIVATE_FILE_MODE))
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    except OSError as exc:
+        raise BadInputError(
+            f"the ledger {path} cannot be opened ({exc.strerror or exc}).",
+            hint=_LEDGER_FOLDER_HINT,
+        ) from None
     except sqlite3.Error as exc:
         raise BadInputError(f"the ledger {path} cannot be opened ({exc}).") from None
     try:
@@ -429,8 +439,14 @@ class _FolderLock:
     """An exclusive lock on a file, which the OS releases when the process ends."""
 
     def __init__(self, path: Path) -> None:
-        ensure_private_dir(path.parent)
-        self._fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
+        prepare_output_dir(path.parent, "folder", _LEDGER_FOLDER_HINT)
+        try:
+            self._fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
+        except OSError as exc:
+            raise BadInputError(
+                f"the lock file {path} cannot be opened ({exc.strerror or exc}).",
+                hint=_LEDGER_FOLDER_HINT,
+            ) from None
         try:
             _lock_fd(self._fd)
         except OSError:

@@ -71,7 +71,7 @@ from caaspp_cli.errors import (
     ExitCode,
 )
 from caaspp_cli.ets.contract import LANGUAGES, TEST_NAMES, normalize_language
-from caaspp_cli.fsutil import ensure_private_dir, write_private_bytes
+from caaspp_cli.fsutil import prepare_output_dir, write_private_bytes
 from caaspp_cli.ledger import PASSWORD, REPORT, MessageRecord, SendLedger
 from caaspp_cli.roster import RosterRow, RowProblem, neutralize_cell, open_roster
 from caaspp_cli.smtp_profiles import SmtpProfile, get_smtp_profile, smtp_password
@@ -138,6 +138,8 @@ _FILES: Final = {
 _REQUIRED_FILES: Final = ("report.subject.txt", "report.txt", "password.subject.txt",
                           "password.txt")
 _BRACE_HINT: Final = "write {{ and }} for a literal brace."
+_UTF8_HINT: Final = "save it again as UTF-8 text (in Notepad: Save As, Encoding UTF-8)."
+_CONTROL_CHARACTERS: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -264,9 +266,15 @@ def _load_set(folder: Traversable, language: str, source: str) -> TemplateSet:
         try:
             texts[name] = entry.read_bytes().decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise BadInputError(f"{source}/{name} is not UTF-8 text.") from None
+            raise BadInputError(f"{source}/{name} is not UTF-8 text.",
+                                hint=_UTF8_HINT) from None
         except OSError as exc:
             raise BadInputError(f"{source}/{name} cannot be read: {exc}.") from None
+    for name, text in texts.items():
+        # UTF-16 without a byte-order mark decodes as UTF-8 with a NUL after every letter.
+        if _CONTROL_CHARACTERS.search(text):
+            raise BadInputError(f"{source}/{name} holds control characters: it is not plain "
+                                "UTF-8 text (perhaps UTF-16).", hint=_UTF8_HINT)
     missing = [name for name in _REQUIRED_FILES if name not in texts]
     if missing:
         raise BadInputError(
@@ -606,6 +614,8 @@ class MailServer:
             ) from None
         except smtplib.SMTPConnectError as exc:
             _close_quietly(smtp)
+            if exc.smtp_code == -1:
+                raise _not_smtp(where) from None
             if 400 <= exc.smtp_code < 500:
                 raise ConnectionLost(f"{where} said {exc.smtp_code} "
                                      f"{_reply_text(exc.smtp_error)}") from None
@@ -615,6 +625,8 @@ class MailServer:
             ) from None
         except smtplib.SMTPResponseException as exc:
             _close_quietly(smtp)
+            if exc.smtp_code == -1:
+                raise _not_smtp(where) from None
             if 400 <= exc.smtp_code < 500:
                 raise ConnectionLost(f"{where} said {exc.smtp_code} "
                                      f"{_reply_text(exc.smtp_error)}") from None
@@ -718,6 +730,15 @@ class MailServer:
             self._smtp.rset()
         except (smtplib.SMTPException, OSError):
             self._drop()
+
+
+def _not_smtp(where: str) -> MailConnectionError:
+    # smtplib reports an answer without a three-digit code (a web server's, say) as -1.
+    return MailConnectionError(
+        f"the server at {where} does not answer as a mail server: it is not an SMTP server, "
+        "or not on that port.",
+        hint="check the host and port of the SMTP profile (587 with starttls, 465 with ssl).",
+    )
 
 
 def _close_quietly(smtp: smtplib.SMTP | None) -> None:
@@ -1266,9 +1287,7 @@ class SendRun:
     def _prepare_outbox(self) -> None:
         """The outbox, owner-only, without the messages of an earlier dry run."""
         outbox = self.options.outbox
-        if outbox.exists() and not outbox.is_dir():
-            raise BadInputError(f"the outbox {outbox} is a file.")
-        ensure_private_dir(outbox)
+        prepare_output_dir(outbox, "outbox", "choose another --outbox folder.")
         for entry in outbox.iterdir():
             if _EML_NAME.match(entry.name) and entry.is_file():
                 entry.unlink()

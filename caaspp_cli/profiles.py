@@ -224,7 +224,8 @@ class ProfileStore:
         except OSError as exc:
             raise _config_error(path, f"cannot be read ({exc.strerror or exc})") from None
         try:
-            document = tomllib.loads(raw.decode("utf-8"))
+            # utf-8-sig: Notepad on older Windows saves UTF-8 with a BOM, which TOML refuses.
+            document = tomllib.loads(raw.decode("utf-8-sig"))
         except UnicodeDecodeError:
             raise _config_error(path, "is not UTF-8 text") from None
         except tomllib.TOMLDecodeError as exc:

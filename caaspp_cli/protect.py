@@ -89,6 +89,7 @@ from caaspp_cli.fsutil import (
     TEMP_SUFFIX,
     ensure_private_dir,
     make_private,
+    prepare_output_dir,
 )
 from caaspp_cli.passwords import generate_password
 
@@ -927,8 +928,16 @@ class PasswordSheet:
             text = self.path.read_text(encoding="utf-8-sig")
         except FileNotFoundError:
             return
-        except (OSError, UnicodeDecodeError) as exc:
-            raise BadInputError(f"the password file {self.path} cannot be read: {exc}.") from None
+        except UnicodeDecodeError:
+            raise BadInputError(
+                f"{self.path} is not UTF-8 text: it is not a caaspp password file; it is left "
+                "as it is.",
+                hint="name another file with --passwords.",
+            ) from None
+        except OSError as exc:
+            raise BadInputError(
+                f"the password file {self.path} cannot be read ({exc.strerror or exc})."
+            ) from None
         self._exists = True
         if not text.strip():
             return
@@ -959,6 +968,21 @@ class PasswordSheet:
     def rows_by_file(self) -> dict[str, SheetRow]:
         return {row.file: row for row in self.rows}
 
+    def check_writable(self) -> None:
+        """BadInputError now if the sheet cannot be written, rather than once the first
+        files are protected; creates nothing but a missing folder."""
+        hint = "name a --passwords file in a folder you may write in."
+        if not self.path.exists():
+            prepare_output_dir(self.path.parent, "folder of the password file", hint)
+            return
+        try:
+            os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND))
+        except OSError as exc:
+            raise BadInputError(
+                f"caaspp cannot write the password file {self.path} ({exc.strerror or exc}).",
+                hint=hint,
+            ) from None
+
     def append(self, records: Sequence[Mapping[str, str]]) -> None:
         """Append rows (dicts by column name) and fsync before returning."""
         from caaspp_cli.roster import neutralize_cell
@@ -973,9 +997,14 @@ class PasswordSheet:
             writer.writerow(self.columns)
         for record in records:
             writer.writerow([neutralize_cell(record.get(column, "")) for column in self.columns])
-        ensure_private_dir(self.path.parent)
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
-        fd = os.open(self.path, flags, PRIVATE_FILE_MODE)
+        try:
+            ensure_private_dir(self.path.parent)
+            fd = os.open(self.path, flags, PRIVATE_FILE_MODE)
+        except OSError as exc:
+            raise PasswordFileError(
+                f"cannot write the password file {self.path}: {exc.strerror or exc}."
+            ) from None
         try:
             if not self._private:  # ours now, or the user's: passwords stay owner-only
                 with contextlib.suppress(PermissionError):
@@ -1248,7 +1277,8 @@ def protect_reports(
     contacts, roster_passwords = _read_roster(roster, password_column, files)
     sheet = PasswordSheet(password_file)
     plan = _plan(files, out_dir, sheet, contacts, roster_passwords, password_column)
-    ensure_private_dir(out_dir)
+    prepare_output_dir(out_dir)
+    sheet.check_writable()
     total = len(files)
     results: dict[int, FileResult] = {}
 

@@ -141,12 +141,13 @@ def _configure_logging(debug: bool) -> None:
 
 
 def _register_commands() -> None:
-    from caaspp_cli.cli import bulk, config, fetch, protect, sandbox, send
+    from caaspp_cli.cli import bulk, config, fetch, protect, purge, sandbox, send
 
     bulk.register(app)
     config.register(app)
     fetch.register(app)
     protect.register(app)
+    purge.register(app)
     sandbox.register(app)
     send.register(app)
 

@@ -47,7 +47,9 @@ def sandbox(
     ] = None,
     roster_out: Annotated[
         Path | None,
-        typer.Option(help="Write a roster CSV of the sandbox's students to this file."),
+        typer.Option(
+            dir_okay=False, help="Write a roster CSV of the sandbox's students to this file."
+        ),
     ] = None,
     render_cache: Annotated[
         Path | None,
@@ -61,7 +63,7 @@ def sandbox(
 
     The first line printed is the base URL; then the demo credentials and example SSIDs.
     """
-    from caaspp_cli.fsutil import write_private_text
+    from caaspp_cli.fsutil import prepare_output_dir, write_private_text
     from caaspp_cli.sandbox.app import SandboxConfig, SandboxState
     from caaspp_cli.sandbox.fonts import fonts_available
     from caaspp_cli.sandbox.server import base_url_of, bind_socket, serve_foreground
@@ -74,6 +76,10 @@ def sandbox(
         )
     except ValueError as exc:
         raise BadInputError(f"{exc}.") from None
+    if roster_out is not None:
+        prepare_output_dir(roster_out.parent, "folder of --roster-out")
+    if render_cache is not None:
+        prepare_output_dir(render_cache, "--render-cache folder")
     sock = bind_socket(host, port)
     state = SandboxState(config)
     if roster_out is not None:

@@ -690,7 +690,9 @@ class EtsClient:
         except BaseException:
             _remove(temp)
             raise
-        await asyncio.to_thread(_fsync_dir, dest.parent)
+        # The rename is made durable in the background: awaiting it here would let a
+        # cancellation land after the file got its name but before the caller hears of it.
+        asyncio.get_running_loop().run_in_executor(None, _fsync_dir, dest.parent)
         log.debug("saved %d bytes to %s", stream.size, dest)
         return DownloadResult(path=dest, size=stream.size, sha256=stream.sha256, entry=entry)
 
