@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import csv
 import io
-import os
 import signal
 import time
 from collections import Counter
@@ -37,7 +36,7 @@ from caaspp_cli.ets.client import EtsClient
 from caaspp_cli.ets.contract import ReportEntry
 from caaspp_cli.ets.pdfcheck import inspect_pdf_file
 from caaspp_cli.fetch import ReportFilters
-from caaspp_cli.fsutil import is_temp_name, prepare_output_dir, write_private_bytes
+from caaspp_cli.fsutil import prepare_output_dir, sweep_temp_files, write_private_bytes
 from caaspp_cli.layout import DEFAULT_LAYOUT, REPORT_FIELDS, ROSTER_FIELDS, Layout, column_key
 from caaspp_cli.ledger import Ledger, ReportRecord
 from caaspp_cli.profiles import Profile, ProfileStore, activate, load_store
@@ -216,20 +215,6 @@ def _layout_values(row: RosterRow, entry: ReportEntry) -> dict[str, object]:
     return values
 
 
-def sweep_temp_files(folder: Path) -> int:
-    """Remove the temp files an earlier run left when it was killed; return how many."""
-    removed = 0
-    if not folder.is_dir():
-        return 0
-    for root, _dirs, files in os.walk(folder):
-        for name in files:
-            if is_temp_name(name):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join(root, name))
-                    removed += 1
-    return removed
-
-
 class BulkRun:
     """One run of ``caaspp bulk`` over a roster into a folder."""
 
@@ -304,6 +289,7 @@ class BulkRun:
     async def run(self) -> BulkSummary:
         """Fetch every report of the roster; returns the summary (also when interrupted)."""
         out = self.options.out_dir
+        self.router()  # the profiles checked before anything is written
         prepare_output_dir(out)
         removed = sweep_temp_files(out)
         if removed:

@@ -117,3 +117,17 @@ def append_private_line(target: Path, line: str) -> None:
 def is_temp_name(name: str) -> bool:
     """True for the names of our own in-progress files."""
     return name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)
+
+
+def sweep_temp_files(folder: Path) -> int:
+    """Remove the temp files an earlier run left when it was killed; return how many."""
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            if is_temp_name(name):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(root, name))
+                    removed += 1
+    return removed

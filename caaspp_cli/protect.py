@@ -52,8 +52,9 @@ by a worker process; the parent then appends the student's row to the password s
 fsyncs it, and only then renames the file into place. Ctrl-C lets the running workers
 finish and removes their temp files; kill -9 can leave temp files (``.caaspp-*.part``)
 and sheet rows for files not yet there, but never a protected file whose password is not
-in the sheet, and never a partial file under a final name. A re-run protects what is
-missing with the passwords in the sheet, and leaves alone every copy that still verifies.
+in the sheet, and never a partial file under a final name. A re-run removes those temp
+files, protects what is missing with the passwords in the sheet, and leaves alone every
+copy that still verifies.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ from caaspp_cli.fsutil import (
     ensure_private_dir,
     make_private,
     prepare_output_dir,
+    sweep_temp_files,
 )
 from caaspp_cli.passwords import generate_password
 
@@ -1277,8 +1279,11 @@ def protect_reports(
     contacts, roster_passwords = _read_roster(roster, password_column, files)
     sheet = PasswordSheet(password_file)
     plan = _plan(files, out_dir, sheet, contacts, roster_passwords, password_column)
-    prepare_output_dir(out_dir)
     sheet.check_writable()
+    prepare_output_dir(out_dir)
+    # A run killed mid-way (kill -9, a power cut) leaves its temp files: hidden copies of
+    # reports that nothing else would ever remove.
+    sweep_temp_files(out_dir)
     total = len(files)
     results: dict[int, FileResult] = {}
 

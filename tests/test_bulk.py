@@ -17,10 +17,10 @@ import httpx
 import pikepdf
 import pytest
 
-from caaspp_cli.bulk import BulkOptions, BulkRun, sweep_temp_files
+from caaspp_cli.bulk import BulkOptions, BulkRun
 from caaspp_cli.cli.sandbox import roster_csv
 from caaspp_cli.ets.client import EtsClient, RetryPolicy
-from caaspp_cli.fsutil import TEMP_PREFIX, TEMP_SUFFIX, is_temp_name
+from caaspp_cli.fsutil import TEMP_PREFIX, TEMP_SUFFIX, is_temp_name, sweep_temp_files
 from caaspp_cli.ledger import Ledger
 from caaspp_cli.roster import open_roster
 from caaspp_cli.sandbox.app import DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET, SandboxConfig

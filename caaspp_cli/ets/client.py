@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import itertools
 import logging
 import math
@@ -376,6 +375,7 @@ class EtsClient:
         self._rand = rand
         self._on_retry = on_retry
         self._token: _Token | None = None
+        self._token_worked = False  # a data call has succeeded: the credentials are good
         self._token_lock = asyncio.Lock()
         # Callers beyond the pool wait here rather than in the pool, where they would
         # run into its timeout.
@@ -532,16 +532,36 @@ class EtsClient:
         return listing.reports
 
     async def _authorized(self, what: str, attempt: Callable[[str], Awaitable[T]]) -> T:
-        """Run a data call with the token; on 401 renew the token and try once more."""
-        for _ in range(2):
+        """Run a data call with the current token; on 401 renew the token and try again.
+
+        Each attempt takes the token of that moment: a retry after a wait must not carry
+        one that another task has renewed since. Until a data call has succeeded, a token
+        refused twice means refused credentials. After one has, the credentials are known
+        to be good: a refused token was revoked or expired while the call waited (the
+        renewal itself is refused at the token endpoint if the credentials were revoked),
+        and it is renewed up to ``max_attempts`` times.
+        """
+        refusals = 0
+        token = ""
+
+        async def with_current_token() -> T:
+            nonlocal token
             token = await self.get_token()
+            return await attempt(token)
+
+        while True:
             try:
-                return await self._with_retries(what, functools.partial(attempt, token))
+                result = await self._with_retries(what, with_current_token)
             except _Unauthorized:
                 self._invalidate_token(token)
-        raise AuthenticationError(
-            "ETS refused a freshly issued access token.", hint=_REFUSED_HINT
-        )
+                refusals += 1
+                if refusals >= (self._retry.max_attempts if self._token_worked else 2):
+                    raise AuthenticationError(
+                        "ETS refused a freshly issued access token.", hint=_REFUSED_HINT
+                    ) from None
+                continue
+            self._token_worked = True
+            return result
 
     def _data_error(self, response: httpx.Response) -> Exception:
         status = response.status_code
