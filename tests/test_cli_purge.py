@@ -1,0 +1,363 @@
+"""`caaspp purge`: the reports of a folder deleted after distribution, and nothing else."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from caaspp_cli.cli import purge as purge_cli
+from caaspp_cli.cli.sandbox import roster_csv
+from caaspp_cli.fsutil import TEMP_PREFIX, TEMP_SUFFIX
+from caaspp_cli.ledger import Ledger
+from caaspp_cli.protect import PasswordSheet
+from caaspp_cli.purge import PURGE_LOG
+
+DAY = 86_400
+
+
+@pytest.fixture
+def bulk_out(cli: Any, sandbox: Any, sandbox_profile: Any, tmp_path: Path) -> Path:
+    """A real `caaspp bulk` folder: a dozen students' reports, a manifest and a ledger."""
+    rows = sandbox.state.world.roster_rows()[:12]
+    roster = tmp_path / "roster.csv"
+    roster.write_text(roster_csv(rows), encoding="utf-8")
+    out = tmp_path / "reports"
+    result = cli("bulk", str(roster), "--out", str(out),
+                 "--layout", "{grade}/{ssid}_{test}_{year}_{language}.pdf")
+    assert result.exit_code == 0, result.stderr
+    assert len(pdfs(out)) >= 10
+    return out
+
+
+def pdfs(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("*.pdf"))
+
+
+def everything(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*")}
+
+
+def ssids_in(folder: Path) -> set[str]:
+    return {p.name[:10] for p in pdfs(folder)}
+
+
+def make_folder(path: Path, *, marker: bool = True, n: int = 3) -> Path:
+    """A folder with ``n`` report-named PDFs and, unless told otherwise, a manifest."""
+    path.mkdir(parents=True)
+    for k in range(n):
+        (path / f"100000000{k}_CAASPP_2025_en.pdf").write_bytes(b"%PDF-1.7\n" + b"x" * 100)
+    if marker:
+        (path / "manifest.csv").write_text("ssid,status\n", encoding="utf-8")
+    return path
+
+
+def age(path: Path, days: float) -> None:
+    moment = time.time() - days * DAY
+    os.utime(path, (moment, moment))
+
+
+def test_purge_deletes_every_report_and_temp_file_and_keeps_manifest_and_ledger(
+    cli: Any, bulk_out: Path
+) -> None:
+    ssids = ssids_in(bulk_out)
+    count = len(pdfs(bulk_out))
+    temp = bulk_out / f"{TEMP_PREFIX}killed{TEMP_SUFFIX}"
+    temp.write_bytes(b"%PDF-1.7 half of a report")
+    kept = everything(bulk_out) - {p.relative_to(bulk_out).as_posix()
+                                   for p in [*pdfs(bulk_out), temp]}
+
+    result = cli("purge", str(bulk_out), "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert pdfs(bulk_out) == [] and not temp.exists()
+    assert everything(bulk_out) == kept | {PURGE_LOG}
+    assert {"manifest.csv", ".caaspp-ledger.sqlite"} <= kept
+    assert f"Deleted {count} PDF file(s) and 1 temp file(s)" in result.stdout
+    log = (bulk_out / PURGE_LOG).read_text(encoding="utf-8")
+    assert f"removed {count} PDF file(s) and 1 temp file(s)" in log
+    assert len(log.splitlines()) == 1
+    for ssid in ssids:  # counts only: no report's name, which carries the SSID
+        assert ssid not in result.output and ssid not in log
+    with Ledger.in_folder(bulk_out) as ledger:  # what was fetched stays on record
+        assert ledger.counts()["downloaded"] == count
+
+
+def test_purge_without_yes_and_without_a_terminal_exits_2_and_deletes_nothing(
+    cli: Any, bulk_out: Path
+) -> None:
+    before = everything(bulk_out)
+
+    result = cli("purge", str(bulk_out))
+
+    assert result.exit_code == 2
+    assert "nothing deleted" in result.stderr and "--yes" in result.stderr
+    assert everything(bulk_out) == before
+
+
+def test_purge_asks_showing_count_size_and_dates_and_keeps_everything_on_no(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = make_folder(tmp_path / "reports", n=3)
+    age(folder / "1000000000_CAASPP_2025_en.pdf", 10)
+    monkeypatch.setattr(purge_cli, "_stdin_is_terminal", lambda: True)
+    before = everything(folder)
+
+    result = cli("purge", str(folder), input="n\n")
+
+    assert result.exit_code == 0
+    assert "3 PDF file(s), 327 bytes" in result.stderr
+    oldest = time.strftime("%Y-%m-%d", time.localtime(time.time() - 10 * DAY))
+    assert f"from {oldest} " in result.stderr
+    assert "Delete them? [y/N]" in result.stderr
+    assert "not shredded" in result.stderr
+    assert "1000000000" not in result.output
+    assert everything(folder) == before
+
+    yes = cli("purge", str(folder), input="y\n")
+
+    assert yes.exit_code == 0
+    assert pdfs(folder) == []
+
+
+def test_purge_refuses_a_folder_caaspp_did_not_write_unless_forced(
+    cli: Any, tmp_path: Path
+) -> None:
+    folder = make_folder(tmp_path / "Documents", marker=False)
+    before = everything(folder)
+
+    refused = cli("purge", str(folder), "--yes")
+
+    assert refused.exit_code == 2
+    assert "no caaspp ledger, manifest or send report" in refused.stderr
+    assert "--force" in refused.stderr
+    assert everything(folder) == before
+
+    forced = cli("purge", str(folder), "--yes", "--force")
+
+    assert forced.exit_code == 0, forced.output
+    assert pdfs(folder) == []
+
+
+@pytest.mark.parametrize("marker", [".caaspp-send-ledger.sqlite", "send-report.csv"])
+def test_a_folder_caaspp_send_has_used_may_be_purged(
+    cli: Any, tmp_path: Path, marker: str
+) -> None:
+    folder = make_folder(tmp_path / "protected", marker=False)
+    (folder / marker).write_bytes(b"")
+
+    result = cli("purge", str(folder), "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert pdfs(folder) == []
+
+
+def test_purge_refuses_the_root_even_with_force(cli: Any) -> None:
+    # No --yes: were the refusal ever to fail, the missing confirmation still stops it.
+    result = cli("purge", "/", "--force")
+
+    assert result.exit_code == 2
+    assert "root of the file system" in result.stderr
+
+
+def test_purge_refuses_the_home_folder_and_the_folders_above_it(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = make_folder(tmp_path / "users" / "coordinator")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("USERPROFILE", str(home))
+    before = everything(tmp_path)
+
+    mine = cli("purge", str(home), "--yes", "--force")
+    above = cli("purge", str(tmp_path / "users"), "--yes", "--force")
+
+    assert mine.exit_code == 2 and "your home folder" in mine.stderr
+    assert above.exit_code == 2 and "holding your home folder" in above.stderr
+    assert everything(tmp_path) == before
+
+
+def test_purge_never_follows_or_removes_a_link_out_of_the_folder(
+    cli: Any, tmp_path: Path
+) -> None:
+    elsewhere = make_folder(tmp_path / "elsewhere", marker=False, n=2)
+    folder = make_folder(tmp_path / "reports", n=1)
+    (folder / "linked-folder").symlink_to(elsewhere, target_is_directory=True)
+    (folder / "2000000000_CAASPP_2025_en.pdf").symlink_to(
+        elsewhere / "1000000000_CAASPP_2025_en.pdf"
+    )
+
+    result = cli("purge", str(folder), "--yes", "--json")
+
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["pdfs_removed"] == 1
+    assert summary["links_skipped"] == 1
+    assert len(pdfs(elsewhere)) == 2
+    assert (folder / "2000000000_CAASPP_2025_en.pdf").is_symlink()
+    assert (folder / "linked-folder").is_symlink()
+
+
+def test_older_than_removes_only_files_last_modified_before_then(
+    cli: Any, tmp_path: Path
+) -> None:
+    folder = make_folder(tmp_path / "reports", n=4)
+    old = sorted(folder.glob("*.pdf"))[:3]
+    for path in old:
+        age(path, 31)
+    young = sorted(folder.glob("*.pdf"))[3]
+    age(young, 29)
+
+    result = cli("purge", str(folder), "--older-than", "30", "--yes", "--json")
+
+    assert result.exit_code == 0, result.output
+    assert pdfs(folder) == [young]
+    summary = json.loads(result.stdout)
+    assert (summary["pdfs_removed"], summary["kept_newer"]) == (3, 1)
+    assert summary["older_than_days"] == 30
+    assert "older than 30 day(s); 1 newer kept" in (folder / PURGE_LOG).read_text("utf-8")
+
+
+def _sheet(path: Path) -> Path:
+    PasswordSheet(path).append([{
+        "ssid": "1000000000", "file": "1000000000_CAASPP_2025_en.pdf",
+        "password": "maple-river-0000-stone",
+    }])
+    return path
+
+
+def test_passwords_option_deletes_the_password_file_too(cli: Any, tmp_path: Path) -> None:
+    folder = make_folder(tmp_path / "protected")
+    sheet = _sheet(tmp_path / "private" / "passwords.csv")
+
+    result = cli("purge", str(folder), "--passwords", str(sheet), "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert not sheet.exists() and pdfs(folder) == []
+    assert f"Deleted the password file {sheet}" in result.stdout
+    assert "password file" in (folder / PURGE_LOG).read_text("utf-8")
+    assert "maple-river" not in result.output
+
+
+def test_a_password_file_newer_than_older_than_is_kept(cli: Any, tmp_path: Path) -> None:
+    folder = make_folder(tmp_path / "protected")
+    for path in folder.glob("*.pdf"):
+        age(path, 60)
+    sheet = _sheet(tmp_path / "passwords.csv")  # a row added today: its family may wait
+
+    result = cli("purge", str(folder), "--passwords", str(sheet), "--older-than", "30",
+                 "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert sheet.exists() and pdfs(folder) == []
+    assert "Kept the password file" in result.stdout
+
+
+def test_a_passwords_file_that_is_not_a_password_sheet_is_refused_and_nothing_deleted(
+    cli: Any, tmp_path: Path
+) -> None:
+    folder = make_folder(tmp_path / "reports")
+    thesis = tmp_path / "thesis.csv"
+    thesis.write_text("chapter,words\n1,5000\n", encoding="utf-8")
+    before = everything(folder)
+
+    result = cli("purge", str(folder), "--passwords", str(thesis), "--yes")
+
+    assert result.exit_code == 2
+    assert "not a caaspp password file" in result.stderr
+    assert thesis.exists() and everything(folder) == before
+
+
+def test_purge_of_a_folder_that_does_not_exist_is_bad_input(cli: Any, tmp_path: Path) -> None:
+    result = cli("purge", str(tmp_path / "nowhere"), "--yes")
+
+    assert result.exit_code == 2
+    assert "does not exist" in result.stderr
+
+
+def test_nothing_to_delete_is_said_and_logs_nothing(cli: Any, tmp_path: Path) -> None:
+    folder = make_folder(tmp_path / "reports", n=0)
+
+    result = cli("purge", str(folder), "--json")  # nothing to confirm: no --yes needed
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["pdfs_removed"] == 0
+    assert not (folder / PURGE_LOG).exists()
+
+
+@contextmanager
+def undeletable(folder: Path) -> Iterator[None]:
+    """Files in ``folder`` cannot be deleted: the folder read-only, or immutable for root
+    (whom permissions do not stop)."""
+    if os.name != "posix":
+        pytest.skip("needs POSIX permissions")
+    if os.geteuid() != 0:
+        folder.chmod(0o500)
+        try:
+            yield
+        finally:
+            folder.chmod(0o700)
+        return
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", str(folder)],
+                                        capture_output=True).returncode != 0:
+        pytest.skip("root, and no immutable attribute on this file system")
+    try:
+        yield
+    finally:
+        subprocess.run([chattr, "-i", str(folder)], check=True)
+
+
+def test_a_file_that_cannot_be_deleted_is_exit_3_with_the_reason(
+    cli: Any, tmp_path: Path
+) -> None:
+    folder = make_folder(tmp_path / "reports", n=1)
+    locked = folder / "locked"
+    locked.mkdir()
+    (locked / "3000000000_CAASPP_2025_en.pdf").write_bytes(b"%PDF-1.7")
+    with undeletable(locked):
+        result = cli("purge", str(folder), "--yes")
+
+    assert result.exit_code == 3
+    assert "1 file(s) could not be deleted (" in result.stderr
+    assert "3000000000" not in result.output
+    assert pdfs(folder) == [locked / "3000000000_CAASPP_2025_en.pdf"]
+    assert "Deleted 1 PDF file(s)" in result.stdout
+    assert "1 could not be removed" in (folder / PURGE_LOG).read_text("utf-8")
+
+
+def test_purge_help_says_deleted_not_shredded_and_what_it_refuses(cli: Any) -> None:
+    result = cli("purge", "--help")
+
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
+    assert "Deleted, not shredded" in text and "encrypted storage" in text
+    assert "--force" in text and "--older-than" in text and "--passwords" in text
+
+
+def test_a_folder_swapped_for_a_link_after_the_plan_leads_nowhere_outside(
+    tmp_path: Path,
+) -> None:
+    from caaspp_cli.purge import plan_purge, purge
+
+    folder = make_folder(tmp_path / "reports", n=0)
+    make_folder(folder / "grade-5", marker=False, n=1)
+    elsewhere = make_folder(tmp_path / "elsewhere", marker=False, n=1)
+    plan = plan_purge(folder)
+    assert len(plan.pdfs) == 1
+    (folder / "grade-5").rename(tmp_path / "moved")
+    (folder / "grade-5").symlink_to(elsewhere, target_is_directory=True)
+
+    summary = purge(plan)
+
+    assert summary.pdfs_removed == 0
+    assert summary.failed == [("grade-5/1000000000_CAASPP_2025_en.pdf",
+                               "its folder now leads outside the folder being purged")]
+    assert len(pdfs(elsewhere)) == 1
