@@ -8,11 +8,13 @@ Windows refuses), so no output ever lands outside the folder whatever the roster
 
 from __future__ import annotations
 
+import math
 import re
 import string
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import PurePosixPath
+from typing import Final
 
 from caaspp_cli.errors import BadInputError
 
@@ -20,14 +22,22 @@ DEFAULT_LAYOUT = "{ssid}_{test}_{year}_{language}.pdf"
 REQUIRED_FIELDS = ("ssid", "test", "year", "language")
 REPORT_FIELDS = ("ssid", "test", "year", "language", "grade", "format")
 ROSTER_FIELDS = ("first_name", "last_name", "name", "school", "school_code", "school_name")
-MAX_COMPONENT = 80
+MAX_COMPONENT = 80  # characters of one field's value
+MAX_PART = 150  # characters of one folder or file name
+# Bytes of UTF-8 in one name: ext4 and most Unix file systems take 255, and NTFS 255 UTF-16
+# units, which are never more than the UTF-8 bytes.
+MAX_PART_BYTES = 255
 EMPTY_VALUE = "unknown"
 
+# Device names Windows reserves, with or without an extension; since Windows 7 the
+# superscript digits count as digits here.
 _WINDOWS_RESERVED = {
-    "CON", "PRN", "AUX", "NUL",
-    *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10)),
+    "CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
+    *(f"COM{i}" for i in "123456789\u00b9\u00b2\u00b3"),
+    *(f"LPT{i}" for i in "123456789\u00b9\u00b2\u00b3"),
 }
-_UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]+')
+# What Windows refuses in a name, control characters, and lone surrogates (not encodable).
+_UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f\ud800-\udfff]+')
 
 
 def column_key(header: str) -> str:
@@ -36,16 +46,27 @@ def column_key(header: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", folded.lower()).strip("_")
 
 
-def safe_component(value: str, max_length: int = MAX_COMPONENT) -> str:
-    """One path component that every common file system accepts and that names no folder."""
+def safe_component(value: str, max_length: int = MAX_COMPONENT, suffix: str = "") -> str:
+    """One path component that every common file system accepts and that names no folder:
+    no separator, nothing Windows refuses, no dot or space at either end, no reserved
+    device name, at most ``max_length`` characters and ``MAX_PART_BYTES`` bytes with
+    ``suffix`` (a safe extension such as ``.pdf``) added."""
     text = unicodedata.normalize("NFC", value)
-    text = _UNSAFE.sub("_", text).strip().strip(".").strip()
-    text = re.sub(r"\s+", " ", text)
+    text = re.sub(r"\s+", " ", _UNSAFE.sub("_", text)).strip(" .")
     if not text or set(text) <= {"_", "."}:
-        return EMPTY_VALUE
-    if text.split(".")[0].upper() in _WINDOWS_RESERVED:
+        return EMPTY_VALUE + suffix
+    # Room for the "_" below, and the suffix.
+    text = _shorten(text, max_length - 1, MAX_PART_BYTES - 1 - len(suffix.encode())).rstrip(" .")
+    if text.partition(".")[0].rstrip(" ").upper() in _WINDOWS_RESERVED:
         text = "_" + text
-    return text[:max_length].rstrip(" .") or EMPTY_VALUE
+    return (text or EMPTY_VALUE) + suffix
+
+
+def _shorten(text: str, max_length: int, max_bytes: int) -> str:
+    """``text`` cut to ``max_length`` characters and ``max_bytes`` bytes of UTF-8."""
+    text = text[:max_length]
+    data = text.encode("utf-8")
+    return text if len(data) <= max_bytes else data[:max_bytes].decode("utf-8", "ignore")
 
 
 class Layout:
@@ -78,6 +99,13 @@ class Layout:
         if not self.template.lower().endswith(".pdf"):
             self.template += ".pdf"
         self.fields = fields
+        # Each folder or file name of the template, and its placeholders other than the
+        # report's own: when a name would be too long those are shortened, not the end of
+        # the name, which holds what tells one report from another.
+        self._parts = [(part, self._fields(part)) for part in self.template.split("/") if part]
+        # The file name's extension stays whatever the length of the rest.
+        self._suffix = self.template[-4:]
+        self._parts[-1] = (self._parts[-1][0][:-4], self._parts[-1][1])
 
     @staticmethod
     def _fields(template: str) -> list[str]:
@@ -103,9 +131,38 @@ class Layout:
     def relative_path(self, values: Mapping[str, object]) -> PurePosixPath:
         """The report's path relative to the output folder."""
         safe = {name: safe_component(str(values.get(name, "") or "")) for name in self.fields}
-        rendered = self.template.format_map(safe)
-        parts = [safe_component(part, max_length=150) for part in rendered.split("/") if part]
-        return PurePosixPath(*parts)
+        names = [_name(part, fields, safe) for part, fields in self._parts]
+        names[-1] = _name(*self._parts[-1], safe, suffix=self._suffix)
+        return PurePosixPath(*names)
+
+
+# Room kept in a name for the report's own fields, whatever their value: the other fields
+# of a student are then cut the same way for each of its reports.
+_RESERVED: Final = {"ssid": 10, "test": 10, "year": 4, "language": 10}
+
+
+def _name(part: str, fields: Sequence[str], safe: Mapping[str, str], suffix: str = "") -> str:
+    """One rendered name of the template: its fields other than the report's own cut (the
+    longest first) until it fits in MAX_PART characters and MAX_PART_BYTES bytes."""
+    own = dict(safe)
+    shortened = sorted({name for name in fields if name not in REQUIRED_FIELDS})
+    room = len(suffix) + sum(
+        max(0, _RESERVED[name] - len(own[name])) for name in fields if name in _RESERVED
+    )
+    rendered = part.format_map(own)
+    while shortened:
+        chars = len(rendered) + room - (MAX_PART - 1)
+        # surrogatepass: a --layout may hold what a terminal could not decode; it is made "_".
+        data = len(rendered.encode("utf-8", "surrogatepass")) + room - (MAX_PART_BYTES - 1)
+        longest = max(shortened, key=lambda name: len(own[name]))
+        value = own[longest]
+        if max(chars, data) <= 0 or len(value) <= 1:
+            break
+        cut = max(chars, math.ceil(data * len(value) / len(value.encode("utf-8"))))
+        others = max((len(own[name]) for name in shortened if name != longest), default=1)
+        own[longest] = value[: max(1, len(value) - cut, min(others, len(value) - 1))]
+        rendered = part.format_map(own)
+    return safe_component(rendered, max_length=MAX_PART - len(suffix), suffix=suffix)
 
 
 def _strip_fields(part: str) -> str:

@@ -499,9 +499,22 @@ def tls_context(ca_file: str | None) -> ssl.SSLContext:
     if ca_file:
         try:
             context.load_verify_locations(cafile=ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise BadInputError(f"the CA file {ca_file} cannot be used: {exc}.") from None
+        except ssl.SSLError as exc:
+            raise BadInputError(
+                f"the CA file {ca_file} holds no usable PEM certificate ({exc.reason or exc}).",
+                hint=_CA_HINT,
+            ) from None
+        except OSError as exc:
+            raise BadInputError(
+                f"the CA file {ca_file} cannot be read ({exc.strerror or exc}).", hint=_CA_HINT
+            ) from None
     return context
+
+
+_CA_HINT: Final = (
+    "give the district CA's certificate as a PEM file with `caaspp config smtp NAME ... "
+    "--ca-file FILE`."
+)
 
 
 class MailServer:
@@ -934,6 +947,8 @@ class SendRun:
         self.roster.require("email")
         self.templates = load_templates(options.templates)
         self.profile = get_smtp_profile(options.smtp)
+        if self.profile.ca_file and not options.dry_run:
+            tls_context(self.profile.ca_file)  # a CA file gone since: refused before any row
         self.composer = Composer(self.profile, self.templates)
         if not options.pdfs.is_dir():
             raise BadInputError(f"the folder of protected PDFs {options.pdfs} does not exist.")
