@@ -16,7 +16,7 @@ class ExitCode(IntEnum):
     OK = 0
     UNEXPECTED = 1
     BAD_INPUT = 2
-    FAILED = 3  # some work failed after retries; a re-run retries just that
+    FAILED = 3  # some rows or files failed (after retries, or bad files); a re-run retries them
     CREDENTIALS = 4
     NOTHING_TO_FETCH = 5
     INTERRUPTED = 130

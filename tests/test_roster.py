@@ -9,7 +9,7 @@ from itertools import islice
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from caaspp_cli.errors import BadInputError, ExitCode
@@ -815,7 +815,16 @@ def test_written_rosters_read_back_the_same(
     writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
     writer.writerow(["SSID", "Student Name"])
     writer.writerows(rows)
-    path = _write(tmp_path, buffer.getvalue(), encoding=encoding)
+    text = buffer.getvalue()
+    if encoding == "cp1252" and not text.isascii():
+        # Windows-1252 bytes that also read as UTF-8 ("Ã©" is "é") are read as UTF-8, as
+        # they should be: no real name looks like that, and UTF-8 files are far more common.
+        try:
+            text.encode("cp1252").decode("utf-8")
+            assume(False)
+        except UnicodeDecodeError:
+            pass
+    path = _write(tmp_path, text, encoding=encoding)
     roster = open_roster(path)
     read = list(roster)
     assert roster.delimiter == delimiter or not rows
