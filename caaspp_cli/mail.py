@@ -625,28 +625,18 @@ class MailServer:
                 f"the mail server {where} offers no login (AUTH) on this connection.",
                 hint="check the port and security of the SMTP profile, or remove --user.",
             ) from None
-        except smtplib.SMTPConnectError as exc:
+        except smtplib.SMTPResponseException as exc:  # SMTPConnectError included
             _close_quietly(smtp)
             if exc.smtp_code == -1:
                 raise _not_smtp(where) from None
+            reply = f"{exc.smtp_code} {_reply_text(exc.smtp_error)}"
             if 400 <= exc.smtp_code < 500:
-                raise ConnectionLost(f"{where} said {exc.smtp_code} "
-                                     f"{_reply_text(exc.smtp_error)}") from None
-            raise MailConnectionError(
-                f"the mail server {where} refused the connection ({exc.smtp_code} "
-                f"{_reply_text(exc.smtp_error)}).",
-            ) from None
-        except smtplib.SMTPResponseException as exc:
-            _close_quietly(smtp)
-            if exc.smtp_code == -1:
-                raise _not_smtp(where) from None
-            if 400 <= exc.smtp_code < 500:
-                raise ConnectionLost(f"{where} said {exc.smtp_code} "
-                                     f"{_reply_text(exc.smtp_error)}") from None
-            raise MailConnectionError(
-                f"the mail server {where} answered {exc.smtp_code} "
-                f"{_reply_text(exc.smtp_error)}.",
-            ) from None
+                raise ConnectionLost(f"{where} said {reply}") from None
+            if isinstance(exc, smtplib.SMTPConnectError):
+                raise MailConnectionError(
+                    f"the mail server {where} refused the connection ({reply})."
+                ) from None
+            raise MailConnectionError(f"the mail server {where} answered {reply}.") from None
         except (smtplib.SMTPException, OSError) as exc:
             _close_quietly(smtp)
             raise ConnectionLost(f"{where}: {_os_reason(exc)}") from None
