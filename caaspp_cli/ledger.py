@@ -23,9 +23,8 @@ from caaspp_cli.errors import BadInputError, CaasppError, ExitCode
 from caaspp_cli.fsutil import PRIVATE_FILE_MODE, prepare_output_dir
 
 LEDGER_NAME = ".caaspp-ledger.sqlite"
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
+# Tables every ledger has: its schema version, and its runs (see _RunLedger).
+_RUN_TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -33,6 +32,10 @@ CREATE TABLE IF NOT EXISTS runs (
     finished REAL,
     outcome TEXT NOT NULL DEFAULT 'running'
 );
+"""
+SCHEMA_VERSION = 1
+
+_SCHEMA = _RUN_TABLES + """
 CREATE TABLE IF NOT EXISTS students (
     ssid TEXT NOT NULL,
     query TEXT NOT NULL,          -- the filters asked, e.g. "CAASPP|en|2025" ('' = all)
@@ -246,14 +249,7 @@ SENDING: Final = "sending"
 ACCEPTED: Final = "accepted"
 NOT_ACCEPTED: Final = "failed"
 
-_SEND_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    started REAL NOT NULL,
-    finished REAL,
-    outcome TEXT NOT NULL DEFAULT 'running'
-);
+_SEND_SCHEMA = _RUN_TABLES + """
 CREATE TABLE IF NOT EXISTS messages (
     ssid TEXT NOT NULL,
     kind TEXT NOT NULL,                   -- report (carries the PDFs) | password
