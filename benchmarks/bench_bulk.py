@@ -52,7 +52,8 @@ def chosen_students(world: World, count: int) -> list[tuple[str, str]]:
         if not student.enrolled:
             continue
         matches = [
-            r for r in student.reports
+            r
+            for r in student.reports
             if (r.test, r.year, r.language, r.format) == (TEST, YEAR, LANGUAGE, "pdf")
         ]
         if len(matches) == 1:
@@ -99,10 +100,25 @@ def warm_cache(world_size: int, report_ids: list[str]) -> None:
 
 def start_sandbox(world_size: int, latency_ms: float) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "caaspp_cli", "sandbox", "--port", "0",
-         "--students", str(world_size), "--seed", str(SEED),
-         "--latency-ms", str(latency_ms), "--render-cache", str(CACHE)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "caaspp_cli",
+            "sandbox",
+            "--port",
+            "0",
+            "--students",
+            str(world_size),
+            "--seed",
+            str(SEED),
+            "--latency-ms",
+            str(latency_ms),
+            "--render-cache",
+            str(CACHE),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     assert process.stdout is not None
     return process, process.stdout.readline().strip()
@@ -139,8 +155,9 @@ def sequential_baseline(base_url: str, ssids: list[str], out: Path) -> float:
     with httpx.Client(base_url=base_url, timeout=60) as http:
         token = http.post(
             contract.DEFAULT_TOKEN_ENDPOINT,
-            headers={"Authorization": contract.basic_auth_header(DEMO_CLIENT_KEY,
-                                                                 DEMO_CLIENT_SECRET)},
+            headers={
+                "Authorization": contract.basic_auth_header(DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET)
+            },
             data=contract.token_form(),
         ).json()["access_token"]
         headers = {"Authorization": contract.bearer_header(token)}
@@ -153,8 +170,9 @@ def sequential_baseline(base_url: str, ssids: list[str], out: Path) -> float:
             ).json()["reports"]
             for report in reports:
                 body = http.get(report["url"]).content
-                (out / f"{ssid}_{report['test']}_{report['year']}_{report['language']}.pdf"
-                 ).write_bytes(body)
+                (
+                    out / f"{ssid}_{report['test']}_{report['year']}_{report['language']}.pdf"
+                ).write_bytes(body)
     return len(ssids) / (time.perf_counter() - started)
 
 
@@ -168,16 +186,22 @@ def bare_client_run(
 
     async def run() -> None:
         pools = [
-            httpx.AsyncClient(base_url=base_url, timeout=60, limits=httpx.Limits(
-                max_connections=8, max_keepalive_connections=8))
+            httpx.AsyncClient(
+                base_url=base_url,
+                timeout=60,
+                limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
+            )
             for _ in range(max(1, (concurrency + 7) // 8))
         ]
-        token = (await pools[0].post(
-            contract.DEFAULT_TOKEN_ENDPOINT,
-            headers={"Authorization": contract.basic_auth_header(DEMO_CLIENT_KEY,
-                                                                 DEMO_CLIENT_SECRET)},
-            data=contract.token_form(),
-        )).json()["access_token"]
+        token = (
+            await pools[0].post(
+                contract.DEFAULT_TOKEN_ENDPOINT,
+                headers={
+                    "Authorization": contract.basic_auth_header(DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET)
+                },
+                data=contract.token_form(),
+            )
+        ).json()["access_token"]
         headers = {"Authorization": contract.bearer_header(token)}
         queue = iter(ssids)
 
@@ -210,8 +234,17 @@ def dry_run_rss(folder: Path, rows: int, env: dict[str, str]) -> float:
     roster = folder / f"roster-{rows}.csv"
     write_roster(roster, [f"{i:010d}" for i in range(1, rows + 1)])
     _, _, rss, _ = run_measured(
-        [sys.executable, "-m", "caaspp_cli", "bulk", str(roster), "--out", str(folder / "dry"),
-         "--dry-run", "--json"],
+        [
+            sys.executable,
+            "-m",
+            "caaspp_cli",
+            "bulk",
+            str(roster),
+            "--out",
+            str(folder / "dry"),
+            "--dry-run",
+            "--json",
+        ],
         env,
     )
     return rss
@@ -236,15 +269,28 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="caaspp-bench-"))
     env = dict(os.environ)
     env.update(
-        CAASPP_CONFIG_DIR=str(work / "config"), CAASPP_DATA_DIR=str(work / "data"),
-        CAASPP_CLIENT_KEY=DEMO_CLIENT_KEY, CAASPP_CLIENT_SECRET=DEMO_CLIENT_SECRET,
+        CAASPP_CONFIG_DIR=str(work / "config"),
+        CAASPP_DATA_DIR=str(work / "data"),
+        CAASPP_CLIENT_KEY=DEMO_CLIENT_KEY,
+        CAASPP_CLIENT_SECRET=DEMO_CLIENT_SECRET,
     )
     sandbox, base_url = start_sandbox(args.world, args.latency_ms)
     try:
         subprocess.run(
-            [sys.executable, "-m", "caaspp_cli", "config", "add", "bench", "--base-url",
-             base_url, "--env-credentials"],
-            env=env, check=True, stdout=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "caaspp_cli",
+                "config",
+                "add",
+                "bench",
+                "--base-url",
+                base_url,
+                "--env-credentials",
+            ],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
         roster = work / "roster.csv"
         write_roster(roster, ssids)
@@ -255,9 +301,24 @@ def main() -> None:
                 bare_client_run(base_url, ssids, work / f"bare{number}", args.concurrency)
             )
             wall, cpu, rss, out = run_measured(
-                [sys.executable, "-m", "caaspp_cli", "bulk", str(roster), "--out",
-                 str(work / f"out{number}"), "--test", TEST, "--year", str(YEAR),
-                 "--language", LANGUAGE, "--concurrency", str(args.concurrency), "--json"],
+                [
+                    sys.executable,
+                    "-m",
+                    "caaspp_cli",
+                    "bulk",
+                    str(roster),
+                    "--out",
+                    str(work / f"out{number}"),
+                    "--test",
+                    TEST,
+                    "--year",
+                    str(YEAR),
+                    "--language",
+                    LANGUAGE,
+                    "--concurrency",
+                    str(args.concurrency),
+                    "--json",
+                ],
                 env,
             )
             saved = json.loads(out)["reports_saved"]
@@ -280,24 +341,34 @@ def main() -> None:
     saved = len(ssids)
     rate = saved / wall
     print()
-    print(f"caaspp bulk: {saved} students, one report each, latency {args.latency_ms:g} ms, "
-          f"concurrency {args.concurrency}, medians of {args.rounds} alternated rounds")
+    print(
+        f"caaspp bulk: {saved} students, one report each, latency {args.latency_ms:g} ms, "
+        f"concurrency {args.concurrency}, medians of {args.rounds} alternated rounds"
+    )
     print(f"  ideal time              {ideal:8.2f} s   (requests / concurrency x latency)")
     print(f"  caaspp bulk wall time   {wall:8.2f} s   {wall / ideal:6.3f}x ideal (target <= 1.2)")
-    print(f"  bare httpx wall time    {bare_wall:8.2f} s   {bare_wall / ideal:6.3f}x ideal "
-          "(reference: no ledger, checks, retries)")
+    print(
+        f"  bare httpx wall time    {bare_wall:8.2f} s   {bare_wall / ideal:6.3f}x ideal "
+        "(reference: no ledger, checks, retries)"
+    )
     print(f"  bulk / bare             {wall / bare_wall:8.3f}x")
     print(f"  students per second     {rate:8.1f}")
-    print(f"  client CPU per report   {cpu / saved * 1000:8.2f} ms (target <= 4; whole process, "
-          f"start-up included); bare {bare_cpu / saved * 1000:.2f} ms")
+    print(
+        f"  client CPU per report   {cpu / saved * 1000:8.2f} ms (target <= 4; whole process, "
+        f"start-up included); bare {bare_cpu / saved * 1000:.2f} ms"
+    )
     print(f"  peak RSS                {rss:8.1f} MiB (target < 150)")
-    print(f"sequential loop over {args.baseline_students} students: {seq_rate:.2f} students/s; "
-          f"bulk is {rate / seq_rate:.1f}x faster")
+    print(
+        f"sequential loop over {args.baseline_students} students: {seq_rate:.2f} students/s; "
+        f"bulk is {rate / seq_rate:.1f}x faster"
+    )
     if not args.skip_memory:
         small = dry_run_rss(work, 10_000, env)
         large = dry_run_rss(work, 100_000, env)
-        print(f"dry run peak RSS: 10,000 rows {small:.1f} MiB, 100,000 rows {large:.1f} MiB, "
-              f"ratio {large / small:.3f} (target <= 1.2)")
+        print(
+            f"dry run peak RSS: 10,000 rows {small:.1f} MiB, 100,000 rows {large:.1f} MiB, "
+            f"ratio {large / small:.3f} (target <= 1.2)"
+        )
     shutil.rmtree(work, ignore_errors=True)
 
 

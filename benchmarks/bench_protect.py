@@ -27,7 +27,6 @@ import secrets
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -106,7 +105,10 @@ def run_caaspp(folder: Path, scratch: Path, workers: int) -> int:
 
     with progress:
         summary = protect_reports(
-            [folder], scratch / "out", scratch / "passwords.csv", workers=workers,
+            [folder],
+            scratch / "out",
+            scratch / "passwords.csv",
+            workers=workers,
             on_progress=update,
         )
     if summary.failed:
@@ -140,9 +142,21 @@ def run_qpdf(folder: Path, scratch: Path, workers: int) -> int:
     sources = _sources(folder)
     lines = "".join(f"{source}\n{out / source.name}\n" for source in sources)
     command = [
-        "xargs", "-P", str(workers), "-n", "2", "-d", "\n",
-        "qpdf", "--encrypt", USER_PASSWORD, secrets.token_urlsafe(32), "256",
-        "--print=full", "--modify=none", "--",
+        "xargs",
+        "-P",
+        str(workers),
+        "-n",
+        "2",
+        "-d",
+        "\n",
+        "qpdf",
+        "--encrypt",
+        USER_PASSWORD,
+        secrets.token_urlsafe(32),
+        "256",
+        "--print=full",
+        "--modify=none",
+        "--",
     ]
     subprocess.run(command, input=lines, text=True, check=True)
     return len(sources)
@@ -208,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:<12}{value:>18.1f}{value / engine:>10.2f}x   {shown}")
     print()
     caaspp = median["caaspp"]
-    checks = [
+    checks: list[tuple[str, float, float | None]] = [
         ("caaspp / engine limit", caaspp / engine, 0.8),
         (f"caaspp x{args.workers} / caaspp x1", caaspp / median["caaspp x1"], 1.8),
     ]
@@ -221,4 +235,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

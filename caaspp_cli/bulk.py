@@ -56,8 +56,15 @@ DUPLICATE: Final = "duplicate"
 NO_PROFILE: Final = "no_profile"
 FAILED: Final = "failed"
 STATUSES: Final = (
-    DOWNLOADED, ALREADY_DOWNLOADED, NO_REPORTS, STUDENT_NOT_FOUND, NOT_ENROLLED,
-    INVALID_SSID, DUPLICATE, NO_PROFILE, FAILED,
+    DOWNLOADED,
+    ALREADY_DOWNLOADED,
+    NO_REPORTS,
+    STUDENT_NOT_FOUND,
+    NOT_ENROLLED,
+    INVALID_SSID,
+    DUPLICATE,
+    NO_PROFILE,
+    FAILED,
 )
 # Answers ETS gave about a student that a re-run does not ask again.
 FINAL_ANSWERS: Final = frozenset({NO_REPORTS, STUDENT_NOT_FOUND, NOT_ENROLLED})
@@ -186,8 +193,9 @@ class ProfileRouter:
 
 # --- The run ------------------------------------------------------------------------------
 def _query_key(filters: ReportFilters) -> str:
-    return "|".join("" if v is None else str(v) for v in (filters.test, filters.language,
-                                                          filters.year))
+    return "|".join(
+        "" if v is None else str(v) for v in (filters.test, filters.language, filters.year)
+    )
 
 
 def _layout_for(roster: Roster, template: str) -> Layout:
@@ -249,7 +257,8 @@ class BulkRun:
         if active.expiry_warning:
             self.on_warning(active.expiry_warning)
         return EtsClient(
-            active.profile.endpoints(), active.credentials,
+            active.profile.endpoints(),
+            active.credentials,
             max_connections=self.options.concurrency,
         )
 
@@ -281,9 +290,15 @@ class BulkRun:
             else:
                 by_profile[profile.name] += 1
         return BulkSummary(
-            statuses=statuses, rows=rows, students_to_ask=sum(by_profile.values()),
-            reports_saved=0, reports_already=0, elapsed=time.monotonic() - started,
-            manifest=None, by_profile=dict(by_profile), dry_run=True,
+            statuses=statuses,
+            rows=rows,
+            students_to_ask=sum(by_profile.values()),
+            reports_saved=0,
+            reports_already=0,
+            elapsed=time.monotonic() - started,
+            manifest=None,
+            by_profile=dict(by_profile),
+            dry_run=True,
         )
 
     async def run(self) -> BulkSummary:
@@ -383,9 +398,7 @@ class BulkRun:
         self.progress.students_done += 1
         self.on_progress(self.progress)
 
-    async def _student(
-        self, ledger: Ledger, run_id: int, row: RosterRow, profile: Profile
-    ) -> None:
+    async def _student(self, ledger: Ledger, run_id: int, row: RosterRow, profile: Profile) -> None:
         ssid = row.ssid
         assert ssid is not None
         known = ledger.student(ssid, self.query)
@@ -418,16 +431,29 @@ class BulkRun:
             detail = "only HTML reports" if entries else ""
             ledger.record_student(ssid, self.query, NO_REPORTS, detail, profile.name)
             return
-        previous = {(r.test, r.year, r.language, r.format): r for r in ledger.reports(
-            ssid, self.query)}
+        previous = {
+            (r.test, r.year, r.language, r.format): r for r in ledger.reports(ssid, self.query)
+        }
         query = (filters.test, filters.language, filters.year)
         for entry in entries:
             key = (entry.test, entry.year, entry.language, entry.format.lower())
             if not entry.is_pdf:
-                ledger.record_report(self.query, ReportRecord(
-                    ssid, entry.test, entry.year, entry.language, entry.format.lower(), HTML,
-                    "", None, None, "HTML report, not downloaded", run_id,
-                ))
+                ledger.record_report(
+                    self.query,
+                    ReportRecord(
+                        ssid,
+                        entry.test,
+                        entry.year,
+                        entry.language,
+                        entry.format.lower(),
+                        HTML,
+                        "",
+                        None,
+                        None,
+                        "HTML report, not downloaded",
+                        run_id,
+                    ),
+                )
                 continue
             relative = self.layout.relative_path(_layout_values(row, entry))
             dest = self.options.out_dir / relative
@@ -438,10 +464,22 @@ class BulkRun:
             adopted = _adopt(dest)
             if adopted is not None:
                 # Saved by an earlier run that was killed before it could tell the ledger.
-                ledger.record_report(self.query, ReportRecord(
-                    ssid, entry.test, entry.year, entry.language, "pdf", DOWNLOADED,
-                    relative.as_posix(), adopted[0], adopted[1], "", 0,
-                ))
+                ledger.record_report(
+                    self.query,
+                    ReportRecord(
+                        ssid,
+                        entry.test,
+                        entry.year,
+                        entry.language,
+                        "pdf",
+                        DOWNLOADED,
+                        relative.as_posix(),
+                        adopted[0],
+                        adopted[1],
+                        "",
+                        0,
+                    ),
+                )
                 self.progress.reports_already += 1
                 continue
             try:
@@ -449,16 +487,40 @@ class BulkRun:
             except (AuthenticationError, CredentialsError):
                 raise
             except CaasppError as exc:
-                ledger.record_report(self.query, ReportRecord(
-                    ssid, entry.test, entry.year, entry.language, "pdf", FAILED,
-                    relative.as_posix(), None, None, exc.message, run_id,
-                ))
+                ledger.record_report(
+                    self.query,
+                    ReportRecord(
+                        ssid,
+                        entry.test,
+                        entry.year,
+                        entry.language,
+                        "pdf",
+                        FAILED,
+                        relative.as_posix(),
+                        None,
+                        None,
+                        exc.message,
+                        run_id,
+                    ),
+                )
                 self.progress.failures += 1
                 continue
-            ledger.record_report(self.query, ReportRecord(
-                ssid, entry.test, entry.year, entry.language, "pdf", DOWNLOADED,
-                relative.as_posix(), saved.size, saved.sha256, "", run_id,
-            ))
+            ledger.record_report(
+                self.query,
+                ReportRecord(
+                    ssid,
+                    entry.test,
+                    entry.year,
+                    entry.language,
+                    "pdf",
+                    DOWNLOADED,
+                    relative.as_posix(),
+                    saved.size,
+                    saved.sha256,
+                    "",
+                    run_id,
+                ),
+            )
             self.progress.reports_saved += 1
         # Only now is the student's list of reports complete in the ledger: a run killed
         # before this line lists the student again and adopts what was already saved.
@@ -521,8 +583,16 @@ class BulkRun:
                 status = DOWNLOADED if record.run == run_id else ALREADY_DOWNLOADED
             else:
                 status = FAILED
-            yield (ssid, status, record.test, record.year, record.language, record.file,
-                   record.detail, line)
+            yield (
+                ssid,
+                status,
+                record.test,
+                record.year,
+                record.language,
+                record.file,
+                record.detail,
+                line,
+            )
 
 
 def _adopt(dest: Path) -> tuple[int, str] | None:

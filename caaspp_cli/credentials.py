@@ -254,11 +254,13 @@ def load_credentials(
     key, secret = stored_credentials(profile)
     if key and secret:
         return Credentials(key, secret)
-    missing = [name for name, value in (("Client Key", key), ("Client Secret", secret))
-               if not value]
+    missing = [
+        name for name, value in (("Client Key", key), ("Client Secret", secret)) if not value
+    ]
     partial_env = (
         f" ({missing_env[0]} is not set, so the environment was not used either)"
-        if len(missing_env) == 1 else ""
+        if len(missing_env) == 1
+        else ""
     )
     raise CredentialsError(
         f"no {' and no '.join(missing)} for profile '{profile}' in the keyring{partial_env}.",

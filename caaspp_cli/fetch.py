@@ -150,7 +150,8 @@ async def fetch_student(
         raise NoReportsError(
             f"the student {ssid} has no score report{_describe(filters)}.",
             hint="try without filters to see every available test, language and year."
-            if filters != ReportFilters() else None,
+            if filters != ReportFilters()
+            else None,
         )
     audit.record(profile, ssid, "listed", f"{len(entries)} reports")
     result = FetchResult(ssid)
@@ -166,9 +167,16 @@ async def fetch_student(
         if not force and (existing := _valid_existing(dest)) is not None:
             return FetchedReport(entry, "already_saved", dest, *existing)
         try:
-            saved = await client.download_report(ssid, entry, dest, filters=(
-                filters.test, filters.language, filters.year,
-            ))
+            saved = await client.download_report(
+                ssid,
+                entry,
+                dest,
+                filters=(
+                    filters.test,
+                    filters.language,
+                    filters.year,
+                ),
+            )
         except CaasppError as exc:
             audit.record(profile, ssid, "download_failed", type(exc).__name__)
             return FetchedReport(entry, "failed", detail=exc.message)

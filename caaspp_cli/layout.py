@@ -32,7 +32,12 @@ EMPTY_VALUE = "unknown"
 # Device names Windows reserves, with or without an extension; since Windows 7 the
 # superscript digits count as digits here.
 _WINDOWS_RESERVED = {
-    "CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
+    "CON",
+    "PRN",
+    "AUX",
+    "NUL",
+    "CONIN$",
+    "CONOUT$",
     *(f"COM{i}" for i in "123456789\u00b9\u00b2\u00b3"),
     *(f"LPT{i}" for i in "123456789\u00b9\u00b2\u00b3"),
 }
@@ -80,14 +85,16 @@ class Layout:
         if unknown:
             raise BadInputError(
                 f"the layout names unknown field{'s' if len(unknown) > 1 else ''} "
-                + ", ".join("{" + f + "}" for f in unknown) + ".",
+                + ", ".join("{" + f + "}" for f in unknown)
+                + ".",
                 hint="available: " + " ".join("{" + n + "}" for n in names),
             )
         missing = [f for f in REQUIRED_FIELDS if f not in fields]
         if missing:
             raise BadInputError(
                 "the layout must contain {ssid}, {test}, {year} and {language}, so that no "
-                "two reports share a file; it lacks " + ", ".join("{" + f + "}" for f in missing)
+                "two reports share a file; it lacks "
+                + ", ".join("{" + f + "}" for f in missing)
                 + ".",
             )
         path = PurePosixPath(self.template)

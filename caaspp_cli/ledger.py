@@ -35,7 +35,9 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 SCHEMA_VERSION = 1
 
-_SCHEMA = _RUN_TABLES + """
+_SCHEMA = (
+    _RUN_TABLES
+    + """
 CREATE TABLE IF NOT EXISTS students (
     ssid TEXT NOT NULL,
     query TEXT NOT NULL,          -- the filters asked, e.g. "CAASPP|en|2025" ('' = all)
@@ -62,6 +64,7 @@ CREATE TABLE IF NOT EXISTS reports (
     PRIMARY KEY (ssid, query, test, year, language, format)
 );
 """
+)
 
 
 _LEDGER_FOLDER_HINT: Final = (
@@ -174,7 +177,9 @@ class Ledger(_RunLedger):
 
     def __init__(self, path: Path) -> None:
         self._db = open_database(
-            path, _SCHEMA, SCHEMA_VERSION,
+            path,
+            _SCHEMA,
+            SCHEMA_VERSION,
             damaged_hint="move it aside to start this folder afresh; files already saved are "
             "adopted without downloading them again.",
             version_hint="use that version, or move the ledger aside to start afresh.",
@@ -214,9 +219,19 @@ class Ledger(_RunLedger):
         self._db.execute(
             "INSERT OR REPLACE INTO reports VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                record.ssid, query, record.test, record.year, record.language, record.format,
-                record.status, record.file, record.size, record.sha256, record.detail,
-                record.run, time.time(),
+                record.ssid,
+                query,
+                record.test,
+                record.year,
+                record.language,
+                record.format,
+                record.status,
+                record.file,
+                record.size,
+                record.sha256,
+                record.detail,
+                record.run,
+                time.time(),
             ),
         )
 
@@ -249,7 +264,9 @@ SENDING: Final = "sending"
 ACCEPTED: Final = "accepted"
 NOT_ACCEPTED: Final = "failed"
 
-_SEND_SCHEMA = _RUN_TABLES + """
+_SEND_SCHEMA = (
+    _RUN_TABLES
+    + """
 CREATE TABLE IF NOT EXISTS messages (
     ssid TEXT NOT NULL,
     kind TEXT NOT NULL,                   -- report (carries the PDFs) | password
@@ -265,6 +282,7 @@ CREATE TABLE IF NOT EXISTS messages (
     PRIMARY KEY (ssid, kind)
 );
 """
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,8 +311,16 @@ class MessageRecord:
 def _record(row: tuple[Any, ...]) -> MessageRecord:
     ssid, kind, status, message_id, recipients, attempts, detail, run, started, accepted = row
     return MessageRecord(
-        ssid, kind, status, message_id, tuple(r for r in recipients.split("; ") if r),
-        attempts, detail, run, started, accepted,
+        ssid,
+        kind,
+        status,
+        message_id,
+        tuple(r for r in recipients.split("; ") if r),
+        attempts,
+        detail,
+        run,
+        started,
+        accepted,
     )
 
 
@@ -325,7 +351,9 @@ class SendLedger(_RunLedger):
         self._lock = _FolderLock(path.parent / SEND_LOCK_NAME) if lock else None
         try:
             self._db = open_database(
-                path, _SEND_SCHEMA, SEND_SCHEMA_VERSION,
+                path,
+                _SEND_SCHEMA,
+                SEND_SCHEMA_VERSION,
                 damaged_hint="do not delete it: it is what keeps families from getting a "
                 "second copy. Restore it from a backup, or check send-report.csv and the mail "
                 "server's log before sending again into this folder.",

@@ -135,8 +135,12 @@ _FILES: Final = {
     "password.txt": (PASSWORD, "text"),
     "password.html": (PASSWORD, "html"),
 }
-_REQUIRED_FILES: Final = ("report.subject.txt", "report.txt", "password.subject.txt",
-                          "password.txt")
+_REQUIRED_FILES: Final = (
+    "report.subject.txt",
+    "report.txt",
+    "password.subject.txt",
+    "password.txt",
+)
 _BRACE_HINT: Final = "write {{ and }} for a literal brace."
 _UTF8_HINT: Final = "save it again as UTF-8 text (in Notepad: Save As, Encoding UTF-8)."
 _CONTROL_CHARACTERS: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -158,8 +162,13 @@ class Template:
                 if name is None:
                     continue
                 if name not in allowed or spec or conversion:
-                    shown = "{" + name + (f"!{conversion}" if conversion else "") + (
-                        f":{spec}" if spec else "") + "}"
+                    shown = (
+                        "{"
+                        + name
+                        + (f"!{conversion}" if conversion else "")
+                        + (f":{spec}" if spec else "")
+                        + "}"
+                    )
                     if name == _PASSWORD_FIELD:
                         raise BadInputError(
                             f"{source}: {{password}} may appear only in the body of the "
@@ -170,7 +179,9 @@ class Template:
                     raise BadInputError(
                         f"{source}: unknown placeholder {shown}.",
                         hint="the placeholders are "
-                        + ", ".join("{" + p + "}" for p in PLACEHOLDERS) + "; " + _BRACE_HINT,
+                        + ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+                        + "; "
+                        + _BRACE_HINT,
                     )
                 fields.add(name)
         except ValueError as exc:
@@ -226,8 +237,9 @@ def load_templates(folder: Path | None = None) -> Templates:
     anything is sent.
     """
     root = resources.files("caaspp_cli").joinpath("templates")
-    builtin = {code: _load_set(root.joinpath(code), code, f"built-in {code}")
-               for code in BUILTIN_LANGUAGES}
+    builtin = {
+        code: _load_set(root.joinpath(code), code, f"built-in {code}") for code in BUILTIN_LANGUAGES
+    }
     user: dict[str, TemplateSet] = {}
     if folder is not None:
         if not folder.is_dir():
@@ -239,8 +251,7 @@ def load_templates(folder: Path | None = None) -> Templates:
             if code is None:
                 raise BadInputError(
                     f"the templates folder {entry} is not named after a language.",
-                    hint="name each folder by its language code: "
-                    + ", ".join(LANGUAGES) + ".",
+                    hint="name each folder by its language code: " + ", ".join(LANGUAGES) + ".",
                 )
             user[code] = _load_set(entry, code, str(entry))
         if not user:
@@ -266,15 +277,17 @@ def _load_set(folder: Traversable, language: str, source: str) -> TemplateSet:
         try:
             texts[name] = entry.read_bytes().decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise BadInputError(f"{source}/{name} is not UTF-8 text.",
-                                hint=_UTF8_HINT) from None
+            raise BadInputError(f"{source}/{name} is not UTF-8 text.", hint=_UTF8_HINT) from None
         except OSError as exc:
             raise BadInputError(f"{source}/{name} cannot be read: {exc}.") from None
     for name, text in texts.items():
         # UTF-16 without a byte-order mark decodes as UTF-8 with a NUL after every letter.
         if _CONTROL_CHARACTERS.search(text):
-            raise BadInputError(f"{source}/{name} holds control characters: it is not plain "
-                                "UTF-8 text (perhaps UTF-16).", hint=_UTF8_HINT)
+            raise BadInputError(
+                f"{source}/{name} holds control characters: it is not plain "
+                "UTF-8 text (perhaps UTF-16).",
+                hint=_UTF8_HINT,
+            )
     missing = [name for name in _REQUIRED_FILES if name not in texts]
     if missing:
         raise BadInputError(
@@ -292,7 +305,8 @@ def _load_set(folder: Traversable, language: str, source: str) -> TemplateSet:
             if "\n" in text or "\r" in text:
                 raise BadInputError(f"{source}/{name}: a subject must be one line.")
         template = Template.parse(
-            text, f"{source}/{name}",
+            text,
+            f"{source}/{name}",
             allowed=common | {_PASSWORD_FIELD} if body_of_password else common,
         )
         if body_of_password and _PASSWORD_FIELD not in template.fields:
@@ -312,8 +326,7 @@ def _load_set(folder: Traversable, language: str, source: str) -> TemplateSet:
 
 def _one_line(value: str) -> str:
     """A value as plain text on one line: control characters (line breaks) become spaces."""
-    return "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch
-                   for ch in value)
+    return "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in value)
 
 
 # --- Composition -------------------------------------------------------------------------------
@@ -329,9 +342,7 @@ def school_year(spring: str) -> str:
     return f"{year - 1}–{year % 100:02d}"
 
 
-def template_values(
-    row: RosterRow, files: Sequence[str], sender: Address
-) -> dict[str, str]:
+def template_values(row: RosterRow, files: Sequence[str], sender: Address) -> dict[str, str]:
     """The placeholder values (but the password) for a student and their reports' files."""
     tests: list[str] = []
     years: list[str] = []
@@ -387,7 +398,9 @@ class Composer:
         message = self._message(chosen, chosen.report, values, row, recipients, message_id)
         for attachment in attachments:
             message.add_attachment(
-                attachment.data, maintype="application", subtype="pdf",
+                attachment.data,
+                maintype="application",
+                subtype="pdf",
                 filename=attachment.name,
             )
         message["Content-Language"] = chosen.language
@@ -429,7 +442,8 @@ class Composer:
         message.set_content(template.text.render(values), cte="quoted-printable")
         if template.html is not None:
             message.add_alternative(
-                template.html.render(values, as_html=True), subtype="html",
+                template.html.render(values, as_html=True),
+                subtype="html",
                 cte="quoted-printable",
             )
         return message
@@ -718,8 +732,7 @@ class MailServer:
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self._drop()
             raise UncertainDelivery(
-                f"the connection was lost while waiting for the server's answer "
-                f"({_os_reason(exc)})"
+                f"the connection was lost while waiting for the server's answer ({_os_reason(exc)})"
             ) from None
         self._last_used = self._clock()
         if code != 250:
@@ -802,10 +815,15 @@ class SendOutcome(StrEnum):
     STOPPED = "stopped"  # the run stopped before this row
 
 
-FINAL_OUTCOMES: Final = frozenset({
-    SendOutcome.SENT, SendOutcome.ALREADY_SENT, SendOutcome.WOULD_SEND,
-    SendOutcome.NO_REPORT, SendOutcome.DUPLICATE,
-})
+FINAL_OUTCOMES: Final = frozenset(
+    {
+        SendOutcome.SENT,
+        SendOutcome.ALREADY_SENT,
+        SendOutcome.WOULD_SEND,
+        SendOutcome.NO_REPORT,
+        SendOutcome.DUPLICATE,
+    }
+)
 """Outcomes that need nothing more; any other one makes the run end with exit code 3."""
 
 UNCERTAIN_HINT: Final = (
@@ -835,8 +853,18 @@ class RowResult:
 
 
 REPORT_COLUMNS: Final = (
-    "line", "ssid", "student_name", "emails", "sent_to", "language", "reports", "outcome",
-    "report_message", "password_message", "detail", "report_message_id",
+    "line",
+    "ssid",
+    "student_name",
+    "emails",
+    "sent_to",
+    "language",
+    "reports",
+    "outcome",
+    "report_message",
+    "password_message",
+    "detail",
+    "report_message_id",
     "password_message_id",
 )
 
@@ -931,7 +959,8 @@ class SendRun:
             )
         self.options = options
         self.roster = open_roster(
-            options.roster, email_column=options.email_column,
+            options.roster,
+            email_column=options.email_column,
             language_column=options.language_column,
         )
         self.roster.require("email")
@@ -957,9 +986,7 @@ class SendRun:
         self.pdf_ssids = _pdf_ssids(options.pdfs)
         if options.dry_run:
             outbox = options.outbox.resolve()
-            if outbox == options.pdfs.resolve() or outbox.is_relative_to(
-                options.pdfs.resolve()
-            ):
+            if outbox == options.pdfs.resolve() or outbox.is_relative_to(options.pdfs.resolve()):
                 raise BadInputError(
                     f"the outbox {options.outbox} is inside the folder of PDFs.",
                     hint="the review copies hold the passwords: choose an --outbox elsewhere.",
@@ -1001,24 +1028,31 @@ class SendRun:
                 sent += result.outcome is SendOutcome.SENT
                 problems += result.outcome not in FINAL_OUTCOMES
                 if self._on_progress is not None:
-                    self._on_progress(SendProgress(
-                        self.roster.row_count, len(results), sent, problems
-                    ))
+                    self._on_progress(
+                        SendProgress(self.roster.row_count, len(results), sent, problems)
+                    )
         except (CaasppError, KeyboardInterrupt) as exc:
             stopped = exc
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
             current = self._current
             if current is not None:  # the row in hand: what it got so far, and why not more
                 if self._ledger is not None and current.ssid:
-                    _note(current, self._ledger.message(current.ssid, REPORT),
-                          self._ledger.message(current.ssid, PASSWORD))
-                results.append(_done(current, SendOutcome.STOPPED,
-                                     f"the run stopped here ({reason})"))
+                    _note(
+                        current,
+                        self._ledger.message(current.ssid, REPORT),
+                        self._ledger.message(current.ssid, PASSWORD),
+                    )
+                results.append(
+                    _done(current, SendOutcome.STOPPED, f"the run stopped here ({reason})")
+                )
             for row in rows:
-                results.append(replace(
-                    self._result(row), outcome=SendOutcome.STOPPED,
-                    detail=f"not attempted: the run stopped ({reason})",
-                ))
+                results.append(
+                    replace(
+                        self._result(row),
+                        outcome=SendOutcome.STOPPED,
+                        detail=f"not attempted: the run stopped ({reason})",
+                    )
+                )
         finally:
             if self._server is not None:
                 self._server.close()
@@ -1039,14 +1073,22 @@ class SendRun:
         if stopped is not None:
             raise stopped
         return SendSummary(
-            results, report, options.dry_run, options.outbox if options.dry_run else None,
-            self._sent, self._written, self._clock() - started,
+            results,
+            report,
+            options.dry_run,
+            options.outbox if options.dry_run else None,
+            self._sent,
+            self._written,
+            self._clock() - started,
         )
 
     def _result(self, row: RosterRow) -> RowResult:
         return RowResult(
-            line=row.line, ssid=row.ssid or row.raw_ssid, student_name=row.display_name,
-            language=row.language or "", emails=row.emails + row.invalid_emails,
+            line=row.line,
+            ssid=row.ssid or row.raw_ssid,
+            student_name=row.display_name,
+            language=row.language or "",
+            emails=row.emails + row.invalid_emails,
         )
 
     def _row(self, row: RosterRow, result: RowResult) -> RowResult:
@@ -1061,21 +1103,26 @@ class SendRun:
         _note(result, report_record, password_record)
         entries = self.entries.get(ssid, [])
         result.files = tuple(dict.fromkeys(entry.file for entry in entries))
-        if report_record and report_record.is_accepted and password_record and (
-            password_record.is_accepted
+        if (
+            report_record
+            and report_record.is_accepted
+            and password_record
+            and (password_record.is_accepted)
         ):
             return _done(result, SendOutcome.ALREADY_SENT)
         if not entries:
             if ssid in self.pdf_ssids or report_record is not None:
                 return _done(
-                    result, SendOutcome.MISSING_PASSWORD,
+                    result,
+                    SendOutcome.MISSING_PASSWORD,
                     "the password file has no password for this student's reports",
                 )
             return _done(result, SendOutcome.NO_REPORT)
         passwords = {entry.password for entry in entries}
         if len(passwords) > 1:
             return _done(
-                result, SendOutcome.MISSING_PASSWORD,
+                result,
+                SendOutcome.MISSING_PASSWORD,
                 "the password file holds several passwords for this student",
             )
         password = passwords.pop()
@@ -1084,12 +1131,15 @@ class SendRun:
         # Message 1: the reports.
         if report_record is not None and report_record.is_accepted:
             recipients = report_record.recipients
-        elif report_record is not None and report_record.is_uncertain and not (
-            self.options.resend_uncertain
+        elif (
+            report_record is not None
+            and report_record.is_uncertain
+            and not (self.options.resend_uncertain)
         ):
             if not self.options.mark_uncertain_sent:
                 return _done(
-                    result, SendOutcome.UNCERTAIN,
+                    result,
+                    SendOutcome.UNCERTAIN,
                     f"the report message ({report_record.message_id}): {UNCERTAIN_HINT}",
                 )
             recipients = self._mark_sent(result, report_record)
@@ -1106,7 +1156,8 @@ class SendRun:
                 return _done(result, SendOutcome.SENT)
             if not self.options.resend_uncertain:
                 return _done(
-                    result, SendOutcome.UNCERTAIN,
+                    result,
+                    SendOutcome.UNCERTAIN,
                     f"the password message ({password_record.message_id}): {UNCERTAIN_HINT}",
                 )
         message_id = _message_id(password_record, self.composer)
@@ -1115,10 +1166,10 @@ class SendRun:
         )
         outcome = self._deliver(row, result, PASSWORD, message, recipients)
         if outcome is not None:
-            return _done(result, outcome[0], "the reports were sent; the password was not: "
-                         + outcome[1])
-        return _done(result, SendOutcome.WOULD_SEND if self.options.dry_run
-                     else SendOutcome.SENT)
+            return _done(
+                result, outcome[0], "the reports were sent; the password was not: " + outcome[1]
+            )
+        return _done(result, SendOutcome.WOULD_SEND if self.options.dry_run else SendOutcome.SENT)
 
     def _send_report(
         self,
@@ -1132,8 +1183,11 @@ class SendRun:
         (``result`` then says why)."""
         if not row.emails:
             if row.invalid_emails:
-                _done(result, SendOutcome.BAD_ADDRESS,
-                      "not an email address: " + ", ".join(row.invalid_emails))
+                _done(
+                    result,
+                    SendOutcome.BAD_ADDRESS,
+                    "not an email address: " + ", ".join(row.invalid_emails),
+                )
             else:
                 _done(result, SendOutcome.NO_EMAIL, "the roster has no guardian email")
             return None
@@ -1156,8 +1210,9 @@ class SendRun:
             _done(result, *outcome)
             return None
         if row.invalid_emails:
-            result.detail = _join(result.detail, "not an email address, not sent to: "
-                                  + ", ".join(row.invalid_emails))
+            result.detail = _join(
+                result.detail, "not an email address, not sent to: " + ", ".join(row.invalid_emails)
+            )
         return result.sent_to
 
     def _attachment(
@@ -1166,8 +1221,10 @@ class SendRun:
         folder = self.options.pdfs.resolve()
         path = (folder / PurePosixPath(file)).resolve()
         if not path.is_relative_to(folder):
-            return None, (SendOutcome.MISSING_PDF,
-                          f"{file} is outside the folder of PDFs: it is not sent")
+            return None, (
+                SendOutcome.MISSING_PDF,
+                f"{file} is outside the folder of PDFs: it is not sent",
+            )
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -1234,27 +1291,31 @@ class SendRun:
             try:
                 delivery = server.deliver(sender, recipients, data, before_body)
             except UncertainDelivery as exc:
-                log.warning("line %d: the %s message may or may not have been accepted: %s",
-                            row.line, kind, exc)
+                log.warning(
+                    "line %d: the %s message may or may not have been accepted: %s",
+                    row.line,
+                    kind,
+                    exc,
+                )
                 self._status(result, kind, "uncertain")
                 return SendOutcome.UNCERTAIN, f"the {kind} message ({message_id}): {exc}; " + (
-                    UNCERTAIN_HINT)
+                    UNCERTAIN_HINT
+                )
             except SmtpRefusal as exc:
                 unreachable = False
                 problem = str(exc)
-                ledger.mark_not_accepted(ssid, kind, message_id, recipients, problem,
-                                         self._run_id)
+                ledger.mark_not_accepted(ssid, kind, message_id, recipients, problem, self._run_id)
                 if exc.temporary:
                     log.info("line %d: %s; retrying", row.line, problem)
                     continue
                 self._status(result, kind, "not_accepted")
                 return SendOutcome.REFUSED, f"the mail server refused the {kind} message: " + (
-                    problem)
+                    problem
+                )
             except ConnectionLost as exc:
                 unreachable = True
                 problem = f"the connection to the mail server failed ({exc})"
-                ledger.mark_not_accepted(ssid, kind, message_id, recipients, problem,
-                                         self._run_id)
+                ledger.mark_not_accepted(ssid, kind, message_id, recipients, problem, self._run_id)
                 log.info("line %d: %s; retrying", row.line, problem)
                 continue
             # Recorded the moment the server has said 250: the window in which a kill
@@ -1304,12 +1365,26 @@ class SendRun:
         writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(REPORT_COLUMNS)
         for r in results:
-            writer.writerow([neutralize_cell(str(cell)) for cell in (
-                r.line, r.ssid, r.student_name, "; ".join(r.emails), "; ".join(r.sent_to),
-                r.language,
-                len(r.files), r.outcome.value, r.report_message, r.password_message,
-                r.detail, r.report_message_id, r.password_message_id,
-            )])
+            writer.writerow(
+                [
+                    neutralize_cell(str(cell))
+                    for cell in (
+                        r.line,
+                        r.ssid,
+                        r.student_name,
+                        "; ".join(r.emails),
+                        "; ".join(r.sent_to),
+                        r.language,
+                        len(r.files),
+                        r.outcome.value,
+                        r.report_message,
+                        r.password_message,
+                        r.detail,
+                        r.report_message_id,
+                        r.password_message_id,
+                    )
+                ]
+            )
         # UTF-8 with a BOM: Excel then shows accented names correctly.
         write_private_bytes(path, buffer.getvalue().encode("utf-8-sig"))
         return path
@@ -1336,14 +1411,11 @@ def protection_problem(data: bytes, password: str) -> str | None:
     return None
 
 
-def _note(
-    result: RowResult, report: MessageRecord | None, password: MessageRecord | None
-) -> None:
+def _note(result: RowResult, report: MessageRecord | None, password: MessageRecord | None) -> None:
     for record in (report, password):
         if record is None:
             continue
-        status = {"accepted": "accepted", "sending": "uncertain"}.get(
-            record.status, "not_accepted")
+        status = {"accepted": "accepted", "sending": "uncertain"}.get(record.status, "not_accepted")
         SendRun._status(result, record.kind, status)
         if record.kind == REPORT:
             result.report_message_id = record.message_id
@@ -1355,8 +1427,11 @@ def _note(
 
 def _message_id(record: MessageRecord | None, composer: Composer) -> str:
     # A message sent again keeps its Message-ID: a mail client that gets both shows one.
-    return record.message_id if record is not None and record.message_id else (
-        composer.new_message_id())
+    return (
+        record.message_id
+        if record is not None and record.message_id
+        else (composer.new_message_id())
+    )
 
 
 def _done(result: RowResult, outcome: SendOutcome, detail: str = "") -> RowResult:
@@ -1386,4 +1461,3 @@ def _pdf_ssids(folder: Path) -> set[str]:
                 if match:
                     found.add(match.group(1))
     return found
-

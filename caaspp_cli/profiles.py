@@ -119,8 +119,11 @@ def _check_base_url(value: str) -> str:
 
 def _check_endpoint(value: str) -> str:
     path = value.strip()
-    if not path or "://" in path or any(ch in path for ch in "?#") or any(
-        ch.isspace() for ch in path
+    if (
+        not path
+        or "://" in path
+        or any(ch in path for ch in "?#")
+        or any(ch.isspace() for ch in path)
     ):
         raise ValueError(f"'{value}' is not an endpoint path such as /api/v1/token/")
     return path if path.startswith("/") else "/" + path
@@ -318,7 +321,8 @@ class ProfileStore:
 def _config_error(path: Path, problem: str, hint: str | None = None) -> ConfigError:
     return ConfigError(
         f"{path} {problem}." if not problem.startswith("profile") else f"{path}: {problem}.",
-        hint=hint or "fix the file by hand, or move it away and add the profiles again "
+        hint=hint
+        or "fix the file by hand, or move it away and add the profiles again "
         "with `caaspp config add`.",
     )
 

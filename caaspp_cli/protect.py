@@ -141,7 +141,13 @@ _OWNER_PASSWORD_BYTES: Final = 32
 SSID_FILE_NAME: Final = re.compile(r"^(\d{10})_")
 MANIFEST_NAME: Final = "manifest.csv"
 SHEET_COLUMNS: Final[tuple[str, ...]] = (
-    "ssid", "file", "password", "student_name", "guardian_name", "email", "language",
+    "ssid",
+    "file",
+    "password",
+    "student_name",
+    "guardian_name",
+    "email",
+    "language",
 )
 _REQUIRED_SHEET_COLUMNS: Final = ("ssid", "file", "password")
 
@@ -285,15 +291,19 @@ class EncryptValues:
         fields = {key: encrypt.get(f"/{key}") for key in ("O", "U", "OE", "UE", "Perms")}
         permissions, metadata = encrypt.get("/P"), encrypt.get("/EncryptMetadata", True)
         if (
-            not isinstance(permissions, int) or isinstance(permissions, bool)
+            not isinstance(permissions, int)
+            or isinstance(permissions, bool)
             or not isinstance(metadata, bool)
             or not all(isinstance(value, bytes) for value in fields.values())
         ):
             raise ProtectionCheckError("its /Encrypt dictionary is incomplete")
         values = cls(P=permissions, encrypt_metadata=metadata, **fields)  # type: ignore[arg-type]
         if (
-            len(values.U) < 48 or len(values.O) < 48 or len(values.UE) < 32
-            or len(values.OE) < 32 or len(values.Perms) < 16
+            len(values.U) < 48
+            or len(values.O) < 48
+            or len(values.UE) < 32
+            or len(values.OE) < 32
+            or len(values.Perms) < 16
         ):
             raise ProtectionCheckError("its /Encrypt dictionary is malformed")
         return values
@@ -317,8 +327,13 @@ def _plain(value: object) -> object:
 _ENCRYPT_REF: Final = re.compile(rb"/Encrypt\s+(\d+)\s+(\d+)\s+R")
 _OBJECT_HEADER: Final = re.compile(rb"\s*\d+\s+\d+\s+obj\b")
 _WHITESPACE: Final = b"\x00\t\n\x0c\r "
-_ESCAPES: Final = {ord("n"): b"\n", ord("r"): b"\r", ord("t"): b"\t", ord("b"): b"\b",
-                   ord("f"): b"\f"}
+_ESCAPES: Final = {
+    ord("n"): b"\n",
+    ord("r"): b"\r",
+    ord("t"): b"\t",
+    ord("b"): b"\b",
+    ord("f"): b"\f",
+}
 _TOKEN_END: Final = re.compile(rb"[\x00\t\n\x0c\r ()<>\[\]{}/%]")
 _NUMBER: Final = re.compile(rb"[+-]?(\d+\.?\d*|\.\d+)")
 _REFERENCE: Final = re.compile(rb"\s+(\d+)\s+R(?=[\x00\t\n\x0c\r ()<>\[\]{}/%]|$)")
@@ -507,7 +522,7 @@ def _open_with_key(path: Path, key: bytes) -> pikepdf.Pdf:
             "passwordIsHexKey": "",
         }
     )
-    pdf: pikepdf.Pdf = job.create_pdf()  # type: ignore[no-untyped-call]
+    pdf: pikepdf.Pdf = job.create_pdf()
     return pdf
 
 
@@ -516,8 +531,12 @@ def new_security_handler(password: str) -> SecurityHandler:
     and check it with our own algorithm 2.B."""
     owner = secrets.token_urlsafe(_OWNER_PASSWORD_BYTES)
     encryption = pikepdf.Encryption(
-        user=normalize_password(password), owner=owner, R=6, allow=PERMISSIONS,
-        aes=True, metadata=True,
+        user=normalize_password(password),
+        owner=owner,
+        R=6,
+        allow=PERMISSIONS,
+        aes=True,
+        metadata=True,
     )
     del owner
     buffer = io.BytesIO()
@@ -545,7 +564,9 @@ def _carrier_pdf(values: EncryptValues, file_id: bytes) -> bytes:
         values.Perms.hex().encode(),
     )
     bodies = (
-        b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [] /Count 0 >>", encrypt
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [] /Count 0 >>",
+        encrypt,
     )
     out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
@@ -558,7 +579,9 @@ def _carrier_pdf(values: EncryptValues, file_id: bytes) -> bytes:
         out += b"%010d 00000 n \n" % offset
     id_hex = file_id.hex().encode()
     out += b"trailer\n<< /Size %d /Root 1 0 R /Encrypt 3 0 R /ID [<%s> <%s>] >>\n" % (
-        len(bodies) + 1, id_hex, id_hex,
+        len(bodies) + 1,
+        id_hex,
+        id_hex,
     )
     out += b"startxref\n%d\n%%%%EOF\n" % xref_at
     return bytes(out)
@@ -583,7 +606,7 @@ def _short_reason(exc: BaseException, path: Path) -> str:
     text = str(exc).strip()
     for prefix in (f"{path}: ", f"{path} "):
         if text.startswith(prefix):
-            text = text[len(prefix):]
+            text = text[len(prefix) :]
     return text.splitlines()[0] if text else type(exc).__name__
 
 
@@ -731,9 +754,7 @@ def _decrypt_stream(key: bytes, raw: bytes) -> bytes:
     return plain[:-pad]
 
 
-def verify_protected_pdf(
-    path: Path, password: str, *, probe: ContentProbe | None = None
-) -> bytes:
+def verify_protected_pdf(path: Path, password: str, *, probe: ContentProbe | None = None) -> bytes:
     """Check that ``password`` opens ``path`` and nothing else does; return its file key.
 
     ``probe``: what the decrypted content must be (the input's). Raises
@@ -760,9 +781,7 @@ def verify_protected_pdf(
     return file_key
 
 
-def _check_content(
-    pdf: pikepdf.Pdf, data: bytes, key: bytes, probe: ContentProbe | None
-) -> None:
+def _check_content(pdf: pikepdf.Pdf, data: bytes, key: bytes, probe: ContentProbe | None) -> None:
     pages = len(pdf.pages)
     if probe is not None and pages != probe.pages:
         raise ProtectionCheckError(f"it has {pages} pages where the input has {probe.pages}")
@@ -850,7 +869,8 @@ def collect_inputs(inputs: Sequence[Path], out_dir: Path) -> list[InputFile]:
             for root, dirs, names in os.walk(folder):
                 root_path = Path(root)
                 dirs[:] = sorted(
-                    d for d in dirs
+                    d
+                    for d in dirs
                     if not d.startswith(".") and not (skip and _is_within(root_path / d, skip))
                 )
                 for name in sorted(names):
@@ -1375,7 +1395,8 @@ def _plan(
             )
         if target in targets:
             results[index] = _result(
-                item, Outcome.FAILED,
+                item,
+                Outcome.FAILED,
                 f"another input ({files[targets[target]].source}) has the same output name",
             )
             continue
@@ -1397,7 +1418,8 @@ def _plan(
             row = by_file.get(neutralize_cell(item.output.as_posix()))
             if row is not None and row.password != password:
                 results[index] = _result(
-                    item, Outcome.FAILED,
+                    item,
+                    Outcome.FAILED,
                     "the password file lists this file with another password than the "
                     "student's other reports",
                 )
@@ -1440,10 +1462,14 @@ def _password_for(
             return None, f"the roster has no password for this student ({password_column})", False
         from_roster = normalize_password(from_roster)
         if known and from_roster not in known:
-            return None, (
-                "the roster's password differs from the one in the password file, which the "
-                "family may already have"
-            ), False
+            return (
+                None,
+                (
+                    "the roster's password differs from the one in the password file, which the "
+                    "family may already have"
+                ),
+                False,
+            )
         return from_roster, "", not known
     if known:
         return next(iter(known)), "", False
@@ -1501,9 +1527,7 @@ def _record(
     return results
 
 
-def _run_tasks(
-    tasks: Sequence[_Task], workers: int, finish: Callable[[list[_Done]], None]
-) -> None:
+def _run_tasks(tasks: Sequence[_Task], workers: int, finish: Callable[[list[_Done]], None]) -> None:
     """Run ``tasks`` (in worker processes when there are several workers), handing each
     task's results to ``finish`` in the parent as they come."""
     if workers <= 1 or len(tasks) <= 1:

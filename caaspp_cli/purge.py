@@ -156,9 +156,7 @@ def plan_purge(
             if cutoff is not None and info.st_mtime >= cutoff:
                 plan.kept_newer += 1
                 continue
-            (plan.temps if temp else plan.pdfs).append(
-                PurgeFile(path, info.st_size, info.st_mtime)
-            )
+            (plan.temps if temp else plan.pdfs).append(PurgeFile(path, info.st_size, info.st_mtime))
     if password_file is not None:
         sheet = _checked_password_file(password_file)
         if cutoff is not None and sheet.mtime >= cutoff:
@@ -171,8 +169,11 @@ def plan_purge(
 def purge(plan: PurgePlan) -> PurgeSummary:
     """Remove what ``plan`` lists, and append a line to the folder's purge log."""
     summary = PurgeSummary(
-        plan.folder, kept_newer=plan.kept_newer, password_file_kept=plan.password_file_kept,
-        links_skipped=plan.links_skipped, older_than_days=plan.older_than_days,
+        plan.folder,
+        kept_newer=plan.kept_newer,
+        password_file_kept=plan.password_file_kept,
+        links_skipped=plan.links_skipped,
+        older_than_days=plan.older_than_days,
     )
     for item in plan.files:
         reason = _remove(item, plan.folder)
@@ -192,8 +193,11 @@ def purge(plan: PurgePlan) -> PurgeSummary:
             summary.password_file_removed = plan.password_file.path
         else:
             summary.failed.append((str(plan.password_file.path), reason))
-    if summary.pdfs_removed or summary.temps_removed or summary.password_file_removed or (
-        summary.failed
+    if (
+        summary.pdfs_removed
+        or summary.temps_removed
+        or summary.password_file_removed
+        or (summary.failed)
     ):
         summary.log = plan.folder / PURGE_LOG
         append_private_line(summary.log, _log_line(summary))
@@ -209,8 +213,10 @@ def _checked_folder(folder: Path, force: bool) -> Path:
     root = folder.resolve()
     home = _home()
     if root.parent == root or (home is not None and home.is_relative_to(root)):
-        where = "the root of the file system" if root.parent == root else (
-            "your home folder" if root == home else "a folder holding your home folder"
+        where = (
+            "the root of the file system"
+            if root.parent == root
+            else ("your home folder" if root == home else "a folder holding your home folder")
         )
         raise BadInputError(
             f"{folder} is {where}: caaspp purge deletes every PDF under the folder it is "
@@ -259,9 +265,7 @@ def _remove(item: PurgeFile, root: Path | None) -> str | None:
         if not stat.S_ISREG(info.st_mode):
             return "it is no longer a plain file"
         # A folder swapped for a link since the plan was made must not lead out of DIR.
-        if root is not None and not Path(os.path.realpath(item.path.parent)).is_relative_to(
-            root
-        ):
+        if root is not None and not Path(os.path.realpath(item.path.parent)).is_relative_to(root):
             return "its folder now leads outside the folder being purged"
         item.path.unlink()
     except FileNotFoundError:

@@ -49,49 +49,113 @@ __all__ = [
 # Header names are compared folded: lower case, letters and digits only, so "State_ID",
 # "state id" and "STATE-ID" are one name. Within a role, earlier names win over later ones.
 SSID_NAMES: Final[tuple[str, ...]] = (
-    "SSID", "Statewide Student Identifier", "Statewide Student ID", "State Student ID",
-    "State Student Identifier", "StateStudentID", "State ID", "State ID Number",
-    "State Identifier", "SSID Number", "SSID No", "SSID Num", "Student SSID",
-    "Student State ID", "State Student Number", "CALPADS SSID", "CALPADS ID",
+    "SSID",
+    "Statewide Student Identifier",
+    "Statewide Student ID",
+    "State Student ID",
+    "State Student Identifier",
+    "StateStudentID",
+    "State ID",
+    "State ID Number",
+    "State Identifier",
+    "SSID Number",
+    "SSID No",
+    "SSID Num",
+    "Student SSID",
+    "Student State ID",
+    "State Student Number",
+    "CALPADS SSID",
+    "CALPADS ID",
 )
 COLUMN_NAMES: Final[dict[str, tuple[str, ...]]] = {
     "first_name": (
-        "First Name", "Student First Name", "Legal First Name", "Student Legal First Name",
-        "Given Name", "Student Given Name", "First", "FName",
+        "First Name",
+        "Student First Name",
+        "Legal First Name",
+        "Student Legal First Name",
+        "Given Name",
+        "Student Given Name",
+        "First",
+        "FName",
     ),
     "last_name": (
-        "Last Name", "Student Last Name", "Legal Last Name", "Student Legal Last Name",
-        "Surname", "Family Name", "Student Surname", "Last", "LName",
+        "Last Name",
+        "Student Last Name",
+        "Legal Last Name",
+        "Student Legal Last Name",
+        "Surname",
+        "Family Name",
+        "Student Surname",
+        "Last",
+        "LName",
     ),
     # One column holding the whole name, usually "Last, First": shown as it is.
     "name": (
-        "Student Name", "Name", "Full Name", "Student Full Name", "LastFirst",
+        "Student Name",
+        "Name",
+        "Full Name",
+        "Student Full Name",
+        "LastFirst",
         "Last Name, First Name",
     ),
     "school_code": (
-        "School Code", "CDS School Code", "School CDS Code", "CDS Code", "SchoolCode",
-        "School ID", "Site Code",
+        "School Code",
+        "CDS School Code",
+        "School CDS Code",
+        "CDS Code",
+        "SchoolCode",
+        "School ID",
+        "Site Code",
     ),
     "school_name": ("School Name", "School", "Site Name", "School Site", "Site"),
     "grade": (
-        "Grade", "Grade Level", "Current Grade", "Student Grade", "Enrollment Grade", "Gr", "Grd",
+        "Grade",
+        "Grade Level",
+        "Current Grade",
+        "Student Grade",
+        "Enrollment Grade",
+        "Gr",
+        "Grd",
     ),
     "language": (
-        "Correspondence Language", "Parent Correspondence Language",
-        "Guardian Correspondence Language", "Preferred Language", "Parent Preferred Language",
-        "Guardian Preferred Language", "Parent Language", "Guardian Language",
-        "Home Language", "Language",
+        "Correspondence Language",
+        "Parent Correspondence Language",
+        "Guardian Correspondence Language",
+        "Preferred Language",
+        "Parent Preferred Language",
+        "Guardian Preferred Language",
+        "Parent Language",
+        "Guardian Language",
+        "Home Language",
+        "Language",
     ),
     "guardian_name": (
-        "Guardian Name", "Parent/Guardian Name", "Parent Name", "Guardian 1 Name",
-        "Parent 1 Name", "Primary Guardian Name", "Guardian", "Parent/Guardian", "Parent",
+        "Guardian Name",
+        "Parent/Guardian Name",
+        "Parent Name",
+        "Guardian 1 Name",
+        "Parent 1 Name",
+        "Primary Guardian Name",
+        "Guardian",
+        "Parent/Guardian",
+        "Parent",
         "Contact Name",
     ),
     "email": (
-        "Guardian Email", "Guardian Email Address", "Parent/Guardian Email",
-        "Parent/Guardian Email Address", "Parent Email", "Parent Email Address",
-        "Guardian 1 Email", "Parent 1 Email", "Primary Guardian Email", "Family Email",
-        "Household Email", "Contact Email", "Contact Email Address", "Email",
+        "Guardian Email",
+        "Guardian Email Address",
+        "Parent/Guardian Email",
+        "Parent/Guardian Email Address",
+        "Parent Email",
+        "Parent Email Address",
+        "Guardian 1 Email",
+        "Parent 1 Email",
+        "Primary Guardian Email",
+        "Family Email",
+        "Household Email",
+        "Contact Email",
+        "Contact Email Address",
+        "Email",
         "Email Address",
     ),
 }
@@ -261,7 +325,8 @@ class Roster:
             raise BadInputError(
                 f"{self.path} has {len(tied)} {label} columns ({_listing(tied)}): "
                 "caaspp does not choose between them.",
-                hint=f"name the one to use with {option}." if option
+                hint=f"name the one to use with {option}."
+                if option
                 else "rename or remove the others in the file.",
             )
         names = COLUMN_NAMES.get(role, ())
@@ -279,10 +344,16 @@ class Roster:
         # lacks points there, so the loop below needs no test per role.
         at = {role: self._role_index.get(role, width) for role in ROLES}
         ssid_at, first_at, last_at, name_at = (
-            at["ssid"], at["first_name"], at["last_name"], at["name"],
+            at["ssid"],
+            at["first_name"],
+            at["last_name"],
+            at["name"],
         )
         code_at, school_at, grade_at, language_at = (
-            at["school_code"], at["school_name"], at["grade"], at["language"],
+            at["school_code"],
+            at["school_name"],
+            at["grade"],
+            at["language"],
         )
         guardian_at, email_at, password_at = at["guardian_name"], at["email"], at["password"]
         has_password = "password" in self._role_index
@@ -291,7 +362,7 @@ class Roster:
         for line, record in self._records():
             if len(record) != width:
                 record = record[:width]
-            record += padding[len(record):]
+            record += padding[len(record) :]
             values = tuple(map(_strip, record))
             raw_ssid = record[ssid_at]
             ssid, detail = classify_ssid(raw_ssid)
@@ -430,8 +501,10 @@ def _open_binary(path: Path) -> io.BufferedReader:
 
 def _read_head(path: Path) -> tuple[bytes, bool]:
     if path.is_dir():
-        raise BadInputError(f"{path} is a folder, not a roster file.",
-                            hint="give the path of the roster's .csv file.")
+        raise BadInputError(
+            f"{path} is a folder, not a roster file.",
+            hint="give the path of the roster's .csv file.",
+        )
     with _open_binary(path) as handle:
         try:
             head = handle.read(HEAD_BYTES)
@@ -445,12 +518,15 @@ def _read_error(path: Path, exc: OSError) -> BadInputError:
     if isinstance(exc, FileNotFoundError):
         return BadInputError(f"there is no file {path}.", hint="check the roster's path.")
     if isinstance(exc, IsADirectoryError):
-        return BadInputError(f"{path} is a folder, not a roster file.",
-                             hint="give the path of the roster's .csv file.")
+        return BadInputError(
+            f"{path} is a folder, not a roster file.",
+            hint="give the path of the roster's .csv file.",
+        )
     if isinstance(exc, PermissionError):
-        return BadInputError(f"caaspp may not read {path} (permission denied).",
-                             hint="copy the roster somewhere you can read it, or fix its "
-                             "permissions.")
+        return BadInputError(
+            f"caaspp may not read {path} (permission denied).",
+            hint="copy the roster somewhere you can read it, or fix its permissions.",
+        )
     reason = exc.strerror or str(exc)
     return BadInputError(f"{path} cannot be read: {reason}.")
 
@@ -473,8 +549,10 @@ def _refuse_non_text(path: Path, head: bytes) -> None:
                 f"{path} is an OpenDocument spreadsheet, not a CSV.",
                 hint="in LibreOffice: File > Save As > Text CSV, then use that file.",
             )
-        raise BadInputError(f"{path} is a zip archive, not a CSV.",
-                            hint="extract the roster's .csv file from it first.")
+        raise BadInputError(
+            f"{path} is a zip archive, not a CSV.",
+            hint="extract the roster's .csv file from it first.",
+        )
     if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
         raise BadInputError(f"{path} is an Excel workbook (.xls), not a CSV.", hint=_SAVE_AS_CSV)
     if head.startswith(b"%PDF-"):
@@ -502,8 +580,9 @@ def _encoding_from_head(path: Path, head: bytes) -> tuple[str, int]:
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig", len(codecs.BOM_UTF8)
     if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
-        raise BadInputError(f"{path} is UTF-32 text, which caaspp does not read.",
-                            hint=_SAVE_AS_CSV)
+        raise BadInputError(
+            f"{path} is UTF-32 text, which caaspp does not read.", hint=_SAVE_AS_CSV
+        )
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16", 0
     if b"\x00" in head:
@@ -538,8 +617,7 @@ def _decode_head(path: Path, head: bytes, at_eof: bool, encoding: str) -> str:
         cut = max(text.rfind("\n"), text.rfind("\r"))
         if cut < 0:
             raise BadInputError(
-                f"line 1 of {path} is longer than {HEAD_BYTES // 1024} KiB: this is not a "
-                "roster.",
+                f"line 1 of {path} is longer than {HEAD_BYTES // 1024} KiB: this is not a roster.",
                 hint="export the roster as CSV from your student information system.",
             )
         text = text[: cut + 1]
@@ -624,8 +702,9 @@ def _find_header(
     except csv.Error as exc:
         raise _csv_error(path, end + 1, exc) from None
     if not records:
-        raise BadInputError(f"{path} is empty.",
-                            hint="export the roster again: it needs a header line.")
+        raise BadInputError(
+            f"{path} is empty.", hint="export the roster again: it needs a header line."
+        )
     if ssid_column is not None:
         named = [found for found in records if _named_matches(found[2], ssid_column)]
         if named:
@@ -720,7 +799,8 @@ def _find_named(path: Path, headers: Sequence[str], name: str, role: str) -> int
         )
     raise BadInputError(
         f"{path} has {len(matches)} columns named {name!r} (columns "
-        + ", ".join(str(i + 1) for i in matches) + ").",
+        + ", ".join(str(i + 1) for i in matches)
+        + ").",
         hint="rename all but one of them in the file.",
     )
 
@@ -960,12 +1040,11 @@ def _check_multiline(
             break
         if "\n" in cell or "\r" in cell:
             swallowed = any(
-                _looks_like_row(line, width, ssid_at, delimiter)
-                for line in cell.splitlines()[1:]
+                _looks_like_row(line, width, ssid_at, delimiter) for line in cell.splitlines()[1:]
             )
     if swallowed:
         raise BadInputError(
-            f"line {start} of {path} opens a quote (\") that is not closed, so the lines "
+            f'line {start} of {path} opens a quote (") that is not closed, so the lines '
             f"after it (to line {end}) read as one cell.",
             hint=f"close or remove the stray quote on line {start}, then save the file again.",
         )
@@ -986,11 +1065,13 @@ def _csv_error(path: Path, line: int, exc: csv.Error) -> BadInputError:
     if "field larger than field limit" in text:
         return BadInputError(
             f"line {line} of {path} has a cell longer than {csv.field_size_limit()} "
-            "characters: probably a quote (\") opened there is never closed.",
+            'characters: probably a quote (") opened there is never closed.',
             hint=f"close or remove the stray quote on line {line}, then save the file again.",
         )
-    return BadInputError(f"line {line} of {path} cannot be read as CSV ({text}).",
-                         hint="fix that line, then save the file again.")
+    return BadInputError(
+        f"line {line} of {path} cannot be read as CSV ({text}).",
+        hint="fix that line, then save the file again.",
+    )
 
 
 def _listing(names: Sequence[str]) -> str:

@@ -56,8 +56,10 @@ def parse_mailbox(value: str, what: str) -> Address:
     except (IndexError, ValueError, TypeError):
         addresses = ()
     if len(addresses) != 1 or not addresses[0].username or "." not in addresses[0].domain:
-        raise ValueError(f"{what} '{value}' is not one email address such as "
-                         "'Lincoln Unified <reports@lincoln.k12.ca.us>'")
+        raise ValueError(
+            f"{what} '{value}' is not one email address such as "
+            "'Lincoln Unified <reports@lincoln.k12.ca.us>'"
+        )
     address: Address = addresses[0]
     if not address.addr_spec.isascii() or any(ch.isspace() for ch in address.addr_spec):
         raise ValueError(f"{what} '{value}' must be a plain ASCII address")

@@ -46,7 +46,9 @@ def install() -> None:
     say("installing caaspp")
     probe = subprocess.run([python, "-m", "pip", "--version"], capture_output=True)
     has_pip = probe.returncode == 0
-    pip = [python, "-m", "pip"] if has_pip else [sys.executable, "-m", "pip", "--python", python]
+    pip: list[str | Path] = (
+        [python, "-m", "pip"] if has_pip else [sys.executable, "-m", "pip", "--python", python]
+    )
     subprocess.run(
         [*pip, "install", "--quiet", "--disable-pip-version-check", "-e", str(ROOT)], check=True
     )
@@ -75,9 +77,17 @@ def main() -> int:
 
     say("starting the sandbox (a local ETS-compatible server with synthetic students)")
     sandbox = subprocess.Popen(
-        [str(venv_bin("caaspp")), "sandbox", "--port", "0",
-         "--roster-out", str(OUT / "roster.csv")],
-        stdout=subprocess.PIPE, text=True, env=env,
+        [
+            str(venv_bin("caaspp")),
+            "sandbox",
+            "--port",
+            "0",
+            "--roster-out",
+            str(OUT / "roster.csv"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         assert sandbox.stdout is not None
@@ -89,7 +99,7 @@ def main() -> int:
             line = sandbox.stdout.readline()
             if not line.startswith("example "):
                 break
-            case, ssid = line[len("example "):].split(":", 1)
+            case, ssid = line[len("example ") :].split(":", 1)
             examples[case.strip()] = ssid.strip()
         print(f"sandbox at {base_url}", flush=True)
 
@@ -104,26 +114,62 @@ def main() -> int:
         caaspp("fetch", "--ssid", examples["spanish"], "--out", str(OUT / "student"), env=env)
 
         say("fetching the 2025 reports of a whole roster (with rows Excel damaged)")
-        caaspp("bulk", str(ROOT / "examples" / "roster.csv"), "--out", str(OUT / "reports"),
-               "--year", "2025", env=env)
+        caaspp(
+            "bulk",
+            str(ROOT / "examples" / "roster.csv"),
+            "--out",
+            str(OUT / "reports"),
+            "--year",
+            "2025",
+            env=env,
+        )
     finally:
         sandbox.terminate()
         sandbox.wait(timeout=15)
 
     say("protecting every report with a password per student; the passwords go apart")
-    caaspp("protect", str(OUT / "reports"), "--out", str(OUT / "protected"),
-           "--passwords", str(OUT / "private" / "passwords.csv"),
-           "--roster", str(ROOT / "examples" / "roster.csv"), env=env)
+    caaspp(
+        "protect",
+        str(OUT / "reports"),
+        "--out",
+        str(OUT / "protected"),
+        "--passwords",
+        str(OUT / "private" / "passwords.csv"),
+        "--roster",
+        str(ROOT / "examples" / "roster.csv"),
+        env=env,
+    )
 
     say("writing the emails that would go to families (a dry run: nothing is sent)")
-    caaspp("config", "smtp", "demo", "--host", "127.0.0.1", "--security", "none",
-           "--from", "Sandbox Unified Assessment Office <assessment@sandbox-usd.example.org>",
-           env=env)
-    caaspp("send", "--roster", str(ROOT / "examples" / "roster.csv"),
-           "--pdfs", str(OUT / "protected"), "--passwords", str(OUT / "private" / "passwords.csv"),
-           "--smtp", "demo", "--dry-run", "--outbox", str(OUT / "outbox"), env=env,
-           # 3: the roster's rows without a report (damaged SSIDs, ...) get no email.
-           ok=(0, 3))
+    caaspp(
+        "config",
+        "smtp",
+        "demo",
+        "--host",
+        "127.0.0.1",
+        "--security",
+        "none",
+        "--from",
+        "Sandbox Unified Assessment Office <assessment@sandbox-usd.example.org>",
+        env=env,
+    )
+    caaspp(
+        "send",
+        "--roster",
+        str(ROOT / "examples" / "roster.csv"),
+        "--pdfs",
+        str(OUT / "protected"),
+        "--passwords",
+        str(OUT / "private" / "passwords.csv"),
+        "--smtp",
+        "demo",
+        "--dry-run",
+        "--outbox",
+        str(OUT / "outbox"),
+        env=env,
+        # 3: the roster's rows without a report (damaged SSIDs, ...) get no email.
+        ok=(0, 3),
+    )
 
     student = sorted((OUT / "student").glob("*.pdf"))
     protected = sorted((OUT / "protected").glob("*.pdf"))
@@ -136,8 +182,10 @@ def main() -> int:
     sheet = (OUT / "private" / "passwords.csv").relative_to(ROOT)
     print(f"  their passwords (keep apart): {sheet}")
     emails = sorted((OUT / "outbox").rglob("*.eml"))
-    print(f"  {len(emails)} email(s) for review, report and password apart: "
-          f"{(OUT / 'outbox').relative_to(ROOT)}")
+    print(
+        f"  {len(emails)} email(s) for review, report and password apart: "
+        f"{(OUT / 'outbox').relative_to(ROOT)}"
+    )
     return 0 if student and protected else 1
 
 

@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import keyring
 import keyring.core
@@ -39,7 +39,7 @@ TEST_CLIENT_SECRET = "test-client-secret-8c21d07e"
 class MemoryKeyring(KeyringBackend):
     """A keyring backend that keeps passwords in a dict, for tests."""
 
-    priority = 1  # type: ignore[assignment]
+    priority = 1
 
     def __init__(self) -> None:
         super().__init__()
@@ -80,6 +80,12 @@ def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("COLUMNS", "120")
     monkeypatch.setenv("LINES", "50")
     monkeypatch.setenv("NO_COLOR", "1")
+    # Rich reads COLUMNS once, when a console is made: the CLI's consoles may have been made
+    # before this fixture ran (at collection, in another test's order), so set them too.
+    from caaspp_cli.cli import render
+
+    for console in (render.stdout, render.stderr):
+        monkeypatch.setattr(console, "width", 120)
 
 
 @pytest.fixture
@@ -179,8 +185,11 @@ def sandbox_profile(sandbox: Any, profile_factory: ProfileFactory) -> Any:
     from caaspp_cli.sandbox.app import DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET
 
     return profile_factory(
-        "sandbox", base_url=sandbox.base_url, client_key=DEMO_CLIENT_KEY,
-        client_secret=DEMO_CLIENT_SECRET, make_default=True,
+        "sandbox",
+        base_url=sandbox.base_url,
+        client_key=DEMO_CLIENT_KEY,
+        client_secret=DEMO_CLIENT_SECRET,
+        make_default=True,
     )
 
 
@@ -220,14 +229,16 @@ class SmtpRecorder:
         self.bodies = 0
         self.sessions = 0
 
-    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
-                          responses: list[str]) -> list[str]:
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
         self.sessions += 1
         session.host_name = hostname
         return responses
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
         if address in self.refuse:
             return self.refuse[address]
         envelope.rcpt_tos.append(address)
@@ -245,6 +256,13 @@ class SmtpRecorder:
             self.drop_after_accepting -= 1
             server.transport.close()
         return "250 2.0.0 OK: queued"
+
+
+class SmtpEndpoint(Protocol):
+    """Where an SMTP server listens: ours, or a misbehaving one from a test."""
+
+    host: str
+    port: int
 
 
 class SmtpServer:
@@ -326,8 +344,19 @@ class SendInputs:
 
     def args(self, smtp: str = "district") -> list[str]:
         """`caaspp send` with these inputs, at a rate that keeps the tests quick."""
-        return ["send", "--roster", str(self.roster), "--pdfs", str(self.pdfs),
-                "--passwords", str(self.passwords), "--smtp", smtp, "--rate", "6000"]
+        return [
+            "send",
+            "--roster",
+            str(self.roster),
+            "--pdfs",
+            str(self.pdfs),
+            "--passwords",
+            str(self.passwords),
+            "--smtp",
+            smtp,
+            "--rate",
+            "6000",
+        ]
 
 
 def report_pdf(text: str) -> Any:
@@ -336,9 +365,13 @@ def report_pdf(text: str) -> Any:
 
     pdf = pikepdf.new()
     pdf.add_blank_page()
-    font = pdf.make_indirect(pikepdf.Dictionary(
-        Type=pikepdf.Name.Font, Subtype=pikepdf.Name.Type1, BaseFont=pikepdf.Name.Helvetica,
-    ))
+    font = pdf.make_indirect(
+        pikepdf.Dictionary(
+            Type=pikepdf.Name.Font,
+            Subtype=pikepdf.Name.Type1,
+            BaseFont=pikepdf.Name.Helvetica,
+        )
+    )
     page = pdf.pages[0]
     page.Resources = pikepdf.Dictionary(Font=pikepdf.Dictionary(F1=font))
     page.Contents = pdf.make_stream(f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode("latin-1"))
@@ -362,37 +395,68 @@ def write_send_inputs(folder: Path, families: list[Family]) -> SendInputs:
     for family in families:
         for name in family.files():
             with report_pdf(f"Score report {name}") as pdf:
-                encryption = pikepdf.Encryption(
-                    owner=secrets.token_urlsafe(16), user=family.password, R=6,
-                ) if family.encrypted else False
+                encryption = (
+                    pikepdf.Encryption(
+                        owner=secrets.token_urlsafe(16),
+                        user=family.password,
+                        R=6,
+                    )
+                    if family.encrypted
+                    else False
+                )
                 pdf.save(pdfs / name, encryption=encryption)
             if family.in_sheet:
-                sheet_rows.append({
-                    "ssid": family.ssid, "file": name, "password": family.password,
-                    "student_name": f"{family.first} {family.last}",
-                    "guardian_name": family.guardian, "email": family.email,
-                    "language": family.language,
-                })
+                sheet_rows.append(
+                    {
+                        "ssid": family.ssid,
+                        "file": name,
+                        "password": family.password,
+                        "student_name": f"{family.first} {family.last}",
+                        "guardian_name": family.guardian,
+                        "email": family.email,
+                        "language": family.language,
+                    }
+                )
     passwords = folder / "passwords.csv"
     PasswordSheet(passwords).append(sheet_rows)
     roster = folder / "roster.csv"
     with roster.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["SSID", "First Name", "Last Name", "School Name", "Guardian Name",
-                         "Guardian Email", "Correspondence Language"])
+        writer.writerow(
+            [
+                "SSID",
+                "First Name",
+                "Last Name",
+                "School Name",
+                "Guardian Name",
+                "Guardian Email",
+                "Correspondence Language",
+            ]
+        )
         for family in families:
-            writer.writerow([family.ssid, family.first, family.last, "Lincoln Elementary",
-                             family.guardian, family.email, family.language])
+            writer.writerow(
+                [
+                    family.ssid,
+                    family.first,
+                    family.last,
+                    "Lincoln Elementary",
+                    family.guardian,
+                    family.email,
+                    family.language,
+                ]
+            )
     return SendInputs(roster, pdfs, passwords, families)
 
 
-def add_smtp_profile(server: SmtpServer, name: str = "district", **fields: Any) -> Any:
+def add_smtp_profile(server: SmtpEndpoint, name: str = "district", **fields: Any) -> Any:
     """Save an SMTP profile pointing at a test server (plain SMTP on loopback by default)."""
     from caaspp_cli.smtp_profiles import make_smtp_profile, save_smtp_profile
 
     password = fields.pop("password", None)
     settings: dict[str, Any] = {
-        "host": server.host, "port": server.port, "security": "none",
+        "host": server.host,
+        "port": server.port,
+        "security": "none",
         "from_address": "Distrito Escolar Ñandú <reports@lincoln.example.org>",
         "reply_to": "help@lincoln.example.org",
     }
@@ -432,41 +496,65 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "caaspp test CA")])
     ca = (
         x509.CertificateBuilder()
-        .subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=2))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(
-            digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-            key_encipherment=False, data_encipherment=False, key_agreement=False,
-            encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
-                       critical=False)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_name).public_key(key.public_key())
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([
-            x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        ]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("localhost"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
+            ),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                       critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
         .sign(ca_key, hashes.SHA256())
     )
     ca_file, cert_file, key_file = folder / "ca.pem", folder / "server.pem", folder / "server.key"
     ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return TlsFiles(ca_file, cert_file, key_file)

@@ -38,7 +38,9 @@ def test_values_cannot_forge_or_split_lines(data_dir: Path) -> None:
 
 def test_presigned_link_queries_never_reach_the_log(data_dir: Path) -> None:
     audit.record(
-        "district", "1234567890", "failed",
+        "district",
+        "1234567890",
+        "failed",
         "download https://ets.example.org/ssr/5c1f.pdf?expires=1&signature=abc123 refused",
     )
     text = (data_dir / "audit.log").read_text(encoding="utf-8")

@@ -96,9 +96,12 @@ def read_only(folder: Path) -> Iterator[Path]:
     try:
         if _writable(folder):
             with contextlib.suppress(OSError):
-                immutable = subprocess.run(
-                    ["chattr", "+i", str(folder)], capture_output=True, check=False
-                ).returncode == 0
+                immutable = (
+                    subprocess.run(
+                        ["chattr", "+i", str(folder)], capture_output=True, check=False
+                    ).returncode
+                    == 0
+                )
         if _writable(folder):
             pytest.skip("no way to make a folder read-only here")
         yield folder
@@ -110,9 +113,11 @@ def read_only(folder: Path) -> Iterator[Path]:
 
 def _roster(path: Path, ssids: list[str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("SSID,First Name,Last Name\r\n" + "".join(
-        f"{ssid},Student{i},Test\r\n" for i, ssid in enumerate(ssids)
-    ), encoding="utf-8")
+    path.write_text(
+        "SSID,First Name,Last Name\r\n"
+        + "".join(f"{ssid},Student{i},Test\r\n" for i, ssid in enumerate(ssids)),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -174,8 +179,12 @@ ROSTERS: dict[str, Refused | Read] = {
 
 
 def test_every_file_of_the_corpus_has_a_case() -> None:
-    for folder, cases in (("rosters", ROSTERS), ("config", CONFIGS), ("pdfs", PDFS),
-                          ("templates", TEMPLATES)):
+    for folder, cases in (
+        ("rosters", ROSTERS),
+        ("config", CONFIGS),
+        ("pdfs", PDFS),
+        ("templates", TEMPLATES),
+    ):
         on_disk = {p.name for p in (BAD / folder).iterdir() if not p.name.startswith(".")}
         assert on_disk == set(cases), folder
 
@@ -221,8 +230,9 @@ def _generated_rosters() -> dict[str, tuple[Callable[[Path], None], tuple[str, .
         path.write_text("SSID," + ",".join(f"Column {i}" for i in range(20_000)), "utf-8")
 
     def quote_open_for_pages(path: Path) -> None:
-        path.write_text('SSID,First Name\r\n1000000001,"Ana\r\n'
-                        + "a note that runs on\r\n" * 80, "utf-8")
+        path.write_text(
+            'SSID,First Name\r\n1000000001,"Ana\r\n' + "a note that runs on\r\n" * 80, "utf-8"
+        )
 
     return {
         "a_line_of_two_mib": (huge_line, ("line 3", "longer than 1 MiB")),
@@ -295,7 +305,8 @@ CONFIGS: dict[str, BrokenConfig | None] = {
     "base_url_a_number.toml": BrokenConfig("ets", ("profile 'district'", "base_url")),
     "expires_not_a_date.toml": BrokenConfig("ets", ("profile 'district'", "expires")),
     "secret_in_config.toml": BrokenConfig(
-        "ets", ("unknown key 'client_secret'",), never="hand-pasted-SECRET-9d41c"),
+        "ets", ("unknown key 'client_secret'",), never="hand-pasted-SECRET-9d41c"
+    ),
     "profile_without_base_url.toml": BrokenConfig("ets", ("base_url: field required",)),
     "profiles_not_a_table.toml": BrokenConfig("ets", ("'profiles' key that is not a table",)),
     "profile_not_a_table.toml": BrokenConfig("ets", ("profile 'district' that is not a table",)),
@@ -306,7 +317,8 @@ CONFIGS: dict[str, BrokenConfig | None] = {
     "credentials_source_unknown.toml": BrokenConfig("ets", ("credentials_source",)),
     "smtp_not_a_table.toml": BrokenConfig("smtp", ("'smtp' key that is not a table",)),
     "smtp_profile_not_a_table.toml": BrokenConfig(
-        "smtp", ("SMTP profile 'district' that is not a table",)),
+        "smtp", ("SMTP profile 'district' that is not a table",)
+    ),
     "smtp_without_host.toml": BrokenConfig("smtp", ("host: field required",)),
     "smtp_without_from.toml": BrokenConfig("smtp", ("from: field required",)),
     "smtp_port_as_text.toml": BrokenConfig("smtp", ("port",)),
@@ -314,13 +326,14 @@ CONFIGS: dict[str, BrokenConfig | None] = {
     "smtp_security_unknown.toml": BrokenConfig("smtp", ("security",)),
     "smtp_from_not_an_address.toml": BrokenConfig("smtp", ("From address",)),
     "smtp_password_in_config.toml": BrokenConfig(
-        "smtp", ("unknown key 'password'",), never="hand-pasted-PASSWORD-51e7"),
+        "smtp", ("unknown key 'password'",), never="hand-pasted-PASSWORD-51e7"
+    ),
     "smtp_clear_text_to_remote.toml": BrokenConfig("smtp", ("clear text",)),
     "smtp_host_is_a_url.toml": BrokenConfig("smtp", ("not a mail server host name",)),
     "smtp_empty_user.toml": BrokenConfig("smtp", ("user name is empty",)),
     "smtp_ca_file_missing.toml": BrokenConfig(
-        "smtp", ("the CA file /nonexistent/district-ca.pem cannot be read",),
-        names_the_file=False),
+        "smtp", ("the CA file /nonexistent/district-ca.pem cannot be read",), names_the_file=False
+    ),
     "utf8_with_bom.toml": None,  # Notepad's UTF-8: read as it is
 }
 
@@ -334,7 +347,9 @@ def test_config_file(cli: Any, config_dir: Path, tmp_path: Path, name: str) -> N
     roster = _roster(tmp_path / "roster.csv", ["1000000001"])
     inputs = write_send_inputs(tmp_path / "send", [ANA])
     ets_commands = [
-        ("config", "list"), ("config", "show", "district"), ("fetch", "--ssid", "1000000001"),
+        ("config", "list"),
+        ("config", "show", "district"),
+        ("fetch", "--ssid", "1000000001"),
         ("bulk", str(roster), "--out", str(tmp_path / "out")),
     ]
     smtp_commands = [("config", "smtp-test", "district"), tuple(inputs.args())]
@@ -366,9 +381,17 @@ def test_config_dir_that_is_a_file_and_config_toml_that_is_a_folder(
     config_dir.unlink()
     (config_dir / "config.toml").mkdir(parents=True)
     bad_input(cli("config", "list"), "config.toml cannot be read")
-    bad_input(cli("config", "add", "x", "--base-url", "https://caaspp.example.org",
-                  env={"CAASPP_CLIENT_KEY": "k", "CAASPP_CLIENT_SECRET": "s"}),
-              "config.toml cannot be read")
+    bad_input(
+        cli(
+            "config",
+            "add",
+            "x",
+            "--base-url",
+            "https://caaspp.example.org",
+            env={"CAASPP_CLIENT_KEY": "k", "CAASPP_CLIENT_SECRET": "s"},
+        ),
+        "config.toml cannot be read",
+    )
 
 
 # --- PDFs that are damaged or already encrypted ------------------------------------------------
@@ -387,11 +410,12 @@ PDFS = {
     "broken_xref.pdf": BrokenPdf("damaged PDF", "it opens without a password"),
     "no_pages.pdf": BrokenPdf("damaged PDF: it has no pages", "it opens without a password"),
     "encrypted_aes256.pdf": BrokenPdf(
-        "already encrypted", "the password in the password file does not open it"),
+        "already encrypted", "the password in the password file does not open it"
+    ),
     "encrypted_rc4_40.pdf": BrokenPdf(
-        "already encrypted", "the password in the password file does not open it"),
-    "encrypted_no_user_password.pdf": BrokenPdf(
-        "already encrypted", "it opens without a password"),
+        "already encrypted", "the password in the password file does not open it"
+    ),
+    "encrypted_no_user_password.pdf": BrokenPdf("already encrypted", "it opens without a password"),
 }
 REPORT_NAME = "1000000001_CAASPP_2025_en.pdf"
 
@@ -403,8 +427,17 @@ def test_pdf_given_to_protect(cli: Any, tmp_path: Path, name: str) -> None:
     shutil.copy(BAD / "pdfs" / name, reports / REPORT_NAME)
     _report(reports / "1000000002_CAASPP_2025_en.pdf")
 
-    result = cli("protect", str(reports), "--out", str(out), "--passwords", str(sheet),
-                 "--workers", "1", "--json")
+    result = cli(
+        "protect",
+        str(reports),
+        "--out",
+        str(out),
+        "--passwords",
+        str(sheet),
+        "--workers",
+        "1",
+        "--json",
+    )
 
     # A damaged file among good ones is listed and the others are protected: exit 3
     # ("some work was not done"), one error line, the reason in the results.
@@ -422,8 +455,10 @@ def test_pdf_given_to_protect(cli: Any, tmp_path: Path, name: str) -> None:
 
 def _weakly_protected(path: Path, password: str) -> None:
     with report_pdf("Synthetic score report") as pdf:
-        pdf.save(path, encryption=pikepdf.Encryption(
-            owner="o", user=password, R=4, aes=False, metadata=False))
+        pdf.save(
+            path,
+            encryption=pikepdf.Encryption(owner="o", user=password, R=4, aes=False, metadata=False),
+        )
 
 
 def _protected_then_cut(path: Path, password: str) -> None:
@@ -443,15 +478,16 @@ SEND_ONLY_PDFS: dict[str, tuple[Callable[[Path, str], None], str]] = {
 def quick_mail(monkeypatch: pytest.MonkeyPatch) -> None:
     """`caaspp send` without its waits: no pause between retries, a 0.5 s SMTP timeout."""
     real = mail.send_reports
-    monkeypatch.setattr(mail, "send_reports", lambda options, **kwargs: real(
-        options, sleep=lambda seconds: None, **kwargs))
+    monkeypatch.setattr(
+        mail,
+        "send_reports",
+        lambda options, **kwargs: real(options, sleep=lambda seconds: None, **kwargs),
+    )
     monkeypatch.setattr(mail, "MailServer", functools.partial(mail.MailServer, timeout=0.5))
 
 
 @pytest.mark.parametrize("name", sorted(PDFS) + sorted(SEND_ONLY_PDFS))
-def test_pdf_given_to_send(
-    cli: Any, smtp_server: SmtpServer, tmp_path: Path, name: str
-) -> None:
+def test_pdf_given_to_send(cli: Any, smtp_server: SmtpServer, tmp_path: Path, name: str) -> None:
     add_smtp_profile(smtp_server)
     inputs = write_send_inputs(tmp_path / "case", [ANA, BO])
     target = inputs.pdfs / ANA.files()[0]
@@ -519,8 +555,7 @@ def test_template_folders_that_are_missing_empty_or_a_file(
     inputs = write_send_inputs(tmp_path / "case", [ANA])
     (tmp_path / "empty").mkdir()
     bad_input(cli(*inputs.args(), "--templates", str(tmp_path / "nowhere")), "does not exist")
-    bad_input(cli(*inputs.args(), "--templates", str(tmp_path / "empty")),
-              "has no language folder")
+    bad_input(cli(*inputs.args(), "--templates", str(tmp_path / "empty")), "has no language folder")
     bad_input(cli(*inputs.args(), "--templates", str(inputs.roster)), "--templates")
     assert smtp_server.handler.sessions == 0
 
@@ -720,118 +755,251 @@ MISUSES: dict[str, tuple[Callable[[Setup], list[str]], tuple[str, ...]]] = {
     "unknown_command": (lambda s: ["fecth", "--ssid", s.ssid], ("No such command 'fecth'",)),
     "unknown_option": (
         lambda s: ["bulk", str(s.roster), "--out", str(s.out), "--colour"],
-        ("No such option: --colour",)),
+        ("No such option: --colour",),
+    ),
     "missing_out": (lambda s: ["bulk", str(s.roster)], ("Missing option '--out'",)),
     "missing_roster": (lambda s: ["bulk", "--out", str(s.out)], ("Missing argument",)),
     "missing_ssid": (lambda s: ["fetch"], ("Missing option '--ssid'",)),
-    "missing_smtp": (
-        lambda s: [*s.send_args()[:-4], "--rate", "60"], ("Missing option '--smtp'",)),
+    "missing_smtp": (lambda s: [*s.send_args()[:-4], "--rate", "60"], ("Missing option '--smtp'",)),
     "missing_passwords": (
         lambda s: ["protect", str(s.reports), "--out", str(s.out)],
-        ("Missing option '--passwords'",)),
+        ("Missing option '--passwords'",),
+    ),
     "concurrency_zero": (
         lambda s: ["bulk", str(s.roster), "--out", str(s.out), "--concurrency", "0"],
-        ("'--concurrency'",)),
+        ("'--concurrency'",),
+    ),
     "concurrency_in_words": (
         lambda s: ["bulk", str(s.roster), "--out", str(s.out), "--concurrency", "eight"],
-        ("'--concurrency'",)),
+        ("'--concurrency'",),
+    ),
     "rate_zero": (lambda s: s.send_args("--rate", "0"), ("'--rate'",)),
     "workers_zero": (
-        lambda s: ["protect", str(s.reports), "--out", str(s.out), "--passwords",
-                   str(s.tmp / "pw.csv"), "--workers", "0"], ("'--workers'",)),
+        lambda s: [
+            "protect",
+            str(s.reports),
+            "--out",
+            str(s.out),
+            "--passwords",
+            str(s.tmp / "pw.csv"),
+            "--workers",
+            "0",
+        ],
+        ("'--workers'",),
+    ),
     "year_of_two_digits": (
-        lambda s: ["fetch", "--ssid", s.ssid, "--year", "25"], ("year 25 is not a school year",)),
+        lambda s: ["fetch", "--ssid", s.ssid, "--year", "25"],
+        ("year 25 is not a school year",),
+    ),
     "unknown_test": (
         lambda s: ["bulk", str(s.roster), "--out", str(s.out), "--test", "SBAC"],
-        ("unknown test 'SBAC'",)),
+        ("unknown test 'SBAC'",),
+    ),
     "unknown_language": (
         lambda s: ["fetch", "--ssid", s.ssid, "--language", "Klingon"],
-        ("unknown language 'Klingon'",)),
-    "ssid_of_nine_digits": (
-        lambda s: ["fetch", "--ssid", s.ssid[1:]], ("is not an SSID",)),
+        ("unknown language 'Klingon'",),
+    ),
+    "ssid_of_nine_digits": (lambda s: ["fetch", "--ssid", s.ssid[1:]], ("is not an SSID",)),
     "expiry_in_us_format": (
-        lambda s: ["config", "add", "new", "--base-url", "https://caaspp.example.org",
-                   "--expires", "06/30/2026"], ("'--expires'",)),
+        lambda s: [
+            "config",
+            "add",
+            "new",
+            "--base-url",
+            "https://caaspp.example.org",
+            "--expires",
+            "06/30/2026",
+        ],
+        ("'--expires'",),
+    ),
     "base_url_over_http": (
         lambda s: ["config", "add", "new", "--base-url", "http://caaspp.example.org"],
-        ("HTTPS",)),
+        ("HTTPS",),
+    ),
     "profile_unknown": (
         lambda s: ["--profile", "distrcit", "fetch", "--ssid", s.ssid],
-        ("no profile named 'distrcit'",)),
+        ("no profile named 'distrcit'",),
+    ),
     "smtp_profile_unknown": (
-        lambda s: s.send_args("--smtp", "districk"), ("no SMTP profile named 'districk'",)),
+        lambda s: s.send_args("--smtp", "districk"),
+        ("no SMTP profile named 'districk'",),
+    ),
     "roster_is_a_folder": (
-        lambda s: ["bulk", str(s.a_folder), "--out", str(s.out)], ("is a folder",)),
+        lambda s: ["bulk", str(s.a_folder), "--out", str(s.out)],
+        ("is a folder",),
+    ),
     "roster_does_not_exist": (
         lambda s: ["bulk", str(s.tmp / "rooster.csv"), "--out", str(s.out)],
-        ("there is no file",)),
+        ("there is no file",),
+    ),
     "send_roster_is_a_folder": (
-        lambda s: s.send_args("--roster", str(s.a_folder)), ("'--roster'", "is a directory")),
+        lambda s: s.send_args("--roster", str(s.a_folder)),
+        ("'--roster'", "is a directory"),
+    ),
     "send_passwords_is_a_folder": (
         lambda s: s.send_args("--passwords", str(s.a_folder)),
-        ("'--passwords'", "is a directory")),
+        ("'--passwords'", "is a directory"),
+    ),
     "protect_passwords_is_a_folder": (
-        lambda s: ["protect", str(s.reports), "--out", str(s.out), "--passwords",
-                   str(s.a_folder)], ("'--passwords'",)),
+        lambda s: ["protect", str(s.reports), "--out", str(s.out), "--passwords", str(s.a_folder)],
+        ("'--passwords'",),
+    ),
     "protect_passwords_under_a_file": (
-        lambda s: ["protect", str(s.reports), "--out", str(s.out), "--passwords",
-                   str(s.a_file / "pw.csv")], ("cannot be read (Not a directory)",)),
+        lambda s: [
+            "protect",
+            str(s.reports),
+            "--out",
+            str(s.out),
+            "--passwords",
+            str(s.a_file / "pw.csv"),
+        ],
+        ("cannot be read (Not a directory)",),
+    ),
     "protect_passwords_inside_out": (
-        lambda s: ["protect", str(s.reports), "--out", str(s.out), "--passwords",
-                   str(s.out / "pw.csv")], ("inside the output folder",)),
+        lambda s: [
+            "protect",
+            str(s.reports),
+            "--out",
+            str(s.out),
+            "--passwords",
+            str(s.out / "pw.csv"),
+        ],
+        ("inside the output folder",),
+    ),
     "protect_input_without_pdfs": (
-        lambda s: ["protect", str(s.a_folder), "--out", str(s.out), "--passwords",
-                   str(s.tmp / "pw.csv")], ("no PDF files found",)),
+        lambda s: [
+            "protect",
+            str(s.a_folder),
+            "--out",
+            str(s.out),
+            "--passwords",
+            str(s.tmp / "pw.csv"),
+        ],
+        ("no PDF files found",),
+    ),
     "protect_password_column_without_roster": (
-        lambda s: ["protect", str(s.reports), "--out", str(s.out), "--passwords",
-                   str(s.tmp / "pw.csv"), "--password-column", "Password"],
-        ("--password-column needs --roster",)),
+        lambda s: [
+            "protect",
+            str(s.reports),
+            "--out",
+            str(s.out),
+            "--passwords",
+            str(s.tmp / "pw.csv"),
+            "--password-column",
+            "Password",
+        ],
+        ("--password-column needs --roster",),
+    ),
     "ca_file_is_a_folder": (
-        lambda s: ["config", "smtp", "x", "--host", "smtp.example.org", "--from",
-                   "a@example.org", "--ca-file", str(s.a_folder)], ("'--ca-file'",)),
+        lambda s: [
+            "config",
+            "smtp",
+            "x",
+            "--host",
+            "smtp.example.org",
+            "--from",
+            "a@example.org",
+            "--ca-file",
+            str(s.a_folder),
+        ],
+        ("'--ca-file'",),
+    ),
     "templates_is_a_file": (
-        lambda s: s.send_args("--templates", str(s.a_file)), ("'--templates'",)),
+        lambda s: s.send_args("--templates", str(s.a_file)),
+        ("'--templates'",),
+    ),
     "send_contradictory_options": (
         lambda s: s.send_args("--resend-uncertain", "--mark-uncertain-sent"),
-        ("contradict",)),
+        ("contradict",),
+    ),
     "bulk_out_is_a_file": (
         lambda s: ["bulk", str(s.roster), "--out", str(s.a_file)],
-        ("output folder", "is a file, not a folder")),
+        ("output folder", "is a file, not a folder"),
+    ),
     "bulk_out_under_a_file": (
         lambda s: ["bulk", str(s.roster), "--out", str(s.a_file / "reports")],
-        ("cannot write in the output folder", "Not a directory")),
+        ("cannot write in the output folder", "Not a directory"),
+    ),
     "fetch_out_is_a_file": (
-        lambda s: ["fetch", "--ssid", s.ssid, "--out", str(s.a_file)], ("'--out'", "is a file")),
+        lambda s: ["fetch", "--ssid", s.ssid, "--out", str(s.a_file)],
+        ("'--out'", "is a file"),
+    ),
     "fetch_out_under_a_file": (
         lambda s: ["fetch", "--ssid", s.ssid, "--out", str(s.a_file / "reports")],
-        ("cannot write in the output folder",)),
+        ("cannot write in the output folder",),
+    ),
     "protect_out_is_a_file": (
-        lambda s: ["protect", str(s.reports), "--out", str(s.a_file), "--passwords",
-                   str(s.tmp / "pw.csv")], ("'--out'", "is a file")),
+        lambda s: [
+            "protect",
+            str(s.reports),
+            "--out",
+            str(s.a_file),
+            "--passwords",
+            str(s.tmp / "pw.csv"),
+        ],
+        ("'--out'", "is a file"),
+    ),
     "protect_out_under_a_file": (
-        lambda s: ["protect", str(s.reports), "--out", str(s.a_file / "p"), "--passwords",
-                   str(s.tmp / "pw.csv")], ("cannot write in the output folder",)),
+        lambda s: [
+            "protect",
+            str(s.reports),
+            "--out",
+            str(s.a_file / "p"),
+            "--passwords",
+            str(s.tmp / "pw.csv"),
+        ],
+        ("cannot write in the output folder",),
+    ),
     "outbox_is_a_file": (
-        lambda s: s.send_args("--dry-run", "--outbox", str(s.a_file)), ("'--outbox'",)),
+        lambda s: s.send_args("--dry-run", "--outbox", str(s.a_file)),
+        ("'--outbox'",),
+    ),
     "outbox_under_a_file": (
         lambda s: s.send_args("--dry-run", "--outbox", str(s.a_file / "outbox")),
-        ("cannot write in the outbox",)),
+        ("cannot write in the outbox",),
+    ),
     "sandbox_roster_out_is_a_folder": (
-        lambda s: ["sandbox", "--roster-out", str(s.a_folder)], ("'--roster-out'",)),
+        lambda s: ["sandbox", "--roster-out", str(s.a_folder)],
+        ("'--roster-out'",),
+    ),
     "sandbox_port_out_of_range": (lambda s: ["sandbox", "--port", "70000"], ("'--port'",)),
     "layout_climbing_out": (
-        lambda s: ["bulk", str(s.roster), "--out", str(s.out), "--layout",
-                   "../{ssid}_{test}_{year}_{language}.pdf"], ("'..'",)),
+        lambda s: [
+            "bulk",
+            str(s.roster),
+            "--out",
+            str(s.out),
+            "--layout",
+            "../{ssid}_{test}_{year}_{language}.pdf",
+        ],
+        ("'..'",),
+    ),
     "layout_unknown_field": (
-        lambda s: ["bulk", str(s.roster), "--out", str(s.out), "--layout",
-                   "{teacher}/{ssid}_{test}_{year}_{language}.pdf"],
-        ("unknown field {teacher}",)),
+        lambda s: [
+            "bulk",
+            str(s.roster),
+            "--out",
+            str(s.out),
+            "--layout",
+            "{teacher}/{ssid}_{test}_{year}_{language}.pdf",
+        ],
+        ("unknown field {teacher}",),
+    ),
     "layout_brace_never_closed": (
-        lambda s: ["bulk", str(s.roster), "--out", str(s.out), "--layout",
-                   "{school/{ssid}_{test}_{year}_{language}.pdf"], ("not a valid template",)),
+        lambda s: [
+            "bulk",
+            str(s.roster),
+            "--out",
+            str(s.out),
+            "--layout",
+            "{school/{ssid}_{test}_{year}_{language}.pdf",
+        ],
+        ("not a valid template",),
+    ),
     "ssid_column_not_in_roster": (
         lambda s: ["bulk", str(s.roster), "--out", str(s.out), "--ssid-column", "Student #"],
-        ("no column named 'Student #'",)),
+        ("no column named 'Student #'",),
+    ),
 }
 
 
@@ -846,43 +1014,84 @@ def test_command_line_used_wrong(cli: Any, setup: Setup, name: str) -> None:
 
 
 def test_a_folder_for_data_or_config_that_is_a_file(cli: Any, setup: Setup) -> None:
-    bad_input(cli("fetch", "--ssid", setup.ssid, "--out", str(setup.out),
-                  env={"CAASPP_DATA_DIR": str(setup.a_file)}),
-              "cannot write its audit log", "Not a directory")
+    bad_input(
+        cli(
+            "fetch",
+            "--ssid",
+            setup.ssid,
+            "--out",
+            str(setup.out),
+            env={"CAASPP_DATA_DIR": str(setup.a_file)},
+        ),
+        "cannot write its audit log",
+        "Not a directory",
+    )
     assert not setup.out.exists()  # no request goes unrecorded: none was made
-    bad_input(cli("config", "list", env={"CAASPP_CONFIG_DIR": str(setup.a_file)}),
-              "cannot be read (Not a directory)")
+    bad_input(
+        cli("config", "list", env={"CAASPP_CONFIG_DIR": str(setup.a_file)}),
+        "cannot be read (Not a directory)",
+    )
 
 
 # --- Read-only folders -------------------------------------------------------------------------
 READ_ONLY: dict[str, tuple[Callable[[Setup, Path], list[str]], tuple[str, ...]]] = {
     "bulk_out": (
         lambda s, ro: ["bulk", str(s.roster), "--out", str(ro)],
-        ("cannot write in the output folder",)),
+        ("cannot write in the output folder",),
+    ),
     "bulk_out_below": (
         lambda s, ro: ["bulk", str(s.roster), "--out", str(ro / "reports")],
-        ("cannot write in the output folder",)),
+        ("cannot write in the output folder",),
+    ),
     "fetch_out": (
         lambda s, ro: ["fetch", "--ssid", s.ssid, "--out", str(ro)],
-        ("cannot write in the output folder",)),
+        ("cannot write in the output folder",),
+    ),
     "protect_out": (
-        lambda s, ro: ["protect", str(s.reports), "--out", str(ro), "--passwords",
-                       str(s.tmp / "pw.csv")], ("cannot write in the output folder",)),
+        lambda s, ro: [
+            "protect",
+            str(s.reports),
+            "--out",
+            str(ro),
+            "--passwords",
+            str(s.tmp / "pw.csv"),
+        ],
+        ("cannot write in the output folder",),
+    ),
     "protect_passwords": (
-        lambda s, ro: ["protect", str(s.reports), "--out", str(s.out), "--passwords",
-                       str(ro / "pw.csv")], ("cannot write in the folder of the password file",)),
+        lambda s, ro: [
+            "protect",
+            str(s.reports),
+            "--out",
+            str(s.out),
+            "--passwords",
+            str(ro / "pw.csv"),
+        ],
+        ("cannot write in the folder of the password file",),
+    ),
     "send_outbox": (
         lambda s, ro: s.send_args("--dry-run", "--outbox", str(ro)),
-        ("cannot write in the outbox",)),
+        ("cannot write in the outbox",),
+    ),
     "sandbox_roster_out": (
         lambda s, ro: ["sandbox", "--roster-out", str(ro / "roster.csv")],
-        ("cannot write in the folder of --roster-out",)),
+        ("cannot write in the folder of --roster-out",),
+    ),
     "data_dir": (
         lambda s, ro: ["fetch", "--ssid", s.ssid, "--out", str(s.out)],
-        ("cannot write its audit log",)),
+        ("cannot write its audit log",),
+    ),
     "config_dir": (
-        lambda s, ro: ["config", "add", "more", "--base-url", "https://caaspp.example.org",
-                       "--env-credentials"], ("could not write",)),
+        lambda s, ro: [
+            "config",
+            "add",
+            "more",
+            "--base-url",
+            "https://caaspp.example.org",
+            "--env-credentials",
+        ],
+        ("could not write",),
+    ),
 }
 
 
@@ -925,10 +1134,18 @@ def finished_bulk(cli: Any, sandbox: Any, sandbox_profile: Any, tmp_path: Path) 
     return roster, out
 
 
-@pytest.mark.parametrize("name", [
-    "binary.csv", "empty.csv", "excel_workbook_renamed.csv", "html_saved_as_csv.csv",
-    "no_ssid_column.csv", "quote_left_open.csv", "utf32.csv",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "binary.csv",
+        "empty.csv",
+        "excel_workbook_renamed.csv",
+        "html_saved_as_csv.csv",
+        "no_ssid_column.csv",
+        "quote_left_open.csv",
+        "utf32.csv",
+    ],
+)
 def test_rerun_of_bulk_with_a_roster_broken_since_touches_nothing(
     cli: Any, sandbox: Any, finished_bulk: Any, name: str
 ) -> None:
@@ -978,16 +1195,29 @@ def test_rerun_of_protect_with_a_damaged_new_file_keeps_what_was_protected(
     again = cli("protect", str(reports), "--out", str(out), "--passwords", str(sheet), "--json")
     assert again.exit_code == 3
     error_line(again)
-    outcomes = {Path(f["input"]).name[:10]: f["outcome"]
-                for f in json.loads(again.stdout)["files"]}
-    assert outcomes == {"1000000001": "already_protected", "1000000002": "already_protected",
-                        "1000000003": "skipped"}
+    outcomes = {Path(f["input"]).name[:10]: f["outcome"] for f in json.loads(again.stdout)["files"]}
+    assert outcomes == {
+        "1000000001": "already_protected",
+        "1000000002": "already_protected",
+        "1000000003": "skipped",
+    }
     assert snapshot(out) | snapshot(tmp_path / "pw.csv") == before
 
     roster = tmp_path / "roster.csv"
     roster.write_bytes((BAD / "rosters" / "quote_left_open.csv").read_bytes())
-    bad_input(cli("protect", str(reports), "--out", str(out), "--passwords", str(sheet),
-                  "--roster", str(roster)), "not closed")
+    bad_input(
+        cli(
+            "protect",
+            str(reports),
+            "--out",
+            str(out),
+            "--passwords",
+            str(sheet),
+            "--roster",
+            str(roster),
+        ),
+        "not closed",
+    )
     assert snapshot(out) | snapshot(tmp_path / "pw.csv") == before
 
 
@@ -1032,4 +1262,3 @@ def test_rerun_of_send_after_bad_input_or_a_lost_server_sends_nothing_twice(
     assert final.exit_code == 0, final.output
     assert json.loads(final.stdout)["messages_sent"] == 2
     assert [m.rcpt_tos for m in smtp_server.received[4:]] == [(CY.email,), (CY.email,)]
-

@@ -147,8 +147,12 @@ def test_bad_rows_are_reported_never_guessed(cli, sandbox, sandbox_profile, tmp_
     rows = manifest(out)
     statuses = [(r["line"], r["status"]) for r in rows if r["status"] != "downloaded"]
     assert statuses == [
-        ("3", "invalid_ssid"), ("4", "invalid_ssid"), ("5", "invalid_ssid"),
-        ("6", "invalid_ssid"), ("7", "duplicate"), ("8", "invalid_ssid"),
+        ("3", "invalid_ssid"),
+        ("4", "invalid_ssid"),
+        ("5", "invalid_ssid"),
+        ("6", "invalid_ssid"),
+        ("7", "duplicate"),
+        ("8", "invalid_ssid"),
     ]
     details = {r["line"]: r["detail"] for r in rows}
     assert "scientific" in details["3"]
@@ -200,8 +204,12 @@ def test_layout_puts_files_in_school_and_grade_folders_inside_out(
     )
     out = tmp_path / "out"
     result = cli(
-        "bulk", str(roster), "--out", str(out),
-        "--layout", "{school}/{grade}/{ssid}_{test}_{year}_{language}.pdf",
+        "bulk",
+        str(roster),
+        "--out",
+        str(out),
+        "--layout",
+        "{school}/{grade}/{ssid}_{test}_{year}_{language}.pdf",
     )
     assert result.exit_code == 0, result.stderr
     files = sorted(out.rglob("*.pdf"))
@@ -218,24 +226,28 @@ def test_layout_puts_files_in_school_and_grade_folders_inside_out(
 
 def test_layout_with_unknown_field_is_exit_2(cli, sandbox_profile, roster, tmp_path):
     result = cli(
-        "bulk", str(roster), "--out", str(tmp_path / "out"),
-        "--layout", "{teacher}/{ssid}_{test}_{year}_{language}.pdf",
+        "bulk",
+        str(roster),
+        "--out",
+        str(tmp_path / "out"),
+        "--layout",
+        "{teacher}/{ssid}_{test}_{year}_{language}.pdf",
     )
     assert result.exit_code == 2
     assert "{teacher}" in result.stderr
 
 
-def test_rows_go_through_the_profile_serving_their_school(
-    cli, sandbox, profile_factory, tmp_path
-):
+def test_rows_go_through_the_profile_serving_their_school(cli, sandbox, profile_factory, tmp_path):
     world = sandbox.state.world
     student = world.students[world.examples()["english_only"]]
-    other_school = next(
-        s for s in world.students.values() if s.school_code != student.school_code
-    )
+    other_school = next(s for s in world.students.values() if s.school_code != student.school_code)
     profile_factory(
-        "district", base_url=sandbox.base_url, client_key=DEMO_CLIENT_KEY,
-        client_secret=DEMO_CLIENT_SECRET, make_default=True, schools=[student.school_code],
+        "district",
+        base_url=sandbox.base_url,
+        client_key=DEMO_CLIENT_KEY,
+        client_secret=DEMO_CLIENT_SECRET,
+        make_default=True,
+        schools=[student.school_code],
     )
     roster = tmp_path / "roster.csv"
     roster.write_text(
@@ -259,7 +271,10 @@ def test_wrong_credentials_stop_the_run_with_exit_4(
     cli, sandbox, profile_factory, roster, tmp_path
 ):
     profile_factory(
-        "wrong", base_url=sandbox.base_url, client_key="k", client_secret="not-it",
+        "wrong",
+        base_url=sandbox.base_url,
+        client_key="k",
+        client_secret="not-it",
         make_default=True,
     )
     result = cli("bulk", str(roster), "--out", str(tmp_path / "out"))
@@ -274,7 +289,8 @@ def _fast_client_factory(base_url: str, attempts: int = 2):
 
     def make(profile):
         return EtsClient(
-            Endpoints(base_url), Credentials(DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET),
+            Endpoints(base_url),
+            Credentials(DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET),
             retry=RetryPolicy(max_attempts=attempts, base_delay=0.01, max_delay=0.05),
             max_connections=4,
         )
@@ -282,16 +298,15 @@ def _fast_client_factory(base_url: str, attempts: int = 2):
     return make
 
 
-def test_failed_rows_are_exit_3_and_a_rerun_retries_just_those(
-    cli, profile_factory, tmp_path
-):
+def test_failed_rows_are_exit_3_and_a_rerun_retries_just_those(cli, profile_factory, tmp_path):
     world = World.build(30, seed=5)
     roster = write_roster(tmp_path / "roster.csv", world)
     out = tmp_path / "out"
     with SandboxServer(SandboxConfig(students=30, seed=5, fault_rate=0.5)) as broken:
         profile_factory("p", base_url=broken.base_url, make_default=True)
         run = BulkRun(
-            open_roster(roster), BulkOptions(out_dir=out, concurrency=4),
+            open_roster(roster),
+            BulkOptions(out_dir=out, concurrency=4),
             client_factory=_fast_client_factory(broken.base_url, attempts=1),
         )
         summary = asyncio.run(run.run())
@@ -300,8 +315,11 @@ def test_failed_rows_are_exit_3_and_a_rerun_retries_just_those(
     saved_before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.pdf")}
     with SandboxServer(SandboxConfig(students=30, seed=5)) as healthy:
         profile_factory(
-            "healthy", base_url=healthy.base_url, client_key=DEMO_CLIENT_KEY,
-            client_secret=DEMO_CLIENT_SECRET, make_default=True,
+            "healthy",
+            base_url=healthy.base_url,
+            client_key=DEMO_CLIENT_KEY,
+            client_secret=DEMO_CLIENT_SECRET,
+            make_default=True,
         )
         result = cli("--profile", "healthy", "bulk", str(roster), "--out", str(out))
         assert result.exit_code == 0, result.stderr
@@ -322,8 +340,11 @@ def test_faulty_service_still_yields_every_available_report(profile_factory, tmp
     )
     with SandboxServer(config) as server:
         profile_factory(
-            "faulty", base_url=server.base_url, client_key=DEMO_CLIENT_KEY,
-            client_secret=DEMO_CLIENT_SECRET, make_default=True,
+            "faulty",
+            base_url=server.base_url,
+            client_key=DEMO_CLIENT_KEY,
+            client_secret=DEMO_CLIENT_SECRET,
+            make_default=True,
         )
         run = BulkRun(open_roster(roster), BulkOptions(out_dir=out, concurrency=8))
         summary = asyncio.run(run.run())
@@ -350,9 +371,21 @@ def test_sweep_removes_only_our_temp_files(tmp_path):
 
 def _start_bulk(roster: Path, out: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "caaspp_cli", "bulk", str(roster), "--out", str(out),
-         "--concurrency", "4"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "caaspp_cli",
+            "bulk",
+            str(roster),
+            "--out",
+            str(out),
+            "--concurrency",
+            "4",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -382,8 +415,7 @@ def test_killed_run_resumes_without_downloading_saved_reports_again(profile_fact
     roster = write_roster(tmp_path / "roster.csv", world)
     out = tmp_path / "out"
     with SandboxServer(SandboxConfig(students=60, seed=21, latency_ms=30)) as server:
-        profile_factory("s", base_url=server.base_url, make_default=True,
-                        credentials_source="env")
+        profile_factory("s", base_url=server.base_url, make_default=True, credentials_source="env")
         env = _env_for(server, tmp_path)
         process = _start_bulk(roster, out, env)
         _wait_for_files(out, 10)
@@ -418,8 +450,7 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(profile_factory, tmp_path):
     roster = write_roster(tmp_path / "roster.csv", world)
     out = tmp_path / "out"
     with SandboxServer(SandboxConfig(students=60, seed=22, latency_ms=30)) as server:
-        profile_factory("s", base_url=server.base_url, make_default=True,
-                        credentials_source="env")
+        profile_factory("s", base_url=server.base_url, make_default=True, credentials_source="env")
         process = _start_bulk(roster, out, _env_for(server, tmp_path))
         _wait_for_files(out, 5)
         process.send_signal(signal.SIGINT)

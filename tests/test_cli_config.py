@@ -36,8 +36,9 @@ def test_add_takes_credentials_from_the_environment_into_the_keyring(
 ) -> None:
     result = _add(cli, "district", "--school", "0123456", "--school", "6543210")
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("Added profile district (default): Client Key and Client "
-                                    "Secret stored in the OS keyring (")
+    assert result.stdout.startswith(
+        "Added profile district (default): Client Key and Client Secret stored in the OS keyring ("
+    )
     assert memory_keyring.entries == {
         (SERVICE_NAME, "district:client_key"): KEY,
         (SERVICE_NAME, "district:client_secret"): SECRET,
@@ -78,12 +79,13 @@ def test_add_keeps_secrets_out_of_files_and_output_even_with_debug(
         assert KEY.encode() not in content and SECRET.encode() not in content, path
 
 
-def test_add_with_secret_on_stdin_takes_the_key_from_the_environment(
-    cli, memory_keyring
-) -> None:
+def test_add_with_secret_on_stdin_takes_the_key_from_the_environment(cli, memory_keyring) -> None:
     result = _add(
-        cli, "district", "--client-secret-stdin",
-        env={"CAASPP_CLIENT_KEY": KEY}, input=f"{SECRET}\nignored second line\n",
+        cli,
+        "district",
+        "--client-secret-stdin",
+        env={"CAASPP_CLIENT_KEY": KEY},
+        input=f"{SECRET}\nignored second line\n",
     )
     assert result.exit_code == 0, result.output
     assert memory_keyring.entries[(SERVICE_NAME, "district:client_secret")] == SECRET
@@ -91,8 +93,9 @@ def test_add_with_secret_on_stdin_takes_the_key_from_the_environment(
 
 
 def test_add_with_empty_stdin_is_refused(cli) -> None:
-    result = _add(cli, "district", "--client-secret-stdin", env={"CAASPP_CLIENT_KEY": KEY},
-                  input="\n")
+    result = _add(
+        cli, "district", "--client-secret-stdin", env={"CAASPP_CLIENT_KEY": KEY}, input="\n"
+    )
     assert result.exit_code == 2
     assert "first line of stdin is empty" in result.stderr
 
@@ -128,9 +131,7 @@ def test_add_has_no_option_for_the_key_or_secret(cli) -> None:
         assert "No such option" in result.stderr
 
 
-def test_add_env_credentials_stores_nothing_and_needs_no_keyring(
-    cli, config_dir: Path
-) -> None:
+def test_add_env_credentials_stores_nothing_and_needs_no_keyring(cli, config_dir: Path) -> None:
     keyring.set_keyring(fail.Keyring())
     result = _add(cli, "server", "--env-credentials", env={})
     assert result.exit_code == 0, result.output
@@ -139,8 +140,9 @@ def test_add_env_credentials_stores_nothing_and_needs_no_keyring(
 
 
 def test_add_refuses_plain_http_to_another_host_in_one_line(cli, config_dir: Path) -> None:
-    result = cli("config", "add", "district", "--base-url", "http://caaspp-aws.ets.org",
-                 env=CRED_ENV)
+    result = cli(
+        "config", "add", "district", "--base-url", "http://caaspp-aws.ets.org", env=CRED_ENV
+    )
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1
     assert result.stderr.startswith("error: the base URL 'http://caaspp-aws.ets.org' uses http://")
@@ -224,10 +226,23 @@ def test_list_shows_a_table_with_the_default_marked(cli, profile_factory) -> Non
     result = cli("config", "list")
     assert result.exit_code == 0
     lines = [line.rstrip() for line in result.stdout.splitlines()]
-    assert lines[0].split() == ["name", "default", "base", "URL", "schools", "expires",
-                                "credentials"]
-    assert lines[1].split() == ["north", "*", "https://caaspp.example.org", "0123456",
-                                "2031-01-02", "keyring"]
+    assert lines[0].split() == [
+        "name",
+        "default",
+        "base",
+        "URL",
+        "schools",
+        "expires",
+        "credentials",
+    ]
+    assert lines[1].split() == [
+        "north",
+        "*",
+        "https://caaspp.example.org",
+        "0123456",
+        "2031-01-02",
+        "keyring",
+    ]
     assert lines[2].split()[:3] == ["south", "https://caaspp.example.org", "-"]
     assert lines[2].split()[-1] == "env"
 
@@ -302,8 +317,11 @@ def test_no_profile_at_all_says_to_run_config_add(cli) -> None:
 def test_corrupt_config_file_is_exit_2_in_one_line(cli, config_dir: Path) -> None:
     config_dir.mkdir()
     (config_dir / "config.toml").write_text("[profiles.district\nbase_url = 1\n")
-    for args in (("config", "list"), ("config", "show", "district"), ("config", "add", "x",
-                                                                       "--base-url", BASE)):
+    for args in (
+        ("config", "list"),
+        ("config", "show", "district"),
+        ("config", "add", "x", "--base-url", BASE),
+    ):
         result = cli(*args, env=CRED_ENV)
         assert result.exit_code == 2
         error, hint = result.stderr.splitlines()
@@ -331,9 +349,7 @@ def test_commands_warn_within_14_days_of_expiry(cli, profile_factory, monkeypatc
     )
 
 
-def test_commands_refuse_expired_credentials_with_the_rotate_hint(
-    cli, profile_factory
-) -> None:
+def test_commands_refuse_expired_credentials_with_the_rotate_hint(cli, profile_factory) -> None:
     past = date.today() - timedelta(days=2)
     profile_factory("district", expires=past)
     result = cli("config", "test", "district")
@@ -436,8 +452,16 @@ def test_rotate_replaces_the_keyring_entries_and_resets_expiry(
     assert expires == date.today() + timedelta(days=365)
     assert "warning" not in result.stderr
 
-    result = cli("config", "rotate", "district", "--expires", "2030-05-06",
-                 "--client-secret-stdin", env={"CAASPP_CLIENT_KEY": "k2"}, input="s2\n")
+    result = cli(
+        "config",
+        "rotate",
+        "district",
+        "--expires",
+        "2030-05-06",
+        "--client-secret-stdin",
+        env={"CAASPP_CLIENT_KEY": "k2"},
+        input="s2\n",
+    )
     assert result.exit_code == 0, result.output
     assert memory_keyring.entries[(SERVICE_NAME, "district:client_secret")] == "s2"
     assert _config(config_dir)["profiles"]["district"]["expires"] == date(2030, 5, 6)  # type: ignore[index]

@@ -62,12 +62,22 @@ def test_fetch_again_downloads_nothing_new(cli, sandbox, sandbox_profile, out):
 def test_fetch_filters_by_test_language_name_and_year(cli, sandbox, sandbox_profile, out):
     ssid = sandbox.state.world.examples()["spanish"]
     report = next(
-        r for r in sandbox.state.world.students[ssid].reports
+        r
+        for r in sandbox.state.world.students[ssid].reports
         if r.language == "es" and r.format == "pdf"
     )
     result = cli(
-        "fetch", "--ssid", ssid, "--test", report.test.lower(), "--language", "Spanish",
-        "--year", str(report.year), "--out", str(out),
+        "fetch",
+        "--ssid",
+        ssid,
+        "--test",
+        report.test.lower(),
+        "--language",
+        "Spanish",
+        "--year",
+        str(report.year),
+        "--out",
+        str(out),
     )
     assert result.exit_code == 0, result.stderr
     assert pdfs(out) == [f"{ssid}_{report.test}_{report.year}_es.pdf"]
@@ -126,8 +136,11 @@ def test_bad_ssid_is_exit_2_before_any_request(cli, sandbox, sandbox_profile, ss
 
 @pytest.mark.parametrize(
     ("option", "value", "words"),
-    [("--test", "SAT", "unknown test"), ("--language", "French", "unknown language"),
-     ("--year", "24", "not a school year")],
+    [
+        ("--test", "SAT", "unknown test"),
+        ("--language", "French", "unknown language"),
+        ("--year", "24", "not a school year"),
+    ],
 )
 def test_bad_filters_are_exit_2(cli, sandbox_profile, option, value, words):
     result = cli("fetch", "--ssid", "1234567890", option, value)
@@ -146,7 +159,10 @@ def test_refused_credentials_are_exit_4_and_never_echoed(
 ):
     secret = "Wrong-Secret-7f3a9c"
     profile_factory(
-        "wrong", base_url=sandbox.base_url, client_key="key-5b1e", client_secret=secret,
+        "wrong",
+        base_url=sandbox.base_url,
+        client_key="key-5b1e",
+        client_secret=secret,
         make_default=True,
     )
     ssid = sandbox.state.world.examples()["english_only"]
@@ -180,8 +196,11 @@ def test_fetch_survives_a_faulty_service(cli, profile_factory, out):
     )
     with SandboxServer(config) as server:
         profile_factory(
-            "faulty", base_url=server.base_url, client_key=config.client_key,
-            client_secret=config.client_secret, make_default=True,
+            "faulty",
+            base_url=server.base_url,
+            client_key=config.client_key,
+            client_secret=config.client_secret,
+            make_default=True,
         )
         ssid = server.state.world.examples()["spanish"]
         result = cli("fetch", "--ssid", ssid, "--out", str(out))

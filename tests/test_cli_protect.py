@@ -64,13 +64,23 @@ def test_protect_prints_a_summary_and_no_password(cli, reports: Path, tmp_path: 
 def test_protect_json_summary_holds_no_password(cli, reports: Path, tmp_path: Path) -> None:
     out, sheet = tmp_path / "out", tmp_path / "passwords.csv"
     result = cli(
-        "protect", str(reports), "--out", str(out), "--passwords", str(sheet), "--json",
-        "--workers", "2",
+        "protect",
+        str(reports),
+        "--out",
+        str(out),
+        "--passwords",
+        str(sheet),
+        "--json",
+        "--workers",
+        "2",
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["counts"] == {
-        "protected": 4, "already_protected": 0, "skipped": 0, "failed": 0,
+        "protected": 4,
+        "already_protected": 0,
+        "skipped": 0,
+        "failed": 0,
     }
     assert summary["students"] == 2
     assert {f["outcome"] for f in summary["files"]} == {"protected"}
@@ -99,8 +109,12 @@ def test_a_password_file_inside_an_input_folder_is_refused(
     cli, reports: Path, tmp_path: Path
 ) -> None:
     result = cli(
-        "protect", str(reports), "--out", str(tmp_path / "out"),
-        "--passwords", str(reports / "pw.csv"),
+        "protect",
+        str(reports),
+        "--out",
+        str(tmp_path / "out"),
+        "--passwords",
+        str(reports / "pw.csv"),
     )
     assert result.exit_code == 2
     assert "inside the input folder" in result.stderr
@@ -142,8 +156,16 @@ def test_a_short_roster_password_is_refused_naming_the_row(
     )
     out, sheet = tmp_path / "out", tmp_path / "passwords.csv"
     result = cli(
-        "protect", str(reports), "--out", str(out), "--passwords", str(sheet),
-        "--roster", str(roster), "--password-column", "Password",
+        "protect",
+        str(reports),
+        "--out",
+        str(out),
+        "--passwords",
+        str(sheet),
+        "--roster",
+        str(roster),
+        "--password-column",
+        "Password",
     )
     assert result.exit_code == 2
     assert f"line 3 (SSID {ssids[1]}): it is shorter than 8 characters" in result.stderr
@@ -154,8 +176,14 @@ def test_a_short_roster_password_is_refused_naming_the_row(
 
 def test_password_column_needs_a_roster(cli, reports: Path, tmp_path: Path) -> None:
     result = cli(
-        "protect", str(reports), "--out", str(tmp_path / "out"),
-        "--passwords", str(tmp_path / "pw.csv"), "--password-column", "Password",
+        "protect",
+        str(reports),
+        "--out",
+        str(tmp_path / "out"),
+        "--passwords",
+        str(tmp_path / "pw.csv"),
+        "--password-column",
+        "Password",
     )
     assert result.exit_code == 2
     assert "--password-column needs --roster" in result.stderr
@@ -163,8 +191,12 @@ def test_password_column_needs_a_roster(cli, reports: Path, tmp_path: Path) -> N
 
 def test_a_missing_input_is_bad_input(cli, tmp_path: Path) -> None:
     result = cli(
-        "protect", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"),
-        "--passwords", str(tmp_path / "pw.csv"),
+        "protect",
+        str(tmp_path / "nowhere"),
+        "--out",
+        str(tmp_path / "out"),
+        "--passwords",
+        str(tmp_path / "pw.csv"),
     )
     assert result.exit_code == 2
     assert "does not exist" in result.stderr

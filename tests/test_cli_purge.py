@@ -31,8 +31,14 @@ def bulk_out(cli: Any, sandbox: Any, sandbox_profile: Any, tmp_path: Path) -> Pa
     roster = tmp_path / "roster.csv"
     roster.write_text(roster_csv(rows), encoding="utf-8")
     out = tmp_path / "reports"
-    result = cli("bulk", str(roster), "--out", str(out),
-                 "--layout", "{grade}/{ssid}_{test}_{year}_{language}.pdf")
+    result = cli(
+        "bulk",
+        str(roster),
+        "--out",
+        str(out),
+        "--layout",
+        "{grade}/{ssid}_{test}_{year}_{language}.pdf",
+    )
     assert result.exit_code == 0, result.stderr
     assert len(pdfs(out)) >= 10
     return out
@@ -72,8 +78,9 @@ def test_purge_deletes_every_report_and_temp_file_and_keeps_manifest_and_ledger(
     count = len(pdfs(bulk_out))
     temp = bulk_out / f"{TEMP_PREFIX}killed{TEMP_SUFFIX}"
     temp.write_bytes(b"%PDF-1.7 half of a report")
-    kept = everything(bulk_out) - {p.relative_to(bulk_out).as_posix()
-                                   for p in [*pdfs(bulk_out), temp]}
+    kept = everything(bulk_out) - {
+        p.relative_to(bulk_out).as_posix() for p in [*pdfs(bulk_out), temp]
+    }
 
     result = cli("purge", str(bulk_out), "--yes")
 
@@ -148,9 +155,7 @@ def test_purge_refuses_a_folder_caaspp_did_not_write_unless_forced(
 
 
 @pytest.mark.parametrize("marker", [".caaspp-send-ledger.sqlite", "send-report.csv"])
-def test_a_folder_caaspp_send_has_used_may_be_purged(
-    cli: Any, tmp_path: Path, marker: str
-) -> None:
+def test_a_folder_caaspp_send_has_used_may_be_purged(cli: Any, tmp_path: Path, marker: str) -> None:
     folder = make_folder(tmp_path / "protected", marker=False)
     (folder / marker).write_bytes(b"")
 
@@ -184,9 +189,7 @@ def test_purge_refuses_the_home_folder_and_the_folders_above_it(
     assert everything(tmp_path) == before
 
 
-def test_purge_never_follows_or_removes_a_link_out_of_the_folder(
-    cli: Any, tmp_path: Path
-) -> None:
+def test_purge_never_follows_or_removes_a_link_out_of_the_folder(cli: Any, tmp_path: Path) -> None:
     elsewhere = make_folder(tmp_path / "elsewhere", marker=False, n=2)
     folder = make_folder(tmp_path / "reports", n=1)
     (folder / "linked-folder").symlink_to(elsewhere, target_is_directory=True)
@@ -205,9 +208,7 @@ def test_purge_never_follows_or_removes_a_link_out_of_the_folder(
     assert (folder / "linked-folder").is_symlink()
 
 
-def test_older_than_removes_only_files_last_modified_before_then(
-    cli: Any, tmp_path: Path
-) -> None:
+def test_older_than_removes_only_files_last_modified_before_then(cli: Any, tmp_path: Path) -> None:
     folder = make_folder(tmp_path / "reports", n=4)
     old = sorted(folder.glob("*.pdf"))[:3]
     for path in old:
@@ -226,10 +227,15 @@ def test_older_than_removes_only_files_last_modified_before_then(
 
 
 def _sheet(path: Path) -> Path:
-    PasswordSheet(path).append([{
-        "ssid": "1000000000", "file": "1000000000_CAASPP_2025_en.pdf",
-        "password": "maple-river-0000-stone",
-    }])
+    PasswordSheet(path).append(
+        [
+            {
+                "ssid": "1000000000",
+                "file": "1000000000_CAASPP_2025_en.pdf",
+                "password": "maple-river-0000-stone",
+            }
+        ]
+    )
     return path
 
 
@@ -252,8 +258,7 @@ def test_a_password_file_newer_than_older_than_is_kept(cli: Any, tmp_path: Path)
         age(path, 60)
     sheet = _sheet(tmp_path / "passwords.csv")  # a row added today: its family may wait
 
-    result = cli("purge", str(folder), "--passwords", str(sheet), "--older-than", "30",
-                 "--yes")
+    result = cli("purge", str(folder), "--passwords", str(sheet), "--older-than", "30", "--yes")
 
     assert result.exit_code == 0, result.output
     assert sheet.exists() and pdfs(folder) == []
@@ -306,8 +311,10 @@ def undeletable(folder: Path) -> Iterator[None]:
             folder.chmod(0o700)
         return
     chattr = shutil.which("chattr")
-    if chattr is None or subprocess.run([chattr, "+i", str(folder)],
-                                        capture_output=True).returncode != 0:
+    if (
+        chattr is None
+        or subprocess.run([chattr, "+i", str(folder)], capture_output=True).returncode != 0
+    ):
         pytest.skip("root, and no immutable attribute on this file system")
     try:
         yield
@@ -315,9 +322,7 @@ def undeletable(folder: Path) -> Iterator[None]:
         subprocess.run([chattr, "-i", str(folder)], check=True)
 
 
-def test_a_file_that_cannot_be_deleted_is_exit_3_with_the_reason(
-    cli: Any, tmp_path: Path
-) -> None:
+def test_a_file_that_cannot_be_deleted_is_exit_3_with_the_reason(cli: Any, tmp_path: Path) -> None:
     folder = make_folder(tmp_path / "reports", n=1)
     locked = folder / "locked"
     locked.mkdir()
@@ -358,6 +363,10 @@ def test_a_folder_swapped_for_a_link_after_the_plan_leads_nowhere_outside(
     summary = purge(plan)
 
     assert summary.pdfs_removed == 0
-    assert summary.failed == [("grade-5/1000000000_CAASPP_2025_en.pdf",
-                               "its folder now leads outside the folder being purged")]
+    assert summary.failed == [
+        (
+            "grade-5/1000000000_CAASPP_2025_en.pdf",
+            "its folder now leads outside the folder being purged",
+        )
+    ]
     assert len(pdfs(elsewhere)) == 1

@@ -20,8 +20,14 @@ from caaspp_cli.credentials import SERVICE_NAME
 
 SMTP_PASSWORD = "smtp-Pa55-w0rd!"
 USER = "reports@lincoln.example.org"
-JOSE = Family("1000000001", "José", "Ñúñez", guardian="María Ñúñez",
-              email="maria@example.org", language="Spanish")
+JOSE = Family(
+    "1000000001",
+    "José",
+    "Ñúñez",
+    guardian="María Ñúñez",
+    email="maria@example.org",
+    language="Spanish",
+)
 SAM = Family("1000000003", "Sam", "Lee", guardian="Pat Lee", email="pat@example.org")
 
 
@@ -29,14 +35,30 @@ def _config(config_dir: Path) -> dict[str, Any]:
     return tomllib.loads((config_dir / "config.toml").read_text(encoding="utf-8"))
 
 
-def _smtp(cli: Any, *extra: str, env: dict[str, str] | None = None, input: str | None = None,
-          host: str = "smtp.lincoln.example.org") -> Any:
-    return cli("config", "smtp", "district", "--host", host, "--from",
-               "Lincoln Unified <reports@lincoln.example.org>", *extra, env=env, input=input)
+def _smtp(
+    cli: Any,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+    host: str = "smtp.lincoln.example.org",
+) -> Any:
+    return cli(
+        "config",
+        "smtp",
+        "district",
+        "--host",
+        host,
+        "--from",
+        "Lincoln Unified <reports@lincoln.example.org>",
+        *extra,
+        env=env,
+        input=input,
+    )
 
 
-def _authenticator(server: Any, session: Any, envelope: Any, mechanism: str,
-                   auth_data: Any) -> AuthResult:
+def _authenticator(
+    server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+) -> AuthResult:
     ok = auth_data.login == USER.encode() and auth_data.password == SMTP_PASSWORD.encode()
     return AuthResult(success=ok, handled=False)
 
@@ -54,17 +76,29 @@ def _assert_no_password_in(text: str, inputs: Any) -> None:
 def test_config_smtp_puts_the_password_in_the_keyring_and_never_in_the_config_file(
     cli: Any, config_dir: Path, memory_keyring: Any
 ) -> None:
-    result = _smtp(cli, "--user", USER, "--reply-to", "help@lincoln.example.org",
-                   env={"CAASPP_SMTP_PASSWORD": SMTP_PASSWORD})
+    result = _smtp(
+        cli,
+        "--user",
+        USER,
+        "--reply-to",
+        "help@lincoln.example.org",
+        env={"CAASPP_SMTP_PASSWORD": SMTP_PASSWORD},
+    )
 
     assert result.exit_code == 0, result.output
     assert "Added SMTP profile district: smtp.lincoln.example.org:587 (starttls)" in result.stdout
     assert memory_keyring.entries == {(SERVICE_NAME, "smtp:district"): SMTP_PASSWORD}
-    assert _config(config_dir)["smtp"] == {"district": {
-        "host": "smtp.lincoln.example.org", "port": 587, "security": "starttls",
-        "user": USER, "from": "Lincoln Unified <reports@lincoln.example.org>",
-        "reply_to": "help@lincoln.example.org", "credentials_source": "keyring",
-    }}
+    assert _config(config_dir)["smtp"] == {
+        "district": {
+            "host": "smtp.lincoln.example.org",
+            "port": 587,
+            "security": "starttls",
+            "user": USER,
+            "from": "Lincoln Unified <reports@lincoln.example.org>",
+            "reply_to": "help@lincoln.example.org",
+            "credentials_source": "keyring",
+        }
+    }
     assert SMTP_PASSWORD not in (config_dir / "config.toml").read_text("utf-8")
     assert SMTP_PASSWORD not in result.output
 
@@ -74,8 +108,9 @@ def test_config_smtp_reads_the_password_from_stdin_and_replaces_the_profile(
 ) -> None:
     _smtp(cli, "--user", USER, env={"CAASPP_SMTP_PASSWORD": "old-password"})
 
-    result = _smtp(cli, "--user", USER, "--port", "2525", "--password-stdin",
-                   input=SMTP_PASSWORD + "\n")
+    result = _smtp(
+        cli, "--user", USER, "--port", "2525", "--password-stdin", input=SMTP_PASSWORD + "\n"
+    )
 
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("Replaced SMTP profile district")
@@ -127,8 +162,15 @@ def test_config_smtp_refuses_security_none_for_a_host_that_is_not_this_machine(
 
 
 def test_config_smtp_refuses_a_from_that_is_not_one_address(cli: Any) -> None:
-    result = cli("config", "smtp", "district", "--host", "smtp.example.org", "--from",
-                 "a@example.org, b@example.org")
+    result = cli(
+        "config",
+        "smtp",
+        "district",
+        "--host",
+        "smtp.example.org",
+        "--from",
+        "a@example.org, b@example.org",
+    )
 
     assert result.exit_code == 2
     assert "is not one email address" in result.stderr
@@ -150,20 +192,36 @@ def test_config_smtp_test_checks_the_certificate_and_login(
     cli: Any, smtp_server_factory: Any, tls_files: Any
 ) -> None:
     server = smtp_server_factory(
-        tls_context=tls_files.server_context(), require_starttls=True,
+        tls_context=tls_files.server_context(),
+        require_starttls=True,
         authenticator=_authenticator,
     )
-    trusted = _smtp(cli, "--port", str(server.port), "--user", USER, "--ca-file",
-                    str(tls_files.ca_file), host="127.0.0.1",
-                    env={"CAASPP_SMTP_PASSWORD": SMTP_PASSWORD})
+    trusted = _smtp(
+        cli,
+        "--port",
+        str(server.port),
+        "--user",
+        USER,
+        "--ca-file",
+        str(tls_files.ca_file),
+        host="127.0.0.1",
+        env={"CAASPP_SMTP_PASSWORD": SMTP_PASSWORD},
+    )
     assert trusted.exit_code == 0, trusted.output
 
     result = cli("config", "smtp-test", "district")
     assert result.exit_code == 0, result.output
     assert "answered over TLS, logged in as reports@lincoln.example.org" in result.stdout
 
-    untrusted = _smtp(cli, "--port", str(server.port), "--user", USER, host="127.0.0.1",
-                      env={"CAASPP_SMTP_PASSWORD": SMTP_PASSWORD})
+    untrusted = _smtp(
+        cli,
+        "--port",
+        str(server.port),
+        "--user",
+        USER,
+        host="127.0.0.1",
+        env={"CAASPP_SMTP_PASSWORD": SMTP_PASSWORD},
+    )
     assert untrusted.exit_code == 0
     refused = cli("config", "smtp-test", "district")
     assert refused.exit_code == 3
@@ -199,7 +257,8 @@ def test_send_delivers_prints_a_summary_and_no_password_even_with_debug(
     assert stat.S_IMODE(report.stat().st_mode) == 0o600
     rows = list(csv.DictReader(report.read_text("utf-8-sig").splitlines()))
     assert [(r["ssid"], r["outcome"], r["student_name"]) for r in rows] == [
-        (JOSE.ssid, "sent", "José Ñúñez"), (SAM.ssid, "sent", "Sam Lee"),
+        (JOSE.ssid, "sent", "José Ñúñez"),
+        (SAM.ssid, "sent", "Sam Lee"),
     ]
     for path in inputs.pdfs.iterdir():  # the ledger, its WAL, the report: no password
         if path.suffix != ".pdf" and path.is_file():
@@ -222,9 +281,7 @@ def test_send_logs_no_ssid_or_name_at_the_default_level(
         assert JOSE.ssid not in line and "José" not in line and "maria@" not in line
 
 
-def test_send_json_summary_holds_no_password(
-    cli: Any, server: SmtpServer, inputs: Any
-) -> None:
+def test_send_json_summary_holds_no_password(cli: Any, server: SmtpServer, inputs: Any) -> None:
     result = cli(*inputs.args(), "--json")
 
     assert result.exit_code == 0, result.output
@@ -376,23 +433,45 @@ def test_send_after_caaspp_protect_delivers_reports_that_open_with_the_second_me
     roster.write_text(
         "SSID,First Name,Last Name,Guardian Email,Correspondence Language\n"
         f"{JOSE.ssid},José,Ñúñez,maria@example.org,Spanish\n"
-        f"{SAM.ssid},Sam,Lee,pat@example.org,\n", "utf-8",
+        f"{SAM.ssid},Sam,Lee,pat@example.org,\n",
+        "utf-8",
     )
     out, sheet = tmp_path / "protected", tmp_path / "passwords.csv"
-    protected = cli("protect", str(reports), "--out", str(out), "--passwords", str(sheet),
-                    "--roster", str(roster), "--workers", "1")
+    protected = cli(
+        "protect",
+        str(reports),
+        "--out",
+        str(out),
+        "--passwords",
+        str(sheet),
+        "--roster",
+        str(roster),
+        "--workers",
+        "1",
+    )
     assert protected.exit_code == 0, protected.output
     del inputs
 
-    result = cli("send", "--roster", str(roster), "--pdfs", str(out), "--passwords", str(sheet),
-                 "--smtp", "district", "--language-column", "Correspondence Language",
-                 "--rate", "6000")
+    result = cli(
+        "send",
+        "--roster",
+        str(roster),
+        "--pdfs",
+        str(out),
+        "--passwords",
+        str(sheet),
+        "--smtp",
+        "district",
+        "--language-column",
+        "Correspondence Language",
+        "--rate",
+        "6000",
+    )
 
     assert result.exit_code == 0, result.output
     assert len(server.received) == 4
     for address in ("maria@example.org", "pat@example.org"):
-        report, password_message = [r.message for r in server.received
-                                    if r.rcpt_tos == (address,)]
+        report, password_message = [r.message for r in server.received if r.rcpt_tos == (address,)]
         data = next(report.iter_attachments()).get_content()
         with pytest.raises(pikepdf.PasswordError):
             pikepdf.open(io.BytesIO(data))
@@ -430,10 +509,12 @@ def test_send_killed_while_the_server_accepts_never_sends_a_second_copy(
 
     assert again.returncode == 3, again.stderr
     assert len(server.received) == 3  # José had both; Sam's report is not sent again
-    rows = list(csv.DictReader((inputs.pdfs / "send-report.csv").read_text("utf-8-sig")
-                               .splitlines()))
+    rows = list(
+        csv.DictReader((inputs.pdfs / "send-report.csv").read_text("utf-8-sig").splitlines())
+    )
     assert [(r["outcome"], r["report_message"]) for r in rows] == [
-        ("already_sent", "accepted"), ("uncertain", "uncertain"),
+        ("already_sent", "accepted"),
+        ("uncertain", "uncertain"),
     ]
 
 

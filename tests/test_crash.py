@@ -61,8 +61,13 @@ class Runs:
     """Starts `caaspp ARGS` as its own process group, and kills it at a random moment:
     once ``progress()`` has grown by a random amount, and a random pause after that."""
 
-    def __init__(self, folder: Path, seed: int, progress: Callable[[], int],
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        seed: int,
+        progress: Callable[[], int],
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.folder = folder
         self.rng = random.Random(seed)
         self.progress = progress
@@ -75,8 +80,11 @@ class Runs:
         errors = (self.folder / f"run-{self.started}.err").open("wb")
         try:
             return subprocess.Popen(
-                [sys.executable, "-m", "caaspp_cli", *args], env=self.env,
-                stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True,
+                [sys.executable, "-m", "caaspp_cli", *args],
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+                start_new_session=True,
             )
         finally:
             errors.close()
@@ -120,8 +128,10 @@ def temp_files(folder: Path) -> list[Path]:
 
 
 def digests(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in folder.rglob("*.pdf")}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in folder.rglob("*.pdf")
+    }
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -133,8 +143,16 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 def manifest_rows(out: Path) -> list[tuple[str, ...]]:
     """The manifest, with "already_downloaded" (saved by an earlier run) as "downloaded"."""
     return [
-        (r["line"], r["ssid"], "downloaded" if r["status"] == "already_downloaded"
-         else r["status"], r["test"], r["year"], r["language"], r["file"], r["detail"])
+        (
+            r["line"],
+            r["ssid"],
+            "downloaded" if r["status"] == "already_downloaded" else r["status"],
+            r["test"],
+            r["year"],
+            r["language"],
+            r["file"],
+            r["detail"],
+        )
         for r in read_csv(out / "manifest.csv")
     ]
 
@@ -146,15 +164,20 @@ def test_bulk_killed_four_times_ends_as_an_uninterrupted_run(
     world = World.build(60, 41)
     roster = tmp_path / "roster.csv"
     roster.write_text(roster_csv(world.roster_rows()), encoding="utf-8")
-    config = SandboxConfig(students=60, seed=41, latency_ms=20, fault_rate=0.05,
-                           revoke_every=50, render_cache_size=512)
-    env = {**os.environ, "CAASPP_CLIENT_KEY": DEMO_CLIENT_KEY,
-           "CAASPP_CLIENT_SECRET": DEMO_CLIENT_SECRET}
+    config = SandboxConfig(
+        students=60, seed=41, latency_ms=20, fault_rate=0.05, revoke_every=50, render_cache_size=512
+    )
+    env = {
+        **os.environ,
+        "CAASPP_CLIENT_KEY": DEMO_CLIENT_KEY,
+        "CAASPP_CLIENT_SECRET": DEMO_CLIENT_SECRET,
+    }
     reference, out = tmp_path / "reference", tmp_path / "out"
 
     with SandboxServer(config) as server:
-        profile_factory("sandbox", base_url=server.base_url, make_default=True,
-                        credentials_source="env")
+        profile_factory(
+            "sandbox", base_url=server.base_url, make_default=True, credentials_source="env"
+        )
         args = ["bulk", str(roster), "--concurrency", "4", "--out"]
         runs = Runs(tmp_path, seed=1, env=env, progress=lambda: len(list(out.glob("*.pdf"))))
         assert runs.finish(*args, str(reference)) == 0, runs.stderr()
@@ -169,15 +192,18 @@ def test_bulk_killed_four_times_ends_as_an_uninterrupted_run(
         assert runs.finish(*args, str(out)) == 0, runs.stderr()
         downloads = Counter(server.state.stats()["downloads"]) - before
 
-    print(f"bulk: {runs.kills} kills; {sum(downloads.values())} whole bodies sent for "
-          f"{len(expected)} reports")
+    print(
+        f"bulk: {runs.kills} kills; {sum(downloads.values())} whole bodies sent for "
+        f"{len(expected)} reports"
+    )
     assert runs.kills >= 3, "the kills landed after the runs had finished"
     assert digests(out) == expected
     assert manifest_rows(out) == manifest_rows(reference)
     assert not temp_files(out)
     with Ledger.in_folder(out) as ledger, Ledger.in_folder(reference) as ledger_ref:
-        assert ({r.file: r.sha256 for r in ledger.all_reports()}
-                == {r.file: r.sha256 for r in ledger_ref.all_reports()})
+        assert {r.file: r.sha256 for r in ledger.all_reports()} == {
+            r.file: r.sha256 for r in ledger_ref.all_reports()
+        }
     # Each report came whole once, but for those in flight at a kill (4 at a time).
     assert sum(downloads.values()) - len(expected) <= KILLS * 4, downloads
 
@@ -188,8 +214,9 @@ def bulk_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A `caaspp bulk` folder of 600 reports of 300 students (each student's two reports
     are copies of sandbox reports: rendering 600 would take longer than protecting them)."""
     world = World.build(20, 43)
-    pdfs = [render_report_pdf(world, s, r) for s, r in world.iter_reports()
-            if r.format == "pdf"][:20]
+    pdfs = [render_report_pdf(world, s, r) for s, r in world.iter_reports() if r.format == "pdf"][
+        :20
+    ]
     folder = tmp_path_factory.mktemp("bulk")
     for n in range(300):
         for k, (test, language) in enumerate((("CAASPP", "en"), ("ELPAC", "es"))):
@@ -220,8 +247,16 @@ def test_protect_killed_four_times_never_leaves_a_file_without_its_password(
     tmp_path: Path, bulk_folder: Path
 ) -> None:
     out, sheet = tmp_path / "protected", tmp_path / "passwords.csv"
-    args = ["protect", str(bulk_folder), "--out", str(out), "--passwords", str(sheet),
-            "--workers", "2"]
+    args = [
+        "protect",
+        str(bulk_folder),
+        "--out",
+        str(out),
+        "--passwords",
+        str(sheet),
+        "--workers",
+        "2",
+    ]
     inputs = sorted(p.name for p in bulk_folder.glob("*.pdf"))
     runs = Runs(tmp_path, seed=2, progress=lambda: len(list(out.glob("*.pdf"))))
     told: dict[str, str] = {}  # passwords once written: a family may have been given one
@@ -260,8 +295,9 @@ class SlowSmtpRecorder(SmtpRecorder):
         self.before_keeping: Callable[[], None] | None = None
         self.after_keeping: Callable[[], None] | None = None
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
         await asyncio.sleep(0.02)
         return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
 
@@ -316,8 +352,10 @@ def test_send_killed_four_times_never_sends_a_family_a_second_copy(
 ) -> None:
     server = slow_smtp_server
     add_smtp_profile(server)
-    families = [Family(f"40000000{n:02d}", f"Kid{n}", "Doe", email=f"family{n}@example.org")
-                for n in range(24)]
+    families = [
+        Family(f"40000000{n:02d}", f"Kid{n}", "Doe", email=f"family{n}@example.org")
+        for n in range(24)
+    ]
     inputs = write_send_inputs(tmp_path / "case", families)
     args = inputs.args()
     runs = Runs(tmp_path, seed=3, progress=lambda: server.handler.bodies)
@@ -360,24 +398,30 @@ def test_send_killed_four_times_never_sends_a_family_a_second_copy(
     # As the report says: look each uncertain Message-ID up in the server's log, then
     # record the ones it holds as sent, and send the others again.
     kept = {str(m.message["Message-ID"]) for m in server.received}
-    found, lost = set(), set()
+    found: set[str] = set()
+    lost: set[str] = set()
     for ssid in uncertain:
         row = rows[ssid]
-        message_id = (row["report_message_id"] if row["report_message"] == "uncertain"
-                      else row["password_message_id"])
+        message_id = (
+            row["report_message_id"]
+            if row["report_message"] == "uncertain"
+            else row["password_message_id"]
+        )
         (found if message_id in kept else lost).add(ssid)
     if found:
         roster = write_roster_of(inputs, found, tmp_path / "found.csv")
         assert runs.finish(*args, "--roster", str(roster), "--mark-uncertain-sent") == 0, (
-            runs.stderr())
+            runs.stderr()
+        )
     if lost:
         roster = write_roster_of(inputs, lost, tmp_path / "lost.csv")
-        assert runs.finish(*args, "--roster", str(roster), "--resend-uncertain") == 0, (
-            runs.stderr())
+        assert runs.finish(*args, "--roster", str(roster), "--resend-uncertain") == 0, runs.stderr()
     assert runs.finish(*args) == 0, runs.stderr()
     assert found and lost
-    print(f"send: {runs.kills} kills; {len(uncertain)} rows uncertain: {len(found)} messages "
-          f"kept by the server, {len(lost)} lost")
+    print(
+        f"send: {runs.kills} kills; {len(uncertain)} rows uncertain: {len(found)} messages "
+        f"kept by the server, {len(lost)} lost"
+    )
 
     assert received(server) == Counter(
         {(f.email, kind): 1 for f in families for kind in ("report", "password")}
@@ -392,4 +436,3 @@ def test_send_killed_four_times_never_sends_a_family_a_second_copy(
             family = next(f for f in families if f.email in message.rcpt_tos)
             with pikepdf.open(io.BytesIO(data), password=family.password):
                 pass
-

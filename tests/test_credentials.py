@@ -30,7 +30,7 @@ KEY, SECRET = "stored-key", "stored-secret-5e1c"
 class RaisingKeyring(keyring.backend.KeyringBackend):
     """A backend whose every call raises the given exception."""
 
-    priority = 0.5  # type: ignore[assignment]
+    priority = 0.5
 
     def __init__(self, exc: Exception) -> None:
         super().__init__()
@@ -222,8 +222,12 @@ def test_status_tells_presence_and_origin_without_values(
 
 @pytest.mark.parametrize(
     ("value", "problem"),
-    [("", "is empty"), ("   ", "is empty"), ("ab\x1bcd", "control characters"),
-     ("user:name", "contains ':'")],
+    [
+        ("", "is empty"),
+        ("   ", "is empty"),
+        ("ab\x1bcd", "control characters"),
+        ("user:name", "contains ':'"),
+    ],
 )
 def test_client_key_input_is_checked(value: str, problem: str) -> None:
     with pytest.raises(BadInputError, match=problem):

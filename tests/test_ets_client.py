@@ -132,7 +132,9 @@ def run(
 
 
 def token_json(
-    token: str = "tok-1", expires_in: int = 3600, **extra: Any  # noqa: S107
+    token: str = "tok-1",
+    expires_in: int = 3600,
+    **extra: Any,
 ) -> dict[str, Any]:
     return {"access_token": token, "token_type": "Bearer", "expires_in": expires_in, **extra}
 
@@ -564,7 +566,9 @@ def test_filters_become_query_parameters(router: respx.Router, fake: FakeTime) -
     run(router, fake, lambda ets: ets.list_reports(SSID, test="ELPAC", language="es", year=2023))
 
     assert dict(route.calls.last.request.url.params) == {
-        "test": "ELPAC", "language": "es", "year": "2023",
+        "test": "ELPAC",
+        "language": "es",
+        "year": "2023",
     }
 
 
@@ -692,9 +696,7 @@ def test_giving_up_after_the_last_attempt_raises_the_cause(
 def _raise_or(response: Any) -> httpx.Response:
     if isinstance(response, Exception):
         raise response
-    return httpx.Response(
-        response.status_code, headers=response.headers, content=response.content
-    )
+    return httpx.Response(response.status_code, headers=response.headers, content=response.content)
 
 
 def test_timeouts_and_connection_errors_are_retried(router: respx.Router, fake: FakeTime) -> None:
@@ -773,8 +775,20 @@ def self_signed_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pa
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
         [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert),
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
         ],
         check=True,
         capture_output=True,
@@ -954,8 +968,12 @@ def test_truncated_download_is_retried_then_fails_leaving_nothing(
     dest = tmp_path / "r.pdf"
 
     with pytest.raises(InvalidReportError) as caught:
-        run(router, fake, lambda ets: ets.download_report(SSID, entry(), dest),
-            retry=RetryPolicy(max_attempts=3))
+        run(
+            router,
+            fake,
+            lambda ets: ets.download_report(SSID, entry(), dest),
+            retry=RetryPolicy(max_attempts=3),
+        )
 
     assert "cut short" in caught.value.message
     assert route.call_count == 3
@@ -1006,8 +1024,12 @@ def test_html_page_every_time_ends_in_invalid_report(
     dest = tmp_path / "r.pdf"
 
     with pytest.raises(InvalidReportError) as caught:
-        run(router, fake, lambda ets: ets.download_report(SSID, entry(), dest),
-            retry=RetryPolicy(max_attempts=2))
+        run(
+            router,
+            fake,
+            lambda ets: ets.download_report(SSID, entry(), dest),
+            retry=RetryPolicy(max_attempts=2),
+        )
 
     assert "HTML" in caught.value.message
     assert folder_names(tmp_path) == []
@@ -1020,8 +1042,12 @@ def test_body_that_only_looks_like_a_pdf_is_refused_by_pikepdf(
     dest = tmp_path / "r.pdf"
 
     with pytest.raises(InvalidReportError):
-        run(router, fake, lambda ets: ets.download_report(SSID, entry(), dest),
-            retry=RetryPolicy(max_attempts=2))
+        run(
+            router,
+            fake,
+            lambda ets: ets.download_report(SSID, entry(), dest),
+            retry=RetryPolicy(max_attempts=2),
+        )
 
     assert folder_names(tmp_path) == []
 
@@ -1034,8 +1060,12 @@ def test_failed_download_leaves_an_existing_file_untouched(
     dest.write_bytes(b"previous report")
 
     with pytest.raises(InvalidReportError):
-        run(router, fake, lambda ets: ets.download_report(SSID, entry(), dest),
-            retry=RetryPolicy(max_attempts=2))
+        run(
+            router,
+            fake,
+            lambda ets: ets.download_report(SSID, entry(), dest),
+            retry=RetryPolicy(max_attempts=2),
+        )
 
     assert dest.read_bytes() == b"previous report"
     assert folder_names(tmp_path) == ["r.pdf"]
@@ -1047,8 +1077,12 @@ def test_oversized_download_is_refused_without_retry(
     route = router.get(LINK).mock(side_effect=lambda request: pdf_response(pdf_bytes))
 
     with pytest.raises(InvalidReportError) as caught:
-        run(router, fake, lambda ets: ets.download_report(SSID, entry(), tmp_path / "r.pdf"),
-            max_report_bytes=100)
+        run(
+            router,
+            fake,
+            lambda ets: ets.download_report(SSID, entry(), tmp_path / "r.pdf"),
+            max_report_bytes=100,
+        )
 
     assert "exceeds 100 bytes" in caught.value.message
     assert route.call_count == 1
@@ -1105,8 +1139,12 @@ def test_link_refused_after_every_refresh_raises_link_expired(
     list_route = router.get(REPORTS_URL).respond(200, json=listing_json(entry_json()))
 
     with pytest.raises(LinkExpiredError):
-        run(router, fake, lambda ets: ets.download_report(SSID, entry(), tmp_path / "r.pdf"),
-            max_link_refreshes=2)
+        run(
+            router,
+            fake,
+            lambda ets: ets.download_report(SSID, entry(), tmp_path / "r.pdf"),
+            max_link_refreshes=2,
+        )
 
     assert list_route.call_count == 2
     assert link_route.call_count == 3
@@ -1118,9 +1156,7 @@ def test_link_past_its_expiry_after_a_backoff_is_refreshed_before_the_retry(
 ) -> None:
     mock_token(router)
     old_route = router.get(LINK).respond(503)
-    list_route = router.get(REPORTS_URL).respond(
-        200, json=listing_json(entry_json(FRESH_LINK))
-    )
+    list_route = router.get(REPORTS_URL).respond(200, json=listing_json(entry_json(FRESH_LINK)))
     fresh_route = router.get(FRESH_LINK).mock(return_value=pdf_response(pdf_bytes))
     stale = entry(expires_at="2000-01-01T00:00:00Z")
 
@@ -1272,8 +1308,11 @@ def test_debug_log_never_shows_secrets_tokens_or_link_signatures(
     basic = base64.b64encode(f"{KEY}:{SECRET}".encode()).decode()
     for secret in (SIGNATURE, "expires=", "tok-SECRET-abc", KEY, SECRET, basic):
         assert secret not in text
-    assert all(record.levelno == logging.DEBUG for record in caplog.records
-               if record.name.startswith("caaspp_cli.ets"))
+    assert all(
+        record.levelno == logging.DEBUG
+        for record in caplog.records
+        if record.name.startswith("caaspp_cli.ets")
+    )
 
 
 def test_report_entry_repr_hides_the_link() -> None:

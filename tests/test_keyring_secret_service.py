@@ -54,8 +54,9 @@ def _use_secret_service() -> keyring.backend.KeyringBackend:
     if problem is not None:
         if os.environ.get("CAASPP_REQUIRE_SECRET_SERVICE") == "1":
             pytest.fail(f"CAASPP_REQUIRE_SECRET_SERVICE=1, but {problem}")
-        pytest.skip(f"{problem}; run: .ci/with-secret-service .venv/bin/python -m pytest "
-                    "-m secret_service")
+        pytest.skip(
+            f"{problem}; run: .ci/with-secret-service .venv/bin/python -m pytest -m secret_service"
+        )
     from keyring.backends import SecretService
 
     backend = SecretService.Keyring()
@@ -68,8 +69,13 @@ def _run(
 ) -> subprocess.CompletedProcess[str]:
     """A new Python process using the real Secret Service and this test's config dir."""
     return subprocess.run(
-        [sys.executable, *args], input=stdin, capture_output=True, text=True, cwd=ROOT,
-        env={**os.environ, "PYTHON_KEYRING_BACKEND": BACKEND, **(env or {})}, timeout=120,
+        [sys.executable, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHON_KEYRING_BACKEND": BACKEND, **(env or {})},
+        timeout=120,
     )
 
 
@@ -79,8 +85,16 @@ def test_credentials_round_trip_through_the_secret_service(config_dir: Path) -> 
     key, secret = f"key-{secrets.token_hex(8)}", f"secret-{secrets.token_hex(16)}"
     try:
         added = _run(
-            "-m", "caaspp_cli", "config", "add", name, "--base-url", "https://caaspp.example.org",
-            "--client-secret-stdin", stdin=secret + "\n", env={"CAASPP_CLIENT_KEY": key},
+            "-m",
+            "caaspp_cli",
+            "config",
+            "add",
+            name,
+            "--base-url",
+            "https://caaspp.example.org",
+            "--client-secret-stdin",
+            stdin=secret + "\n",
+            env={"CAASPP_CLIENT_KEY": key},
         )
         assert added.returncode == 0, added.stderr
         assert "stored in the OS keyring (keyring.backends.SecretService.Keyring)" in added.stdout

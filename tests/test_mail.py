@@ -28,11 +28,23 @@ from caaspp_cli.mail import (
     send_reports,
 )
 
-JOSE = Family("1000000001", "José", "Ñúñez", guardian="María Ñúñez",
-              email="maria@example.org", language="Spanish")
-HOA = Family("1000000002", "Hoa", "Nguyễn Thị", guardian="Nguyễn Văn An",
-             email="an@example.org; binh@example.net", language="English",
-             tests=("CAASPP", "ELPAC"))
+JOSE = Family(
+    "1000000001",
+    "José",
+    "Ñúñez",
+    guardian="María Ñúñez",
+    email="maria@example.org",
+    language="Spanish",
+)
+HOA = Family(
+    "1000000002",
+    "Hoa",
+    "Nguyễn Thị",
+    guardian="Nguyễn Văn An",
+    email="an@example.org; binh@example.net",
+    language="English",
+    tests=("CAASPP", "ELPAC"),
+)
 SAM = Family("1000000003", "Sam", "Lee", guardian="Pat Lee", email="pat@example.org")
 
 
@@ -54,14 +66,26 @@ class FakeTime:
 def run(inputs: Any, time: FakeTime | None = None, **options: Any) -> SendSummary:
     time = time or FakeTime()
     return send_reports(
-        SendOptions(roster=inputs.roster, pdfs=inputs.pdfs, passwords=inputs.passwords,
-                    smtp="district", **options),
-        clock=time.clock, sleep=time.sleep,
+        SendOptions(
+            roster=inputs.roster,
+            pdfs=inputs.pdfs,
+            passwords=inputs.passwords,
+            smtp="district",
+            **options,
+        ),
+        clock=time.clock,
+        sleep=time.sleep,
     )
 
 
 def messages_to(server: SmtpServer, address: str) -> list[EmailMessage]:
     return [r.message for r in server.received if address in r.rcpt_tos]
+
+
+def part_text(message: EmailMessage, subtype: str) -> str:
+    part = message.get_body((subtype,))
+    assert part is not None, f"no text/{subtype} part"
+    return str(part.get_content())
 
 
 def body_text(message: EmailMessage) -> str:
@@ -148,7 +172,8 @@ def test_messages_have_correct_headers_and_utf8_names_survive(
     hoa = [r for r in server.received if "an@example.org" in r.rcpt_tos]
     assert [r.rcpt_tos for r in hoa] == [("an@example.org", "binh@example.net")] * 2
     assert [a.addr_spec for a in hoa[0].message["To"].addresses] == [
-        "an@example.org", "binh@example.net",
+        "an@example.org",
+        "binh@example.net",
     ]
     assert "Hoa Nguyễn Thị" in str(hoa[0].message["Subject"])
     # The envelope sender is the From address; raw headers are 7-bit (RFC 2047 words).
@@ -179,7 +204,7 @@ def test_names_are_escaped_in_the_html_body(smtp_server: SmtpServer, tmp_path: P
     family = Family("1000000009", "<b>Ann", "& Co", email="ann@example.org")
     run(write_send_inputs(tmp_path / "case", [family]))
 
-    html = messages_to(smtp_server, "ann@example.org")[0].get_body(("html",)).get_content()
+    html = part_text(messages_to(smtp_server, "ann@example.org")[0], "html")
     assert "&lt;b&gt;Ann &amp; Co" in html
     assert "<b>Ann" not in html
 
@@ -377,23 +402,30 @@ def test_rows_that_cannot_be_sent_are_recorded_with_their_reason_and_the_run_goe
     summary = run(inputs)
 
     assert [row.outcome.value for row in summary.rows] == [
-        "no_email", "bad_address", "not_encrypted", "missing_password", "missing_pdf",
-        "sent", "no_report", "duplicate",
+        "no_email",
+        "bad_address",
+        "not_encrypted",
+        "missing_password",
+        "missing_pdf",
+        "sent",
+        "no_report",
+        "duplicate",
     ]
     assert "opens without a password" in summary.rows[2].detail
     assert "not-an-address" in summary.rows[1].detail
     assert [r.rcpt_tos for r in server.received] == [("pat@example.org",)] * 2
     assert {row.outcome for row in summary.problems} == {
-        SendOutcome.NO_EMAIL, SendOutcome.BAD_ADDRESS, SendOutcome.NOT_ENCRYPTED,
-        SendOutcome.MISSING_PASSWORD, SendOutcome.MISSING_PDF,
+        SendOutcome.NO_EMAIL,
+        SendOutcome.BAD_ADDRESS,
+        SendOutcome.NOT_ENCRYPTED,
+        SendOutcome.MISSING_PASSWORD,
+        SendOutcome.MISSING_PDF,
     }
     report = list(csv.DictReader(summary.report.read_text("utf-8-sig").splitlines()))
     assert [r["outcome"] for r in report] == [row.outcome.value for row in summary.rows]
 
 
-def test_a_pdf_its_password_does_not_open_is_refused(
-    server: SmtpServer, tmp_path: Path
-) -> None:
+def test_a_pdf_its_password_does_not_open_is_refused(server: SmtpServer, tmp_path: Path) -> None:
     inputs = write_send_inputs(tmp_path / "case", [SAM])
     sheet = inputs.passwords.read_text("utf-8").replace(SAM.password, "wrong-pass-word-here")
     inputs.passwords.write_text(sheet, "utf-8")
@@ -430,8 +462,9 @@ def write_templates(folder: Path, language: str = "en", **overrides: str) -> Pat
         "password.subject.txt": "Password for {student_name}",
         "password.txt": "The password: {password}",
     }
-    files.update({name.replace("_", ".", 1).replace("_", "."): text
-                  for name, text in overrides.items()})
+    files.update(
+        {name.replace("_", ".", 1).replace("_", "."): text for name, text in overrides.items()}
+    )
     for name, text in files.items():
         (target / name).write_text(text, "utf-8")
     return folder
@@ -446,7 +479,7 @@ def test_user_templates_replace_the_built_in_ones_for_their_language(
 
     report, password = messages_to(server, "pat@example.org")
     assert str(report["Subject"]) == "Report of Sam Lee"
-    assert report.get_body(("plain",)).get_content().strip() == (
+    assert part_text(report, "plain").strip() == (
         "Sam Lee (Lincoln Elementary, CAASPP 2025): see the attachment."
     )
     assert report.get_body(("html",)) is None  # none given: plain text only
@@ -508,9 +541,12 @@ def test_dry_run_writes_owner_only_eml_files_and_sends_nothing(
     assert set(outcomes(summary).values()) == {"would_send"}
     names = sorted(p.name for p in outbox.glob("*.eml"))
     assert names == [
-        f"00002_{JOSE.ssid}_1_report.eml", f"00002_{JOSE.ssid}_2_password.eml",
-        f"00003_{HOA.ssid}_1_report.eml", f"00003_{HOA.ssid}_2_password.eml",
-        f"00004_{SAM.ssid}_1_report.eml", f"00004_{SAM.ssid}_2_password.eml",
+        f"00002_{JOSE.ssid}_1_report.eml",
+        f"00002_{JOSE.ssid}_2_password.eml",
+        f"00003_{HOA.ssid}_1_report.eml",
+        f"00003_{HOA.ssid}_2_password.eml",
+        f"00004_{SAM.ssid}_1_report.eml",
+        f"00004_{SAM.ssid}_2_password.eml",
     ]
     assert stat.S_IMODE(outbox.stat().st_mode) == 0o700
     for path in outbox.iterdir():
@@ -518,9 +554,7 @@ def test_dry_run_writes_owner_only_eml_files_and_sends_nothing(
     import email
     import email.policy
 
-    report = email.message_from_bytes(
-        (outbox / names[4]).read_bytes(), policy=email.policy.default
-    )
+    report = email.message_from_bytes((outbox / names[4]).read_bytes(), policy=email.policy.default)
     assert isinstance(report, EmailMessage)
     assert [a.get_filename() for a in report.iter_attachments()] == SAM.files()
     assert SAM.password not in body_text(report)
@@ -562,8 +596,9 @@ def test_starttls_refuses_a_certificate_it_does_not_trust(
     assert "not trusted" in caught.value.message
     assert "--ca-file" in (caught.value.hint or "")
     assert server.received == []
-    report = list(csv.DictReader((inputs.pdfs / "send-report.csv").read_text("utf-8-sig")
-                                 .splitlines()))
+    report = list(
+        csv.DictReader((inputs.pdfs / "send-report.csv").read_text("utf-8-sig").splitlines())
+    )
     assert [r["outcome"] for r in report] == ["stopped", "stopped"]
 
 
@@ -577,8 +612,9 @@ def test_ssl_from_the_first_byte_with_a_trusted_ca_file_delivers(
     assert outcomes(run(inputs)) == {SAM.ssid: "sent"}
 
 
-def _authenticator(server: Any, session: Any, envelope: Any, mechanism: str,
-                   auth_data: Any) -> AuthResult:
+def _authenticator(
+    server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+) -> AuthResult:
     ok = auth_data.login == b"reports@lincoln.example.org" and auth_data.password == b"s3cret!"
     return AuthResult(success=ok, handled=False)
 
@@ -587,8 +623,9 @@ def _authenticator(server: Any, session: Any, envelope: Any, mechanism: str,
 def test_login_with_the_password_from_the_keyring(
     smtp_server_factory: Any, tmp_path: Path, memory_keyring: Any
 ) -> None:
-    server = smtp_server_factory(authenticator=_authenticator, auth_require_tls=False,
-                                 auth_required=True)
+    server = smtp_server_factory(
+        authenticator=_authenticator, auth_require_tls=False, auth_required=True
+    )
     add_smtp_profile(server, user="reports@lincoln.example.org", password="s3cret!")
     assert memory_keyring.entries[("caaspp", "smtp:district")] == "s3cret!"
     inputs = write_send_inputs(tmp_path / "case", [SAM])
@@ -600,8 +637,9 @@ def test_login_with_the_password_from_the_keyring(
 def test_a_refused_login_stops_before_anything_is_sent(
     smtp_server_factory: Any, tmp_path: Path
 ) -> None:
-    server = smtp_server_factory(authenticator=_authenticator, auth_require_tls=False,
-                                 auth_required=True)
+    server = smtp_server_factory(
+        authenticator=_authenticator, auth_require_tls=False, auth_required=True
+    )
     add_smtp_profile(server, user="reports@lincoln.example.org", password="wrong")
     inputs = write_send_inputs(tmp_path / "case", [SAM])
 
@@ -628,7 +666,8 @@ def test_an_unreachable_server_stops_the_run_after_the_retries(
 
     assert "4 attempts" in caught.value.message
     assert "send-report.csv" in (caught.value.hint or "")
-    report = list(csv.DictReader((inputs.pdfs / "send-report.csv").read_text("utf-8-sig")
-                                 .splitlines()))
+    report = list(
+        csv.DictReader((inputs.pdfs / "send-report.csv").read_text("utf-8-sig").splitlines())
+    )
     assert [r["outcome"] for r in report] == ["stopped", "stopped"]
     assert "the run stopped here" in report[0]["detail"]

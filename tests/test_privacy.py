@@ -52,8 +52,12 @@ def _secret_forms() -> list[bytes]:
     forms: list[bytes] = []
     for secret in SECRETS:
         raw = secret.encode()
-        forms += [raw, secret.encode("utf-16-le"), base64.b64encode(raw),
-                  urllib.parse.quote(secret).encode()]
+        forms += [
+            raw,
+            secret.encode("utf-16-le"),
+            base64.b64encode(raw),
+            urllib.parse.quote(secret).encode(),
+        ]
     for secret in (CLIENT_SECRET, ROTATED_SECRET):
         forms.append(base64.b64encode(f"{CLIENT_KEY}:{secret}".encode()))  # HTTP Basic
     forms.append(base64.b64encode(f"\0{SMTP_USER}\0{SMTP_PASSWORD}".encode()))  # AUTH PLAIN
@@ -66,14 +70,16 @@ SECRET_FORMS = _secret_forms()
 @pytest.fixture(scope="module")
 def ets() -> Iterator[SandboxServer]:
     """A sandbox that knows only our Client Key and Secret, and fails now and then (5%)."""
-    config = SandboxConfig(students=40, seed=5, fault_rate=0.05, client_key=CLIENT_KEY,
-                           client_secret=CLIENT_SECRET)
+    config = SandboxConfig(
+        students=40, seed=5, fault_rate=0.05, client_key=CLIENT_KEY, client_secret=CLIENT_SECRET
+    )
     with SandboxServer(config) as server:
         yield server
 
 
-def _smtp_login(server: Any, session: Any, envelope: Any, mechanism: str,
-                auth_data: Any) -> AuthResult:
+def _smtp_login(
+    server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+) -> AuthResult:
     ok = auth_data.login == SMTP_USER.encode() and auth_data.password == SMTP_PASSWORD.encode()
     return AuthResult(success=ok, handled=False)
 
@@ -96,9 +102,7 @@ def _write_roster(path: Path, rows: list[dict[str, str]]) -> Path:
     return path
 
 
-def _run_every_command(
-    cli: Any, ets: SandboxServer, smtp: Any, tmp_path: Path, debug: bool
-) -> Run:
+def _run_every_command(cli: Any, ets: SandboxServer, smtp: Any, tmp_path: Path, debug: bool) -> Run:
     run = Run()
     out = tmp_path / "out"  # created by caaspp, folders and all
     world = ets.state.world
@@ -119,8 +123,16 @@ def _run_every_command(
         return result
 
     rotated = {"CAASPP_CLIENT_KEY": CLIENT_KEY, "CAASPP_CLIENT_SECRET": ROTATED_SECRET}
-    caaspp("config", "add", "district", "--base-url", ets.base_url, "--client-secret-stdin",
-           input=CLIENT_SECRET + "\n", env={"CAASPP_CLIENT_KEY": CLIENT_KEY})
+    caaspp(
+        "config",
+        "add",
+        "district",
+        "--base-url",
+        ets.base_url,
+        "--client-secret-stdin",
+        input=CLIENT_SECRET + "\n",
+        env={"CAASPP_CLIENT_KEY": CLIENT_KEY},
+    )
     caaspp("config", "list")
     caaspp("config", "list", "--json")
     caaspp("config", "show", "district")
@@ -128,27 +140,74 @@ def _run_every_command(
     caaspp("config", "test", "district")
     caaspp("config", "rotate", "district", env=rotated)
     caaspp("config", "test", "district", code=4)  # ETS refuses the rotated pair
-    caaspp("config", "rotate", "district", "--client-secret-stdin", input=CLIENT_SECRET + "\n",
-           env={"CAASPP_CLIENT_KEY": CLIENT_KEY})
+    caaspp(
+        "config",
+        "rotate",
+        "district",
+        "--client-secret-stdin",
+        input=CLIENT_SECRET + "\n",
+        env={"CAASPP_CLIENT_KEY": CLIENT_KEY},
+    )
     caaspp("config", "test", "district")
-    caaspp("config", "smtp", "mail", "--host", smtp.host, "--port", str(smtp.port),
-           "--security", "none", "--user", SMTP_USER, "--from",
-           "Lincoln Unified <score-reports@lincoln.example.org>", "--password-stdin",
-           input=SMTP_PASSWORD + "\n")
+    caaspp(
+        "config",
+        "smtp",
+        "mail",
+        "--host",
+        smtp.host,
+        "--port",
+        str(smtp.port),
+        "--security",
+        "none",
+        "--user",
+        SMTP_USER,
+        "--from",
+        "Lincoln Unified <score-reports@lincoln.example.org>",
+        "--password-stdin",
+        input=SMTP_PASSWORD + "\n",
+    )
     caaspp("config", "smtp-test", "mail")
 
     listed = caaspp("fetch", "--ssid", examples["spanish"], "--list", "--json")
     run.links = [report["url"] for report in json.loads(listed.stdout)["reports"]]
     caaspp("fetch", "--ssid", examples["spanish"], "--out", str(out / "fetched"))
     caaspp("fetch", "--ssid", examples["unknown"], "--out", str(out / "fetched"), code=5)
-    caaspp("bulk", str(roster), "--out", str(out / "reports"), "--layout",
-           "{school}/{ssid}_{test}_{year}_{language}.pdf")
+    caaspp(
+        "bulk",
+        str(roster),
+        "--out",
+        str(out / "reports"),
+        "--layout",
+        "{school}/{ssid}_{test}_{year}_{language}.pdf",
+    )
     caaspp("bulk", str(roster), "--out", str(out / "reports"), "--dry-run")
-    caaspp("protect", str(out / "reports"), "--out", str(out / "protected"), "--passwords",
-           str(out / "private" / "passwords.csv"), "--roster", str(roster), "--workers", "2")
-    send = ["send", "--roster", str(roster), "--pdfs", str(out / "protected"), "--passwords",
-            str(out / "private" / "passwords.csv"), "--smtp", "mail", "--rate", "6000",
-            "--language-column", "Correspondence Language"]
+    caaspp(
+        "protect",
+        str(out / "reports"),
+        "--out",
+        str(out / "protected"),
+        "--passwords",
+        str(out / "private" / "passwords.csv"),
+        "--roster",
+        str(roster),
+        "--workers",
+        "2",
+    )
+    send = [
+        "send",
+        "--roster",
+        str(roster),
+        "--pdfs",
+        str(out / "protected"),
+        "--passwords",
+        str(out / "private" / "passwords.csv"),
+        "--smtp",
+        "mail",
+        "--rate",
+        "6000",
+        "--language-column",
+        "Correspondence Language",
+    ]
     # The spoiled row is never sent: exit 3, and its reason is in the send report.
     caaspp(*send, "--dry-run", "--outbox", str(out / "outbox"), code=3)
     caaspp(*send, code=3)
@@ -160,8 +219,13 @@ def _run_every_command(
 
 @pytest.mark.parametrize("debug", [False, True], ids=["default-level", "debug"])
 def test_every_command_keeps_secrets_out_of_output_and_files(
-    cli: Any, ets: SandboxServer, smtp_server_factory: Any, tmp_path: Path,
-    config_dir: Path, data_dir: Path, debug: bool,
+    cli: Any,
+    ets: SandboxServer,
+    smtp_server_factory: Any,
+    tmp_path: Path,
+    config_dir: Path,
+    data_dir: Path,
+    debug: bool,
 ) -> None:
     smtp = smtp_server_factory(authenticator=_smtp_login, auth_require_tls=False)
     run = _run_every_command(cli, ets, smtp, tmp_path, debug)
@@ -182,8 +246,10 @@ def test_every_command_keeps_secrets_out_of_output_and_files(
 
     # 2. No pre-signed link's signature in a log line or a file.
     assert run.links
-    signatures = [urllib.parse.parse_qs(urllib.parse.urlsplit(link).query)["signature"][0]
-                  for link in run.links]
+    signatures = [
+        urllib.parse.parse_qs(urllib.parse.urlsplit(link).query)["signature"][0]
+        for link in run.links
+    ]
     for args, result in run.results:
         for signature in signatures:
             assert signature not in result.stderr, args
@@ -223,16 +289,33 @@ def test_the_sandbox_run_briefly_writes_owner_only_and_logs_no_request(
     tmp_path: Path, debug: bool
 ) -> None:
     roster = tmp_path / "out" / "sandbox" / "roster.csv"
-    command = [sys.executable, "-m", "caaspp_cli", *(["--debug"] if debug else []), "sandbox",
-               "--port", "0", "--students", "8", "--seed", "3", "--roster-out", str(roster)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=dict(os.environ))
+    command = [
+        sys.executable,
+        "-m",
+        "caaspp_cli",
+        *(["--debug"] if debug else []),
+        "sandbox",
+        "--port",
+        "0",
+        "--students",
+        "8",
+        "--seed",
+        "3",
+        "--roster-out",
+        str(roster),
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ)
+    )
     try:
         assert process.stdout is not None
         base_url = process.stdout.readline().strip()
         assert base_url.startswith("http://127.0.0.1:")
-        ssid = next(line.split()[-1] for line in iter(process.stdout.readline, "")
-                    if line.startswith("example "))
+        ssid = next(
+            line.split()[-1]
+            for line in iter(process.stdout.readline, "")
+            if line.startswith("example ")
+        )
         with httpx.Client(base_url=base_url, timeout=10) as http:
             http.get("/_sandbox/stats").raise_for_status()
             http.get(f"/api/v1/students/{ssid}/score-reports/")  # refused: no token

@@ -86,9 +86,7 @@ def test_profile_refuses_bad_base_urls_in_one_sentence(url: str, problem: str) -
 
 
 def test_profile_normalizes_endpoints_and_schools() -> None:
-    profile = _profile(
-        token_endpoint="oauth/token", schools=["0123456", " 0123456 ", "6543210"]
-    )
+    profile = _profile(token_endpoint="oauth/token", schools=["0123456", " 0123456 ", "6543210"])
     assert profile.token_endpoint == "/oauth/token"
     assert profile.schools == ["0123456", "6543210"]
 
@@ -300,9 +298,7 @@ def test_add_that_cannot_write_the_config_leaves_no_keyring_entries(
     assert memory_keyring.entries == {}
 
 
-def test_rotate_replaces_credentials_and_resets_the_expiry(
-    profile_factory, memory_keyring
-) -> None:
+def test_rotate_replaces_credentials_and_resets_the_expiry(profile_factory, memory_keyring) -> None:
     profile_factory("district", expires=TODAY + timedelta(days=3))
     rotated = profiles.rotate_profile("district", Credentials("key-2", "secret-2"), today=TODAY)
     assert rotated.expires == date(2026, 3, 1)
@@ -356,8 +352,10 @@ def test_set_default_switches_and_refuses_unknown_names(profile_factory) -> None
 
 def test_activate_loads_credentials_and_the_expiry_warning(profile_factory) -> None:
     profile_factory(
-        "district", expires=date.today() + timedelta(days=5),
-        client_key="the-key", client_secret="the-secret",
+        "district",
+        expires=date.today() + timedelta(days=5),
+        client_key="the-key",
+        client_secret="the-secret",
     )
     active = profiles.activate(None)
     assert active.profile.name == "district"

@@ -27,7 +27,9 @@ from caaspp_cli.layout import REPORT_FIELDS, REQUIRED_FIELDS, ROSTER_FIELDS, Lay
 from caaspp_cli.roster import classify_ssid, open_roster
 
 SETTINGS = settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
 )
 
 
@@ -46,17 +48,48 @@ def _scratch_file(folder: Path, content: bytes) -> Path:
 
 # --- Any bytes ---------------------------------------------------------------------------------
 FRAGMENTS = [
-    b"SSID", b"State ID", b"First Name", b"Guardian Email", b",", b";", b"\t", b"|", b'"',
-    b"'", b"=", b"\r\n", b"\n", b"\r", b" ", b"1000000001", b"0123456789", b"123456789",
-    b"1.23457E+09", b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff", b"\x00", b"\xf1", b"\xc3\xb1",
-    b"\xe2\x80\x8b", b"sep=;", b"PK\x03\x04", b"%PDF-", b"<html>", b"\x1a", b"\xed\xa0\x80",
+    b"SSID",
+    b"State ID",
+    b"First Name",
+    b"Guardian Email",
+    b",",
+    b";",
+    b"\t",
+    b"|",
+    b'"',
+    b"'",
+    b"=",
+    b"\r\n",
+    b"\n",
+    b"\r",
+    b" ",
+    b"1000000001",
+    b"0123456789",
+    b"123456789",
+    b"1.23457E+09",
+    b"\xef\xbb\xbf",
+    b"\xff\xfe",
+    b"\xfe\xff",
+    b"\x00",
+    b"\xf1",
+    b"\xc3\xb1",
+    b"\xe2\x80\x8b",
+    b"sep=;",
+    b"PK\x03\x04",
+    b"%PDF-",
+    b"<html>",
+    b"\x1a",
+    b"\xed\xa0\x80",
 ]
 roster_like_bytes = st.lists(st.sampled_from(FRAGMENTS), max_size=60).map(b"".join)
 
 
 @SETTINGS
-@given(st.binary(max_size=600) | roster_like_bytes
-       | st.text(max_size=300).map(lambda text: text.encode("utf-16")))
+@given(
+    st.binary(max_size=600)
+    | roster_like_bytes
+    | st.text(max_size=300).map(lambda text: text.encode("utf-16"))
+)
 def test_any_bytes_give_rows_or_one_bad_input_error(scratch: Path, content: bytes) -> None:
     path = _scratch_file(scratch, content)
     try:
@@ -103,7 +136,7 @@ def test_the_ssid_classifier_never_guesses(cell: str) -> None:
     # The ten digits are in the cell as they are, and all around them only wraps them.
     at = cell.find(ssid)
     assert at >= 0
-    rest = cell[:at] + cell[at + 10:]
+    rest = cell[:at] + cell[at + 10 :]
     assert all(ch in WRAPPERS or ch.isspace() for ch in rest), rest
 
 
@@ -113,17 +146,30 @@ names = st.text(
     max_size=24,
 )
 multi_line = st.lists(names, min_size=1, max_size=3).map("\n".join)
-emails = st.from_regex(r"[a-z]{1,8}(\.[a-z]{1,5})?@[a-z]{2,8}\.(org|net|k12\.ca\.us)",
-                       fullmatch=True)
-HEADER = ["SSID", "First Name", "Last Name", "School Name", "Grade", "Guardian Email",
-          "Correspondence Language"]
+emails = st.from_regex(
+    r"[a-z]{1,8}(\.[a-z]{1,5})?@[a-z]{2,8}\.(org|net|k12\.ca\.us)", fullmatch=True
+)
+HEADER = [
+    "SSID",
+    "First Name",
+    "Last Name",
+    "School Name",
+    "Grade",
+    "Guardian Email",
+    "Correspondence Language",
+]
 student_rows = st.lists(
     st.tuples(
-        st.from_regex(r"[0-9]{10}", fullmatch=True), names, names, multi_line,
-        st.sampled_from(["K", "1", "05", "11", "TK"]), emails,
+        st.from_regex(r"[0-9]{10}", fullmatch=True),
+        names,
+        names,
+        multi_line,
+        st.sampled_from(["K", "1", "05", "11", "TK"]),
+        emails,
         st.sampled_from([*LANGUAGES, *LANGUAGES.values()]),
     ),
-    max_size=25, unique_by=lambda row: row[0],
+    max_size=25,
+    unique_by=lambda row: row[0],
 )
 
 
@@ -132,12 +178,17 @@ student_rows = st.lists(
     rows=student_rows,
     delimiter=st.sampled_from([",", ";", "\t"]),
     ending=st.sampled_from(["\r\n", "\n"]),
-    encoding=st.sampled_from(["utf-8", "utf-8-sig", "cp1252", "utf-16", "utf-16-le",
-                              "utf-16-be-bom"]),
+    encoding=st.sampled_from(
+        ["utf-8", "utf-8-sig", "cp1252", "utf-16", "utf-16-le", "utf-16-be-bom"]
+    ),
     excel_sep_line=st.booleans(),
 )
 def test_a_roster_reads_back_in_every_encoding_and_delimiter(
-    scratch: Path, rows: list[tuple[str, ...]], delimiter: str, ending: str, encoding: str,
+    scratch: Path,
+    rows: list[tuple[str, ...]],
+    delimiter: str,
+    ending: str,
+    encoding: str,
     excel_sep_line: bool,
 ) -> None:
     buffer = io.StringIO()
@@ -171,8 +222,11 @@ def test_a_roster_reads_back_in_every_encoding_and_delimiter(
         assert row.school_name == school.strip()
         assert row.grade == grade
         assert row.emails == (email,)
-        assert row.language == (language if language in LANGUAGES else
-                                next(c for c, n in LANGUAGES.items() if n == language))
+        assert row.language == (
+            language
+            if language in LANGUAGES
+            else next(c for c, n in LANGUAGES.items() if n == language)
+        )
     if rows:
         assert roster.delimiter == delimiter
     path.unlink()
@@ -180,13 +234,62 @@ def test_a_roster_reads_back_in_every_encoding_and_delimiter(
 
 # --- Report paths from --layout ----------------------------------------------------------------
 DANGEROUS = [
-    "", " ", ".", "..", "...", "../..", "../../etc/passwd", "..\\..\\Windows\\System32",
-    "/", "\\", "/abs/path", "C:\\Users", "C:", "a/b", "a\\b", "\x00", "a\x00b", "\x1b[2J",
-    "CON", "con", "Con.txt", "CON .txt", "NUL.tar.gz", "AUX", "PRN", "COM1", "COM\u00b9",
-    "LPT9", "LPT\u00b3.pdf", "CONIN$", "CONOUT$", "com0", "lpt10", "CON ", " . . ",
-    "trailing.", "trailing ", ".hidden", ".caaspp-x.part", "~", "*", "?", "<>:\"|",
-    "\u202eevil", "\ud800", "e\u0301", "\uff0e\uff0e", "\u2024\u2024", "\u3000", "\t\n\r",
-    "🙂" * 80, "王" * 200, "a" * 300, "É" * 130, "\x85", "\u2028",
+    "",
+    " ",
+    ".",
+    "..",
+    "...",
+    "../..",
+    "../../etc/passwd",
+    "..\\..\\Windows\\System32",
+    "/",
+    "\\",
+    "/abs/path",
+    "C:\\Users",
+    "C:",
+    "a/b",
+    "a\\b",
+    "\x00",
+    "a\x00b",
+    "\x1b[2J",
+    "CON",
+    "con",
+    "Con.txt",
+    "CON .txt",
+    "NUL.tar.gz",
+    "AUX",
+    "PRN",
+    "COM1",
+    "COM\u00b9",
+    "LPT9",
+    "LPT\u00b3.pdf",
+    "CONIN$",
+    "CONOUT$",
+    "com0",
+    "lpt10",
+    "CON ",
+    " . . ",
+    "trailing.",
+    "trailing ",
+    ".hidden",
+    ".caaspp-x.part",
+    "~",
+    "*",
+    "?",
+    '<>:"|',
+    "\u202eevil",
+    "\ud800",
+    "e\u0301",
+    "\uff0e\uff0e",
+    "\u2024\u2024",
+    "\u3000",
+    "\t\n\r",
+    "🙂" * 80,
+    "王" * 200,
+    "a" * 300,
+    "É" * 130,
+    "\x85",
+    "\u2028",
 ]
 values = st.one_of(st.sampled_from(DANGEROUS), st.text(), st.text(min_size=100, max_size=400))
 FIELDS = sorted({*REPORT_FIELDS, *ROSTER_FIELDS, "guardian_email", "district"})
@@ -214,8 +317,15 @@ def _layout(template: str) -> Layout:
         raise
 
 
-RESERVED = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
-            *(f"{d}{n}" for d in ("COM", "LPT") for n in "123456789\u00b9\u00b2\u00b3")}
+RESERVED = {
+    "CON",
+    "PRN",
+    "AUX",
+    "NUL",
+    "CONIN$",
+    "CONOUT$",
+    *(f"{d}{n}" for d in ("COM", "LPT") for n in "123456789\u00b9\u00b2\u00b3"),
+}
 
 
 def _windows_safe(name: str) -> bool:
@@ -252,17 +362,23 @@ def test_a_report_path_stays_inside_the_folder_and_is_safe_everywhere(
     path.unlink()
 
 
-reports = st.fixed_dictionaries({
-    "ssid": st.from_regex(r"[0-9]{10}", fullmatch=True),
-    "test": st.sampled_from(TEST_CODES),
-    "year": st.integers(2015, 2030),
-    "language": st.sampled_from(list(LANGUAGES)),
-})
+reports = st.fixed_dictionaries(
+    {
+        "ssid": st.from_regex(r"[0-9]{10}", fullmatch=True),
+        "test": st.sampled_from(TEST_CODES),
+        "year": st.integers(2015, 2030),
+        "language": st.sampled_from(list(LANGUAGES)),
+    }
+)
 
 
 @SETTINGS
-@given(template=templates(), row=st.fixed_dictionaries({f: values for f in OPTIONAL}),
-       one=reports, other=reports)
+@given(
+    template=templates(),
+    row=st.fixed_dictionaries({f: values for f in OPTIONAL}),
+    one=reports,
+    other=reports,
+)
 def test_two_reports_never_share_a_path(
     template: str, row: dict[str, str], one: dict[str, object], other: dict[str, object]
 ) -> None:
@@ -272,4 +388,3 @@ def test_two_reports_never_share_a_path(
     second = layout.relative_path({**row, **other})
     # Not even on a file system that ignores case (Windows, macOS).
     assert str(first).casefold() != str(second).casefold()
-

@@ -10,6 +10,7 @@ import stat
 import subprocess
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import pikepdf
 import pytest
@@ -259,7 +260,10 @@ def test_verifier_rejects_aes_128_and_permissions_that_allow_changes(
         verify_protected_pdf(weak, "tiger-lunch-cloak")
     lax = tmp_path / "lax.pdf"
     _encrypt_with_pikepdf(
-        _first(reports), lax, user="tiger-lunch-cloak", owner="o-9x8y7z6",
+        _first(reports),
+        lax,
+        user="tiger-lunch-cloak",
+        owner="o-9x8y7z6",
         allow=pikepdf.Permissions(),
     )
     with pytest.raises(ProtectionCheckError, match="allow changes"):
@@ -309,8 +313,11 @@ def test_a_report_with_object_streams_is_protected_and_verified(
     password = _password_of(sheet, compact.name)
     with pikepdf.open(out / compact.name, password=password) as pdf:
         assert pdf.pdf_version == "2.0"
-        assert any(obj.get("/Type") == pikepdf.Name.ObjStm for obj in pdf.objects
-                   if isinstance(obj, pikepdf.Stream))
+        assert any(
+            obj.get("/Type") == pikepdf.Name.ObjStm
+            for obj in pdf.objects
+            if isinstance(obj, pikepdf.Stream)
+        )
     verify_protected_pdf(out / compact.name, password)
 
 
@@ -337,7 +344,9 @@ def test_protected_files_are_aes256_r6_for_qpdf(reports: Path, tmp_path: Path) -
     for row in _sheet(sheet):
         shown = subprocess.run(
             ["qpdf", "--show-encryption", f"--password={row['password']}", str(out / row["file"])],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         assert "R = 6" in shown
         assert "Supplied password is user password" in shown
@@ -347,7 +356,8 @@ def test_protected_files_are_aes256_r6_for_qpdf(reports: Path, tmp_path: Path) -
         assert "modify anything: not allowed" in shown
         checked = subprocess.run(
             ["qpdf", "--check", f"--password={row['password']}", str(out / row["file"])],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         assert checked.returncode == 0, checked.stdout + checked.stderr
         refused = subprocess.run(
@@ -368,9 +378,18 @@ def test_pdftoppm_opens_a_roster_password_with_accents(reports: Path, tmp_path: 
     row = _sheet(sheet)[0]
     assert row["password"] == "Contraseña-Niño-7"
     subprocess.run(
-        ["pdftoppm", "-r", "20", "-png", "-upw", "Contraseña-Niño-7", str(out / row["file"]),
-         str(tmp_path / "yes")],
-        capture_output=True, check=True,
+        [
+            "pdftoppm",
+            "-r",
+            "20",
+            "-png",
+            "-upw",
+            "Contraseña-Niño-7",
+            str(out / row["file"]),
+            str(tmp_path / "yes"),
+        ],
+        capture_output=True,
+        check=True,
     )
     assert list(tmp_path.glob("yes*.png"))
 
@@ -383,14 +402,24 @@ def test_pdftoppm_renders_only_with_the_password(reports: Path, tmp_path: Path) 
         target = out / row["file"]
         refused = subprocess.run(
             ["pdftoppm", "-r", "10", "-png", str(target), str(tmp_path / f"no{number}")],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         assert refused.returncode != 0
         assert not list(tmp_path.glob(f"no{number}*.png"))
         opened = subprocess.run(
-            ["pdftoppm", "-r", "10", "-png", "-upw", row["password"], str(target),
-             str(tmp_path / f"yes{number}")],
-            capture_output=True, text=True,
+            [
+                "pdftoppm",
+                "-r",
+                "10",
+                "-png",
+                "-upw",
+                row["password"],
+                str(target),
+                str(tmp_path / f"yes{number}"),
+            ],
+            capture_output=True,
+            text=True,
         )
         assert opened.returncode == 0, opened.stderr
         assert list(tmp_path.glob(f"yes{number}*.png"))
@@ -607,9 +636,7 @@ def test_a_bulk_manifest_maps_files_in_subfolders_to_students(
     assert summary.students == len(ssids) + 1
 
 
-def test_files_named_one_by_one_use_their_folders_manifest(
-    reports: Path, tmp_path: Path
-) -> None:
+def test_files_named_one_by_one_use_their_folders_manifest(reports: Path, tmp_path: Path) -> None:
     source = _first(reports)
     renamed = reports / "report.pdf"
     source.rename(renamed)
@@ -621,7 +648,8 @@ def test_files_named_one_by_one_use_their_folders_manifest(
     second = sorted(reports.glob("[0-9]*.pdf"))[0]
     summary = protect_reports([renamed, second], tmp_path / "out", tmp_path / "pw.csv", workers=1)
     assert [(r.output, r.ssid) for r in summary.files] == [
-        ("report.pdf", source.name[:10]), (second.name, second.name[:10]),
+        ("report.pdf", source.name[:10]),
+        (second.name, second.name[:10]),
     ]
 
 
@@ -636,9 +664,7 @@ def test_an_output_folder_inside_the_input_folder_is_not_read_as_input(
 
 
 # --- Where the password file may go -----------------------------------------------------------
-def test_a_password_file_inside_the_output_folder_is_refused(
-    reports: Path, tmp_path: Path
-) -> None:
+def test_a_password_file_inside_the_output_folder_is_refused(reports: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     with pytest.raises(BadInputError, match="inside the output folder") as caught:
         protect_reports([reports], out, out / "sub" / "passwords.csv", workers=1)
@@ -646,9 +672,7 @@ def test_a_password_file_inside_the_output_folder_is_refused(
     assert not out.exists()
 
 
-def test_a_password_file_inside_an_input_folder_is_refused(
-    reports: Path, tmp_path: Path
-) -> None:
+def test_a_password_file_inside_an_input_folder_is_refused(reports: Path, tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match="inside the input folder"):
         protect_reports([reports], tmp_path / "out", reports / "passwords.csv", workers=1)
     assert not (tmp_path / "out").exists()
@@ -674,9 +698,7 @@ def _roster(path: Path, reports: Path, passwords_by_ssid: dict[str, str]) -> Pat
     lines = ["SSID,First Name,Last Name,Guardian Name,Guardian Email,Family Password"]
     for number, ssid in enumerate(ssids):
         password = passwords_by_ssid.get(ssid, "")
-        lines.append(
-            f"{ssid},Ana{number},Ruiz,Rosa Ruiz,rosa{number}@example.org,{password}"
-        )
+        lines.append(f"{ssid},Ana{number},Ruiz,Rosa Ruiz,rosa{number}@example.org,{password}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -706,7 +728,8 @@ def test_password_column_takes_each_students_password_from_the_roster(
 def test_a_short_roster_password_is_refused_naming_its_row(reports: Path, tmp_path: Path) -> None:
     ssids = sorted({p.name[:10] for p in reports.glob("*.pdf")})
     roster = _roster(
-        tmp_path / "roster.csv", reports,
+        tmp_path / "roster.csv",
+        reports,
         {ssids[0]: "long-enough-1", ssids[1]: "short7!", ssids[2]: "long-enough-3"},
     )
     out, sheet = tmp_path / "out", tmp_path / "passwords.csv"
@@ -752,7 +775,7 @@ def test_a_roster_password_that_differs_from_the_sheet_is_not_used(
 # --- Parallel runs and interruptions ----------------------------------------------------------
 def test_several_workers_protect_everything(reports: Path, tmp_path: Path) -> None:
     out, sheet = tmp_path / "out", tmp_path / "passwords.csv"
-    events = []
+    events: list[Any] = []
     summary = protect_reports([reports], out, sheet, workers=2, on_progress=events.append)
     assert summary.counts()["protected"] == len(list(reports.glob("*.pdf")))
     assert [event.done for event in events] == list(range(len(summary.files) + 1))

@@ -27,9 +27,7 @@ from caaspp_cli.roster import (
 DATA = Path(__file__).parent / "data" / "rosters"
 
 
-def _write(
-    folder: Path, text: str, *, encoding: str = "utf-8", name: str = "roster.csv"
-) -> Path:
+def _write(folder: Path, text: str, *, encoding: str = "utf-8", name: str = "roster.csv") -> Path:
     path = folder / name
     path.write_bytes(text.encode(encoding))
     return path
@@ -71,10 +69,16 @@ def test_powerschool_export_resaved_by_excel_in_windows_1252() -> None:
     assert roster.columns.name == "LastFirst"
     assert roster.columns.school_code == "SchoolID"
     assert [r.display_name for r in rows] == [
-        "Muñoz, Inés", "Hernández, José", "Lefèvre, Zoë", "García, Dolores",
+        "Muñoz, Inés",
+        "Hernández, José",
+        "Lefèvre, Zoë",
+        "García, Dolores",
     ]
     assert [r.problem for r in rows] == [
-        None, RowProblem.INVALID_SSID, RowProblem.INVALID_SSID, None,
+        None,
+        RowProblem.INVALID_SSID,
+        RowProblem.INVALID_SSID,
+        None,
     ]
     assert "scientific notation" in rows[1].detail
     assert "leading zero" in rows[2].detail
@@ -221,7 +225,8 @@ def test_encodings_are_recognised_and_decoded(
     assert (roster.encoding, roster.delimiter) == (expected, delimiter)
     assert roster.headers == ("SSID", "Last Name", "First Name")
     assert [(r.ssid, r.display_name) for r in roster] == [
-        ("0123456789", "Inés Muñoz"), ("0234567891", "Zoë Lefèvre"),
+        ("0123456789", "Inés Muñoz"),
+        ("0234567891", "Zoë Lefèvre"),
     ]
 
 
@@ -275,8 +280,9 @@ def test_delimiter_is_detected_with_the_others_inside_cells(tmp_path: Path, deli
 
 
 def test_tab_file_with_unquoted_commas_in_every_row(tmp_path: Path) -> None:
-    path = _write(tmp_path, "SSID\tName (Last, First)\n0123456789\tLopez, Maria\n"
-                            "0234567891\tPerez, Juan\n")
+    path = _write(
+        tmp_path, "SSID\tName (Last, First)\n0123456789\tLopez, Maria\n0234567891\tPerez, Juan\n"
+    )
     roster = open_roster(path)
     assert roster.delimiter == "\t"
     assert [r.display_name for r in roster] == ["Lopez, Maria", "Perez, Juan"]
@@ -291,10 +297,24 @@ def test_single_column_of_ssids(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "header",
     [
-        "SSID", "ssid", " SSID ", "S.S.I.D.", "SSID#", "Statewide Student Identifier",
-        "Statewide Student ID", "State Student ID", "StateStudentID", "State ID", "STATE-ID",
-        "state_student_id", "SSID Number", "Student SSID", "Statewide Student Identifier (SSID)",
-        "State_StudentNumber", "CALPADS SSID", "Student_SSID_Verified",
+        "SSID",
+        "ssid",
+        " SSID ",
+        "S.S.I.D.",
+        "SSID#",
+        "Statewide Student Identifier",
+        "Statewide Student ID",
+        "State Student ID",
+        "StateStudentID",
+        "State ID",
+        "STATE-ID",
+        "state_student_id",
+        "SSID Number",
+        "Student SSID",
+        "Statewide Student Identifier (SSID)",
+        "State_StudentNumber",
+        "CALPADS SSID",
+        "Student_SSID_Verified",
     ],
 )
 def test_ssid_header_variants(tmp_path: Path, header: str) -> None:
@@ -365,12 +385,16 @@ def test_optional_column_names(
 
 
 def test_more_specific_names_win_within_a_role(tmp_path: Path) -> None:
-    path = _write(tmp_path, "SSID,Email,Parent Email,Language,Correspondence Language\n"
-                            "0123456789,kid@school.org,mom@example.org,English,Spanish\n")
+    path = _write(
+        tmp_path,
+        "SSID,Email,Parent Email,Language,Correspondence Language\n"
+        "0123456789,kid@school.org,mom@example.org,English,Spanish\n",
+    )
     roster = open_roster(path)
     (row,) = roster
     assert (roster.columns.email, roster.columns.language) == (
-        "Parent Email", "Correspondence Language",
+        "Parent Email",
+        "Correspondence Language",
     )
     assert (row.emails, row.language) == (("mom@example.org",), "es")
 
@@ -399,8 +423,11 @@ def test_equally_good_optional_columns_are_left_to_the_user(tmp_path: Path) -> N
 
 
 def test_first_and_last_name_make_the_display_name_over_a_name_column(tmp_path: Path) -> None:
-    path = _write(tmp_path, "SSID,Name,First Name,Last Name\n0123456789,\"Reyes, A.\",Ana,Reyes\n"
-                            "0234567891,\"Perez, J.\",,\n")
+    path = _write(
+        tmp_path,
+        'SSID,Name,First Name,Last Name\n0123456789,"Reyes, A.",Ana,Reyes\n'
+        '0234567891,"Perez, J.",,\n',
+    )
     first, second = _rows(path)
     assert (first.first_name, first.last_name, first.display_name) == ("Ana", "Reyes", "Ana Reyes")
     assert second.display_name == "Perez, J."
@@ -413,13 +440,21 @@ ROW = "0123456789,0234567891,kid@example.org,Spanish,s3cret-Pass,Ana\n"
 
 def test_named_columns_are_used(tmp_path: Path) -> None:
     path = _write(tmp_path, HEADERS + ROW)
-    roster = open_roster(path, ssid_column="state id", email_column="Student Email",
-                         language_column="IDIOMA", password_column="Secret")
+    roster = open_roster(
+        path,
+        ssid_column="state id",
+        email_column="Student Email",
+        language_column="IDIOMA",
+        password_column="Secret",
+    )
     (row,) = roster
     assert (roster.columns.ssid, roster.columns.email) == ("State ID", "Student Email")
     assert (roster.columns.language, roster.columns.password) == ("Idioma", "Secret")
     assert (row.ssid, row.emails, row.language, row.password) == (
-        "0234567891", ("kid@example.org",), "es", "s3cret-Pass",
+        "0234567891",
+        ("kid@example.org",),
+        "es",
+        "s3cret-Pass",
     )
 
 
@@ -453,9 +488,18 @@ def test_a_password_column_is_only_used_when_named(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "cell",
     [
-        "0123456789", " 0123456789 ", "\u00a00123456789\u00a0", "\t0123456789\r\n",
-        '"0123456789"', "'0123456789'", '="0123456789"', '= "0123456789" ', "'0123456789",
-        "\ufeff0123456789", "\u200b0123456789", "\u201c0123456789\u201d",
+        "0123456789",
+        " 0123456789 ",
+        "\u00a00123456789\u00a0",
+        "\t0123456789\r\n",
+        '"0123456789"',
+        "'0123456789'",
+        '="0123456789"',
+        '= "0123456789" ',
+        "'0123456789",
+        "\ufeff0123456789",
+        "\u200b0123456789",
+        "\u201c0123456789\u201d",
     ],
 )
 def test_unambiguous_ssid_forms_are_accepted(cell: str) -> None:
@@ -501,8 +545,10 @@ def test_a_long_cell_is_shortened_in_the_reason() -> None:
 
 
 def test_duplicates_name_the_first_line(tmp_path: Path) -> None:
-    path = _write(tmp_path, "SSID,Name\n0123456789,A\n0234567891,B\n\n"
-                            '="0123456789",C\n0123456789 ,D\n0234567891,E\n')
+    path = _write(
+        tmp_path,
+        'SSID,Name\n0123456789,A\n0234567891,B\n\n="0123456789",C\n0123456789 ,D\n0234567891,E\n',
+    )
     rows = _rows(path)
     assert [(r.line, r.problem, r.detail) for r in rows] == [
         (2, None, ""),
@@ -556,7 +602,8 @@ def test_old_mac_line_endings(tmp_path: Path) -> None:
 def test_short_and_long_rows_are_read_without_stopping(tmp_path: Path) -> None:
     rows = _rows(_write(tmp_path, "SSID,Name,Grade\n0123456789\n0234567891,Juan,5,extra\n"))
     assert [(r.ssid, r.display_name, r.grade) for r in rows] == [
-        ("0123456789", "", ""), ("0234567891", "Juan", "5"),
+        ("0123456789", "", ""),
+        ("0234567891", "Juan", "5"),
     ]
     assert dict(rows[1].fields) == {"SSID": "0234567891", "Name": "Juan", "Grade": "5"}
 
@@ -615,10 +662,24 @@ def test_invalid_addresses_are_kept_apart_on_the_row(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("value", "code"),
     [
-        ("English", "en"), ("Spanish", "es"), ("es", "es"), ("ES", "es"), (" spanish ", "es"),
-        ("Español", "es"), ("Tagalog", "fil"), ("Filipino", "fil"), ("Mandarin", "zh-Hant"),
-        ("Cantonese", "zh-Hant"), ("Chinese", "zh-Hant"), ("Vietnamese", "vi"), ("Korean", "ko"),
-        ("Arabic", "ar"), ("Hmong", None), ("Klingon", None), ("", None), ("01", None),
+        ("English", "en"),
+        ("Spanish", "es"),
+        ("es", "es"),
+        ("ES", "es"),
+        (" spanish ", "es"),
+        ("Español", "es"),
+        ("Tagalog", "fil"),
+        ("Filipino", "fil"),
+        ("Mandarin", "zh-Hant"),
+        ("Cantonese", "zh-Hant"),
+        ("Chinese", "zh-Hant"),
+        ("Vietnamese", "vi"),
+        ("Korean", "ko"),
+        ("Arabic", "ar"),
+        ("Hmong", None),
+        ("Klingon", None),
+        ("", None),
+        ("01", None),
     ],
 )
 def test_language_values_map_to_codes_or_none(tmp_path: Path, value: str, code: str | None) -> None:
@@ -722,7 +783,7 @@ def test_a_quote_running_to_the_field_limit_names_its_line(tmp_path: Path) -> No
 
 
 def test_a_cell_over_the_csv_field_limit_names_its_line(tmp_path: Path) -> None:
-    path = _write(tmp_path, "SSID,Notes\n0123456789,ok\n0234567891,\"" + "x" * 200_000 + '"\n')
+    path = _write(tmp_path, 'SSID,Notes\n0123456789,ok\n0234567891,"' + "x" * 200_000 + '"\n')
     error = _refusal(path)
     assert error.message.startswith("line 3 of ")
     assert "longer than 131072 characters" in error.message
@@ -741,8 +802,11 @@ def test_a_huge_first_line_is_refused(tmp_path: Path) -> None:
 
 
 def test_an_address_on_two_lines_is_not_an_open_quote(tmp_path: Path) -> None:
-    path = _write(tmp_path, 'SSID,Name,Address,Grade,School\n0123456789,Ana,"12 Oak St,\n'
-                            'Apt 3, Springfield, CA",5,Lincoln\n')
+    path = _write(
+        tmp_path,
+        'SSID,Name,Address,Grade,School\n0123456789,Ana,"12 Oak St,\n'
+        'Apt 3, Springfield, CA",5,Lincoln\n',
+    )
     (row,) = _rows(path)
     assert row.grade == "5"
 
@@ -779,8 +843,9 @@ def test_iterating_200000_rows_keeps_memory_flat(tmp_path: Path) -> None:
 # --- Properties ------------------------------------------------------------------------------
 ssid_like_cells = st.one_of(
     st.text(),
-    st.from_regex(r"\s*[=]?[\"']?[0-9]{8,12}([.,][0-9]{0,3})?([eE][+-]?[0-9]{1,2})?[\"']?\s*",
-                  fullmatch=True),
+    st.from_regex(
+        r"\s*[=]?[\"']?[0-9]{8,12}([.,][0-9]{0,3})?([eE][+-]?[0-9]{1,2})?[\"']?\s*", fullmatch=True
+    ),
     st.from_regex(r"[0-9]{10}", fullmatch=True).map(lambda s: f' ="{s}" '),
 )
 
@@ -842,9 +907,16 @@ def test_neutralized_cells_never_start_a_formula(value: str) -> None:
 @pytest.mark.parametrize(
     ("value", "safe"),
     [
-        ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
-        ("+1", "'+1"), ("-5", "'-5"), ("@SUM(A1)", "'@SUM(A1)"), ("\tx", "'\tx"),
-        ("\rx", "'\rx"), ("Ana", "Ana"), ("", ""), ("a=b", "a=b"), ("'=x", "'=x"),
+        ('=HYPERLINK("http://x")', '\'=HYPERLINK("http://x")'),
+        ("+1", "'+1"),
+        ("-5", "'-5"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("Ana", "Ana"),
+        ("", ""),
+        ("a=b", "a=b"),
+        ("'=x", "'=x"),
     ],
 )
 def test_neutralize_cell(value: str, safe: str) -> None:

@@ -20,8 +20,13 @@ from caaspp_cli.sandbox.world import SandboxReport, SandboxStudent, World
 PDFTOTEXT = shutil.which("pdftotext")
 needs_pdftotext = pytest.mark.skipif(PDFTOTEXT is None, reason="pdftotext (poppler) missing")
 LANGUAGE_OF_CASE = {
-    "english_only": "en", "spanish": "es", "vietnamese": "vi", "filipino": "fil",
-    "korean": "ko", "chinese": "zh-Hant", "arabic": "ar",
+    "english_only": "en",
+    "spanish": "es",
+    "vietnamese": "vi",
+    "filipino": "fil",
+    "korean": "ko",
+    "chinese": "zh-Hant",
+    "arabic": "ar",
 }
 
 
@@ -47,11 +52,13 @@ def pdf_text(data: bytes) -> str:
     return done.stdout.decode("utf-8")
 
 
-def report_of(world: World, case: str, language: str, test: str | None = None
-              ) -> tuple[SandboxStudent, SandboxReport]:
+def report_of(
+    world: World, case: str, language: str, test: str | None = None
+) -> tuple[SandboxStudent, SandboxReport]:
     student = world.students[world.examples()[case]]
     report = next(
-        r for r in student.reports
+        r
+        for r in student.reports
         if r.format == "pdf" and r.language == language and test in (None, r.test)
     )
     return student, report
@@ -68,8 +75,12 @@ def font_names(data: bytes) -> set[str]:
 
 @pytest.mark.parametrize(
     ("case", "test", "pages"),
-    [("several_tests", "CAASPP", 3), ("several_tests", "CAST", 2),
-     ("several_tests", "ELPAC", 2), ("alternate", "CAAS", 3)],
+    [
+        ("several_tests", "CAASPP", 3),
+        ("several_tests", "CAST", 2),
+        ("several_tests", "ELPAC", 2),
+        ("alternate", "CAAS", 3),
+    ],
 )
 def test_pdf_opens_and_has_a_cover_and_a_page_per_subject(
     world: World, case: str, test: str, pages: int
@@ -161,8 +172,13 @@ def test_every_language_renders(world: World, case: str) -> None:
 @needs_pdftotext
 @pytest.mark.parametrize(
     ("case", "heading"),
-    [("vietnamese", "Báo cáo Điểm của Học sinh"), ("filipino", "Ulat ng Iskor ng Mag-aaral"),
-     ("korean", "학생 성적 보고서"), ("chinese", "學生成績報告"), ("arabic", "درجات الطالب")],
+    [
+        ("vietnamese", "Báo cáo Điểm của Học sinh"),
+        ("filipino", "Ulat ng Iskor ng Mag-aaral"),
+        ("korean", "학생 성적 보고서"),
+        ("chinese", "學生成績報告"),
+        ("arabic", "درجات الطالب"),
+    ],
 )
 def test_translated_reports_carry_their_language(world: World, case: str, heading: str) -> None:
     language = LANGUAGE_OF_CASE[case]
@@ -211,8 +227,13 @@ def test_vietnamese_name_on_an_english_report_keeps_its_accents(world: World) ->
 @pytest.mark.parametrize("case", list(LANGUAGE_OF_CASE))
 def test_reports_render_without_any_font_files(world: World, case: str) -> None:
     assert fonts.fonts_available() == {
-        "en": True, "es": True, "fil": True,
-        "vi": False, "ko": False, "zh-Hant": False, "ar": False,
+        "en": True,
+        "es": True,
+        "fil": True,
+        "vi": False,
+        "ko": False,
+        "zh-Hant": False,
+        "ar": False,
     }
     language = LANGUAGE_OF_CASE[case]
     student, report = report_of(world, case, language)

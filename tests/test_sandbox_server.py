@@ -107,8 +107,14 @@ def test_every_language_case_is_served(server, http, case):
     ssid = server.state.world.examples()[case]
     reports = http.get(reports_url(ssid), headers=bearer(http)).json()["reports"]
     languages = {r["language"] for r in reports}
-    expected = {"english_only": "en", "vietnamese": "vi", "filipino": "fil", "korean": "ko",
-                "chinese": "zh-Hant", "arabic": "ar"}[case]
+    expected = {
+        "english_only": "en",
+        "vietnamese": "vi",
+        "filipino": "fil",
+        "korean": "ko",
+        "chinese": "zh-Hant",
+        "arabic": "ar",
+    }[case]
     assert expected in languages
     if case == "english_only":
         assert languages == {"en"}
@@ -233,9 +239,10 @@ def test_tampered_link_is_refused(server, http):
 
 
 def test_link_expires_with_403():
-    with SandboxServer(SandboxConfig(students=30, link_ttl=1)) as server, httpx.Client(
-        base_url=server.base_url
-    ) as http:
+    with (
+        SandboxServer(SandboxConfig(students=30, link_ttl=1)) as server,
+        httpx.Client(base_url=server.base_url) as http,
+    ):
         ssid = server.state.world.examples()["english_only"]
         report = http.get(reports_url(ssid), headers=bearer(http)).json()["reports"][0]
         time.sleep(2.1)
@@ -246,9 +253,10 @@ def test_link_expires_with_403():
 
 
 def test_rate_limit_answers_429_with_retry_after():
-    with SandboxServer(SandboxConfig(students=30, rate_limit=2)) as server, httpx.Client(
-        base_url=server.base_url
-    ) as http:
+    with (
+        SandboxServer(SandboxConfig(students=30, rate_limit=2)) as server,
+        httpx.Client(base_url=server.base_url) as http,
+    ):
         headers = bearer(http)
         ssid = server.state.world.examples()["english_only"]
         statuses = [http.get(reports_url(ssid), headers=headers) for _ in range(8)]
@@ -269,9 +277,10 @@ def test_rate_limit_answers_429_with_retry_after():
 
 
 def test_revoke_every_invalidates_the_token():
-    with SandboxServer(SandboxConfig(students=30, revoke_every=3)) as server, httpx.Client(
-        base_url=server.base_url
-    ) as http:
+    with (
+        SandboxServer(SandboxConfig(students=30, revoke_every=3)) as server,
+        httpx.Client(base_url=server.base_url) as http,
+    ):
         headers = bearer(http)
         ssid = server.state.world.examples()["english_only"]
         codes = [http.get(reports_url(ssid), headers=headers).status_code for _ in range(4)]
@@ -280,14 +289,14 @@ def test_revoke_every_invalidates_the_token():
 
 
 def test_faults_never_yield_a_complete_pdf():
-    with SandboxServer(SandboxConfig(students=30, fault_rate=1.0)) as server, httpx.Client(
-        base_url=server.base_url
-    ) as http:
+    with (
+        SandboxServer(SandboxConfig(students=30, fault_rate=1.0)) as server,
+        httpx.Client(base_url=server.base_url) as http,
+    ):
         ssid = server.state.world.examples()["english_only"]
         data = [http.get(reports_url(ssid), headers=bearer(http)) for _ in range(20)]
         assert all(
-            r.status_code >= 500 or r.headers["content-type"].startswith("text/html")
-            for r in data
+            r.status_code >= 500 or r.headers["content-type"].startswith("text/html") for r in data
         )
         # Links are signed per instance: sign one directly to exercise download faults.
         student = server.state.world.students[ssid]
@@ -316,9 +325,10 @@ def test_faults_never_yield_a_complete_pdf():
 
 
 def test_latency_delays_every_request():
-    with SandboxServer(SandboxConfig(students=30, latency_ms=200)) as server, httpx.Client(
-        base_url=server.base_url
-    ) as http:
+    with (
+        SandboxServer(SandboxConfig(students=30, latency_ms=200)) as server,
+        httpx.Client(base_url=server.base_url) as http,
+    ):
         started = time.monotonic()
         get_token(http)
         assert time.monotonic() - started >= 0.2
@@ -356,10 +366,23 @@ def test_bad_options_exit_2_with_one_line(cli, args):
 def test_sandbox_command_prints_base_url_first_and_stops_on_ctrl_c(tmp_path):
     roster = tmp_path / "roster.csv"
     process = subprocess.Popen(
-        [sys.executable, "-m", "caaspp_cli", "sandbox", "--port", "0", "--students", "25",
-         "--roster-out", str(roster)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "caaspp_cli",
+            "sandbox",
+            "--port",
+            "0",
+            "--students",
+            "25",
+            "--roster-out",
+            str(roster),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+    assert process.stdout is not None
     try:
         first = process.stdout.readline().strip()
         assert first.startswith("http://127.0.0.1:")

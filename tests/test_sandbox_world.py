@@ -19,12 +19,23 @@ from caaspp_cli.sandbox.world import (
 )
 
 ROSTER_COLUMNS = [
-    "SSID", "First Name", "Last Name", "Grade", "School Code", "School Name",
-    "Correspondence Language", "Guardian Name", "Guardian Email",
+    "SSID",
+    "First Name",
+    "Last Name",
+    "Grade",
+    "School Code",
+    "School Name",
+    "Correspondence Language",
+    "Guardian Name",
+    "Guardian Email",
 ]
 LANGUAGE_CASES = {
-    "spanish": "es", "vietnamese": "vi", "filipino": "fil", "korean": "ko",
-    "chinese": "zh-Hant", "arabic": "ar",
+    "spanish": "es",
+    "vietnamese": "vi",
+    "filipino": "fil",
+    "korean": "ko",
+    "chinese": "zh-Hant",
+    "arabic": "ar",
 }
 
 
@@ -115,8 +126,11 @@ def test_students_are_plausible_district_records(world: World) -> None:
         assert "\n" in student.address
         if student.guardian_email:
             domain = student.guardian_email.rsplit("@", 1)[1]
-            assert domain.split(".")[-2:] in (["example", "org"], ["example", "com"],
-                                              ["example", "net"])
+            assert domain.split(".")[-2:] in (
+                ["example", "org"],
+                ["example", "com"],
+                ["example", "net"],
+            )
 
 
 def test_names_include_accents_from_californias_languages() -> None:
@@ -158,11 +172,16 @@ def test_spanish_is_the_most_common_second_language() -> None:
 def test_most_tested_students_have_three_years_of_history() -> None:
     world = World.build(2000)
     # Students now in grades 7–9 tested in CAASPP grades all three springs.
-    cohort = [s for s in world.students.values()
-              if grade_number(s.grade) in (7, 8, 9) and s.enrolled
-              and any(r.test == "CAASPP" for r in s.reports)]
-    three_years = [s for s in cohort
-                   if {r.year for r in s.reports if r.test == "CAASPP"} == set(YEARS)]
+    cohort = [
+        s
+        for s in world.students.values()
+        if grade_number(s.grade) in (7, 8, 9)
+        and s.enrolled
+        and any(r.test == "CAASPP" for r in s.reports)
+    ]
+    three_years = [
+        s for s in cohort if {r.year for r in s.reports if r.test == "CAASPP"} == set(YEARS)
+    ]
 
     assert len(three_years) > 0.75 * len(cohort)
 

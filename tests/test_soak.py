@@ -61,7 +61,9 @@ def sandbox_process(folder: Path, *options: str) -> Iterator[str]:
     log = (folder / "sandbox.log").open("wb")  # its stderr: uvicorn logs each cut body
     process = subprocess.Popen(
         [sys.executable, "-m", "caaspp_cli", "sandbox", "--port", "0", *options],
-        stdout=subprocess.PIPE, stderr=log, text=True,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
     )
     try:
         assert process.stdout is not None
@@ -95,7 +97,8 @@ def expected_manifest(world: World, year: int) -> list[tuple[str, str, str, str,
             continue
         pdfs = sorted(
             (r.test, str(r.year), r.language)
-            for r in world.select(ssid, None, None, year) if r.format == "pdf"
+            for r in world.select(ssid, None, None, year)
+            if r.format == "pdf"
         )
         if not pdfs:
             rows.append((str(line), ssid, "no_reports", "", "", ""))
@@ -107,8 +110,10 @@ def expected_report_ids(world: World, year: int) -> dict[str, str]:
     """File name -> the sandbox's report id, for every PDF an enrolled student has."""
     return {
         f"{s.ssid}_{r.test}_{r.year}_{r.language}.pdf": r.report_id
-        for s in world.students.values() if s.enrolled
-        for r in world.select(s.ssid, None, None, year) if r.format == "pdf"
+        for s in world.students.values()
+        if s.enrolled
+        for r in world.select(s.ssid, None, None, year)
+        if r.format == "pdf"
     }
 
 
@@ -128,16 +133,24 @@ def test_a_thousand_students_with_every_fault_at_once_end_with_the_ground_truth(
     options = [opt for pair in FAULTS.items() for opt in pair]
     retries: list[RetryEvent] = []
 
-    with sandbox_process(tmp_path, "--students", str(STUDENTS), "--seed", str(SEED),
-                         *options) as url:
-        profile_factory("soak", base_url=url, client_key=DEMO_CLIENT_KEY,
-                        client_secret=DEMO_CLIENT_SECRET, make_default=True)
+    with sandbox_process(
+        tmp_path, "--students", str(STUDENTS), "--seed", str(SEED), *options
+    ) as url:
+        profile_factory(
+            "soak",
+            base_url=url,
+            client_key=DEMO_CLIENT_KEY,
+            client_secret=DEMO_CLIENT_SECRET,
+            make_default=True,
+        )
 
         def client(profile: Profile) -> EtsClient:
             # As `caaspp bulk` opens it, with a hook that counts the retries.
             return EtsClient(
-                profile.endpoints(), Credentials(DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET),
-                max_connections=CONCURRENCY, on_retry=retries.append,
+                profile.endpoints(),
+                Credentials(DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET),
+                max_connections=CONCURRENCY,
+                on_retry=retries.append,
             )
 
         summaries = []
@@ -147,8 +160,7 @@ def test_a_thousand_students_with_every_fault_at_once_end_with_the_ground_truth(
         for _ in range(3):
             run = BulkRun(
                 open_roster(roster),
-                BulkOptions(out_dir=out, filters=ReportFilters(year=YEAR),
-                            concurrency=CONCURRENCY),
+                BulkOptions(out_dir=out, filters=ReportFilters(year=YEAR), concurrency=CONCURRENCY),
                 client_factory=client,
             )
             # A generous bound against a hang, not a timed assertion.
@@ -162,13 +174,18 @@ def test_a_thousand_students_with_every_fault_at_once_end_with_the_ground_truth(
     downloads: dict[str, int] = stats["downloads"]
     expected_files = expected_report_ids(world, YEAR)
     retry_kinds = Counter(f"{e.what}: {type(e.error).__name__}" for e in retries)
-    figures = json.dumps({
-        "roster_rows": len(world.roster_rows()), "reports": len(expected_files),
-        "elapsed_s": round(elapsed, 1),
-        "runs": [{k: n for k, n in s.statuses.items() if n} for s in summaries],
-        "sandbox": dict(sorted(counters.items())), "client_retries": len(retries),
-        "retries_by_kind": dict(sorted(retry_kinds.items())),
-    }, indent=1)
+    figures = json.dumps(
+        {
+            "roster_rows": len(world.roster_rows()),
+            "reports": len(expected_files),
+            "elapsed_s": round(elapsed, 1),
+            "runs": [{k: n for k, n in s.statuses.items() if n} for s in summaries],
+            "sandbox": dict(sorted(counters.items())),
+            "client_retries": len(retries),
+            "retries_by_kind": dict(sorted(retry_kinds.items())),
+        },
+        indent=1,
+    )
     print(figures)
 
     summary = summaries[-1]
@@ -179,8 +196,17 @@ def test_a_thousand_students_with_every_fault_at_once_end_with_the_ground_truth(
     # Row for row, the manifest says what the sandbox holds for each roster row.
     # (After a re-run, the reports saved by the first one are "already_downloaded".)
     done = {"already_downloaded": "downloaded"}
-    got = [(r["line"], r["ssid"], done.get(r["status"], r["status"]), r["test"], r["year"],
-            r["language"]) for r in manifest]
+    got = [
+        (
+            r["line"],
+            r["ssid"],
+            done.get(r["status"], r["status"]),
+            r["test"],
+            r["year"],
+            r["language"],
+        )
+        for r in manifest
+    ]
     assert got == expected_manifest(world, YEAR), figures
     # Every available report is on disk under its name, and is a PDF that opens.
     saved = {p.relative_to(out).as_posix() for p in out.rglob("*.pdf")}
@@ -212,19 +238,22 @@ def test_a_thousand_students_with_every_fault_at_once_end_with_the_ground_truth(
 
 
 # --- What the soak found ------------------------------------------------------------------
-def test_a_token_revoked_while_a_call_waits_to_retry_is_renewed_not_taken_for_refused_creds(
-) -> None:
+def test_a_token_revoked_while_a_call_waits_to_retry_is_renewed_not_taken_for_refused_creds() -> (
+    None
+):
     """Tokens revoked while a call backs off are renewed; only a token that never worked,
     refused twice, means refused credentials (the soak stopped on a false exit 4)."""
     ssid = "1234567890"
     issued: list[str] = []
-    answers = iter([
-        ("tok-1", 200),  # the credentials work
-        ("tok-1", 401),  # revoked: renewed
-        ("tok-2", 503),  # a retry, and while it waits the new token is revoked too
-        ("tok-2", 401),  # renewed again, not "refused credentials"
-        ("tok-3", 200),
-    ])
+    answers = iter(
+        [
+            ("tok-1", 200),  # the credentials work
+            ("tok-1", 401),  # revoked: renewed
+            ("tok-2", 503),  # a retry, and while it waits the new token is revoked too
+            ("tok-2", 401),  # renewed again, not "refused credentials"
+            ("tok-3", 200),
+        ]
+    )
     seen: list[tuple[str, int]] = []
 
     def serve(request: httpx.Request) -> httpx.Response:
@@ -243,8 +272,10 @@ def test_a_token_revoked_while_a_call_waits_to_retry_is_renewed_not_taken_for_re
 
     async def two_calls() -> None:
         async with EtsClient(
-            Endpoints("https://ets.example.org"), Credentials("key", "secret"),
-            transport=httpx.MockTransport(serve), sleep=no_wait,
+            Endpoints("https://ets.example.org"),
+            Credentials("key", "secret"),
+            transport=httpx.MockTransport(serve),
+            sleep=no_wait,
         ) as ets:
             assert await ets.list_reports(ssid) == []
             assert await ets.list_reports(ssid) == []

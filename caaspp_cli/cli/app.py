@@ -42,8 +42,11 @@ class CaasppGroup(TyperGroup):
     ) -> Any:
         try:
             result = super().main(
-                args=args, prog_name=prog_name or "caaspp", complete_var=complete_var,
-                standalone_mode=False, **extra,
+                args=args,
+                prog_name=prog_name or "caaspp",
+                complete_var=complete_var,
+                standalone_mode=False,
+                **extra,
             )
             code = result if isinstance(result, int) else ExitCode.OK
         except CaasppError as exc:

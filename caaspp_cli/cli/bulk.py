@@ -16,9 +16,7 @@ from caaspp_cli.errors import ExitCode
 def bulk(
     roster_file: Annotated[
         Path,
-        typer.Argument(
-            metavar="ROSTER.csv", help="Roster exported from an SIS, CALPADS or TOMS."
-        ),
+        typer.Argument(metavar="ROSTER.csv", help="Roster exported from an SIS, CALPADS or TOMS."),
     ],
     out: Annotated[
         Path, typer.Option("--out", help="Folder for the PDFs, the manifest and the ledger.")
@@ -56,8 +54,11 @@ def bulk(
     filters = ReportFilters.parse(test, language, year)
     roster = open_roster(roster_file, ssid_column=ssid_column)
     options = BulkOptions(
-        out_dir=out, filters=filters, concurrency=concurrency,
-        layout=layout or DEFAULT_LAYOUT, profile=state.profile,
+        out_dir=out,
+        filters=filters,
+        concurrency=concurrency,
+        layout=layout or DEFAULT_LAYOUT,
+        profile=state.profile,
     )
     run = BulkRun(roster, options, on_warning=render.warning)
     if roster.row_count == 0:
@@ -73,14 +74,20 @@ def bulk(
     with render.progress_bar(
         "students",
         "saved {task.fields[saved]}  failed {task.fields[failures]}  {task.fields[rate]:.1f}/s",
-        enabled=not as_json, saved=0, failures=0, rate=0.0,
+        enabled=not as_json,
+        saved=0,
+        failures=0,
+        rate=0.0,
     ) as update:
         if update is not None:
 
             def on_progress(p: BulkProgress) -> None:
                 update(
-                    total=p.students_total, completed=p.students_done,
-                    saved=p.reports_saved, failures=p.failures, rate=p.rate,
+                    total=p.students_total,
+                    completed=p.students_done,
+                    saved=p.reports_saved,
+                    failures=p.failures,
+                    rate=p.rate,
                 )
 
             run.on_progress = on_progress
@@ -90,7 +97,8 @@ def bulk(
         render.print_json(summary.as_dict())
     else:
         render.counts_table(
-            f"caaspp bulk: {roster.row_count} roster rows", "Rows",
+            f"caaspp bulk: {roster.row_count} roster rows",
+            "Rows",
             {status: summary.statuses[status] for status in STATUSES},
         )
         render.info(
@@ -112,11 +120,18 @@ def _print_dry_run(summary: object, rows: int, filters: object) -> None:
     from caaspp_cli.fetch import ReportFilters
 
     assert isinstance(summary, BulkSummary) and isinstance(filters, ReportFilters)
-    wanted = ", ".join(
-        f"{name} {value}" for name, value in
-        (("test", filters.test), ("language", filters.language), ("year", filters.year))
-        if value is not None
-    ) or "every test, language and year"
+    wanted = (
+        ", ".join(
+            f"{name} {value}"
+            for name, value in (
+                ("test", filters.test),
+                ("language", filters.language),
+                ("year", filters.year),
+            )
+            if value is not None
+        )
+        or "every test, language and year"
+    )
     render.stdout.print(f"Dry run: {rows} roster rows; nothing was requested or written.")
     render.stdout.print(f"Would ask ETS for {summary.students_to_ask} student(s): {wanted}.")
     for profile, count in sorted(summary.by_profile.items()):

@@ -47,14 +47,17 @@ ProfileName = Annotated[
 OptionalProfileName = Annotated[
     str | None,
     typer.Argument(
-        metavar="NAME", show_default=False,
+        metavar="NAME",
+        show_default=False,
         help="Profile name (default: --profile, else the default profile).",
     ),
 ]
 ExpiresOption = Annotated[
     datetime | None,
     typer.Option(
-        "--expires", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD",
+        "--expires",
+        formats=["%Y-%m-%d"],
+        metavar="YYYY-MM-DD",
         help="When the credentials expire, as TOMS shows it (default: 365 days from today).",
     ),
 ]
@@ -92,7 +95,8 @@ def add(
     base_url: Annotated[
         str,
         typer.Option(
-            "--base-url", show_default=False,
+            "--base-url",
+            show_default=False,
             help=f"Base URL of the service, e.g. {PRODUCTION_BASE_URL} (http:// only for this "
             "machine).",
         ),
@@ -137,8 +141,11 @@ def add(
             hint="drop one of the two options.",
         )
     profile = profiles.make_profile(
-        name=name, base_url=base_url, schools=school or [],
-        students_endpoint=students_endpoint, reports_endpoint=reports_endpoint,
+        name=name,
+        base_url=base_url,
+        schools=school or [],
+        students_endpoint=students_endpoint,
+        reports_endpoint=reports_endpoint,
         token_endpoint=token_endpoint,
         expires=_expiry(expires) or profiles.default_expiry(),
         credentials_source="env" if env_credentials else "keyring",
@@ -163,10 +170,12 @@ def list_profiles(as_json: JsonOption = False) -> None:
     """List the profiles: name, default, base URL, schools, expiry, credentials source."""
     store = profiles.load_store()
     if as_json:
-        render.print_json([
-            {**_profile_json(p), "default": p.name == store.default}
-            for p in (store.profiles[n] for n in store.names())
-        ])
+        render.print_json(
+            [
+                {**_profile_json(p), "default": p.name == store.default}
+                for p in (store.profiles[n] for n in store.names())
+            ]
+        )
         return
     if not store.profiles:
         render.info("No profiles yet. Add one with: caaspp config add NAME --base-url URL")
@@ -195,15 +204,17 @@ def show(name: OptionalProfileName = None, as_json: JsonOption = False) -> None:
     profile = store.resolve(name or _global_profile())
     status = creds.credential_status(profile.name, source=profile.credentials_source)
     if as_json:
-        render.print_json({
-            **_profile_json(profile),
-            "default": profile.name == store.default,
-            "token_url": profile.endpoints().token_url,
-            "client_key": _secret_json(status.key_present, status),
-            "client_secret": _secret_json(status.secret_present, status),
-            "keyring_backend": status.backend,
-            "problem": status.problem,
-        })
+        render.print_json(
+            {
+                **_profile_json(profile),
+                "default": profile.name == store.default,
+                "token_url": profile.endpoints().token_url,
+                "client_key": _secret_json(status.key_present, status),
+                "client_secret": _secret_json(status.secret_present, status),
+                "keyring_backend": status.backend,
+                "problem": status.problem,
+            }
+        )
         return
     rows: list[tuple[str, str]] = [
         ("name", profile.name),
@@ -284,7 +295,8 @@ def remove(
     if not yes:
         what = (
             " and its Client Key and Client Secret in the OS keyring"
-            if profile.credentials_source == "keyring" else ""
+            if profile.credentials_source == "keyring"
+            else ""
         )
         try:
             confirmed = typer.confirm(f"Remove profile {name}{what}?", default=False, err=True)
@@ -359,7 +371,8 @@ def _ask_credentials(secret_from_stdin: bool) -> Credentials:
 def _prompt_hidden(what: str, env_name: str, secret_from_stdin: bool) -> str:
     if not _stdin_is_terminal():
         ways = f"set {env_name}" + (
-            "" if secret_from_stdin or what == "Client Key"
+            ""
+            if secret_from_stdin or what == "Client Key"
             else ", or pipe it with --client-secret-stdin"
         )
         raise CredentialsError(
@@ -437,20 +450,28 @@ def smtp(
         str, typer.Argument(metavar="NAME", help="SMTP profile name.", show_default=False)
     ],
     host: Annotated[
-        str, typer.Option("--host", help="The mail server, e.g. smtp.office365.com.",
-                          show_default=False),
+        str,
+        typer.Option(
+            "--host", help="The mail server, e.g. smtp.office365.com.", show_default=False
+        ),
     ],
     from_address: Annotated[
         str,
         typer.Option(
-            "--from", metavar="ADDRESS", show_default=False,
+            "--from",
+            metavar="ADDRESS",
+            show_default=False,
             help="The sender, e.g. 'Lincoln Unified <score-reports@lincoln.k12.ca.us>'.",
         ),
     ],
     port: Annotated[
         int | None,
-        typer.Option("--port", min=1, max=65535,
-                     help="Port (default: 587 with starttls, 465 with ssl, 25 with none)."),
+        typer.Option(
+            "--port",
+            min=1,
+            max=65535,
+            help="Port (default: 587 with starttls, 465 with ssl, 25 with none).",
+        ),
     ] = None,
     security: Annotated[
         SmtpSecurity,
@@ -466,7 +487,9 @@ def smtp(
     ca_file: Annotated[
         Path | None,
         typer.Option(
-            "--ca-file", dir_okay=False, exists=True,
+            "--ca-file",
+            dir_okay=False,
+            exists=True,
             help="PEM file of a CA to trust besides the system's (a district's own CA).",
         ),
     ] = None,
@@ -503,8 +526,13 @@ def smtp(
             hint="drop one of the two options.",
         )
     profile = smtp_profiles.make_smtp_profile(
-        name=name, host=host, port=port or 0, security=security.value, user=user,
-        from_address=from_address, reply_to=reply_to,
+        name=name,
+        host=host,
+        port=port or 0,
+        security=security.value,
+        user=user,
+        from_address=from_address,
+        reply_to=reply_to,
         ca_file=str(ca_file.resolve()) if ca_file is not None else None,
         credentials_source="env" if env_password else "keyring",
     )
@@ -514,7 +542,8 @@ def smtp(
     login = "no login"
     if profile.user is not None:
         where = (
-            f"password read from {SMTP_PASSWORD_ENV} at run time" if env_password
+            f"password read from {SMTP_PASSWORD_ENV} at run time"
+            if env_password
             else f"password in the OS keyring ({creds.backend_name()})"
         )
         login = f"user {profile.user}, {where}"

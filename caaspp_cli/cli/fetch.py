@@ -104,8 +104,13 @@ def _print_table(result: Any, list_only: bool) -> None:
         else:
             last = f"{report.outcome.replace('_', ' ')}: {report.detail}"
         table.add_row(
-            entry.test, str(entry.year), entry.grade or "", entry.language, entry.format,
-            until, last,
+            entry.test,
+            str(entry.year),
+            entry.grade or "",
+            entry.language,
+            entry.format,
+            until,
+            last,
         )
     render.stdout.print(table)
     if list_only:

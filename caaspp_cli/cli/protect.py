@@ -29,8 +29,10 @@ def protect(
     out: Annotated[
         Path,
         typer.Option(
-            "--out", help="Folder for the protected copies (same names; created owner-only).",
-            file_okay=False, show_default=False,
+            "--out",
+            help="Folder for the protected copies (same names; created owner-only).",
+            file_okay=False,
+            show_default=False,
         ),
     ],
     passwords: Annotated[
@@ -39,13 +41,15 @@ def protect(
             "--passwords",
             help="CSV of the passwords (owner-only), outside --out: the passwords travel "
             "apart from the files. An existing one is added to, and its passwords kept.",
-            dir_okay=False, show_default=False,
+            dir_okay=False,
+            show_default=False,
         ),
     ],
     roster: Annotated[
         Path | None,
         typer.Option(
-            "--roster", help="Roster CSV: names and emails for the password file.",
+            "--roster",
+            help="Roster CSV: names and emails for the password file.",
             dir_okay=False,
         ),
     ] = None,
@@ -79,8 +83,13 @@ def protect(
                 update(total=event.total, completed=event.done)
 
         summary = protect_reports(
-            inputs, out, passwords, roster=roster, password_column=password_column,
-            workers=workers, on_progress=on_progress if update is not None else None,
+            inputs,
+            out,
+            passwords,
+            roster=roster,
+            password_column=password_column,
+            workers=workers,
+            on_progress=on_progress if update is not None else None,
         )
     if as_json:
         render.print_json(_as_json(summary))

@@ -21,21 +21,26 @@ def purge(
     folder: Annotated[
         Path,
         typer.Argument(
-            metavar="DIR", show_default=False,
+            metavar="DIR",
+            show_default=False,
             help="The --out folder of `caaspp bulk` or `caaspp protect`.",
         ),
     ],
     older_than: Annotated[
         float | None,
         typer.Option(
-            "--older-than", metavar="DAYS", min=0,
+            "--older-than",
+            metavar="DAYS",
+            min=0,
             help="Only files last modified more than DAYS days ago (the password file too).",
         ),
     ] = None,
     passwords: Annotated[
         Path | None,
         typer.Option(
-            "--passwords", metavar="FILE", dir_okay=False,
+            "--passwords",
+            metavar="FILE",
+            dir_okay=False,
             help="Delete this password file of `caaspp protect` as well.",
         ),
     ] = None,
@@ -108,8 +113,7 @@ def _describe(plan: PurgePlan) -> str:
     if plan.pdfs:
         span = f"from {_date(plan.oldest)} to {_date(plan.newest)}"
         lines.append(
-            f"  {len(plan.pdfs)} PDF file(s), {_size(plan.pdf_bytes)}, "
-            f"last modified {span}"
+            f"  {len(plan.pdfs)} PDF file(s), {_size(plan.pdf_bytes)}, last modified {span}"
         )
     if plan.temps:
         lines.append(f"  {len(plan.temps)} unfinished temp file(s) of killed runs")

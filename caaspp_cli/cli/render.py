@@ -58,7 +58,9 @@ def progress_bar(
         yield None
         return
     columns: list[ProgressColumn] = [
-        TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
     ]
     if detail:
         columns.append(TextColumn(detail))

@@ -27,7 +27,8 @@ def sandbox(
     fault_rate: Annotated[
         float,
         typer.Option(
-            min=0.0, max=1.0,
+            min=0.0,
+            max=1.0,
             help="Share of data and download requests that fail (5xx, cut-short PDFs, "
             "HTML with status 200).",
         ),
@@ -70,9 +71,15 @@ def sandbox(
 
     try:
         config = SandboxConfig(
-            students=students, seed=seed, latency_ms=latency_ms, fault_rate=fault_rate,
-            rate_limit=rate_limit, token_ttl=token_ttl, link_ttl=link_ttl,
-            revoke_every=revoke_every, render_cache_dir=render_cache,
+            students=students,
+            seed=seed,
+            latency_ms=latency_ms,
+            fault_rate=fault_rate,
+            rate_limit=rate_limit,
+            token_ttl=token_ttl,
+            link_ttl=link_ttl,
+            revoke_every=revoke_every,
+            render_cache_dir=render_cache,
         )
     except ValueError as exc:
         raise BadInputError(f"{exc}.") from None
@@ -103,8 +110,7 @@ def sandbox(
     if roster_out is not None:
         render.info(f"roster of {len(state.world.roster_rows())} rows written to {roster_out}")
     render.info(
-        f"sandbox: {students} students, seed {seed}, listening on {base_url} "
-        "(press Ctrl-C to stop)"
+        f"sandbox: {students} students, seed {seed}, listening on {base_url} (press Ctrl-C to stop)"
     )
     serve_foreground(state, sock)
     render.info("sandbox stopped.")

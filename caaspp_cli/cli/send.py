@@ -22,7 +22,10 @@ def send(
     roster: Annotated[
         Path,
         typer.Option(
-            "--roster", metavar="ROSTER.csv", dir_okay=False, show_default=False,
+            "--roster",
+            metavar="ROSTER.csv",
+            dir_okay=False,
+            show_default=False,
             help="Roster with the guardians' emails (several in one cell are fine) and, "
             "optionally, their correspondence language.",
         ),
@@ -30,7 +33,10 @@ def send(
     pdfs: Annotated[
         Path,
         typer.Option(
-            "--pdfs", metavar="DIR", file_okay=False, show_default=False,
+            "--pdfs",
+            metavar="DIR",
+            file_okay=False,
+            show_default=False,
             help="The protected reports (the --out folder of `caaspp protect`); the send "
             "ledger and send-report.csv are kept there.",
         ),
@@ -38,14 +44,19 @@ def send(
     passwords: Annotated[
         Path,
         typer.Option(
-            "--passwords", metavar="FILE", dir_okay=False, show_default=False,
+            "--passwords",
+            metavar="FILE",
+            dir_okay=False,
+            show_default=False,
             help="The password file `caaspp protect` wrote.",
         ),
     ],
     smtp: Annotated[
         str,
         typer.Option(
-            "--smtp", metavar="NAME", show_default=False,
+            "--smtp",
+            metavar="NAME",
+            show_default=False,
             help="SMTP profile to send through (see `caaspp config smtp`).",
         ),
     ],
@@ -56,7 +67,8 @@ def send(
     language_column: Annotated[
         str | None,
         typer.Option(
-            "--language-column", metavar="COL",
+            "--language-column",
+            metavar="COL",
             help="Header of the correspondence language column (Spanish rows get the Spanish "
             "messages; English otherwise).",
         ),
@@ -64,7 +76,9 @@ def send(
     templates: Annotated[
         Path | None,
         typer.Option(
-            "--templates", metavar="DIR", file_okay=False,
+            "--templates",
+            metavar="DIR",
+            file_okay=False,
             help="Your own templates, in DIR/<language>/ (see caaspp_cli/templates/README.md); "
             "the built-in ones serve the other languages.",
         ),
@@ -83,7 +97,9 @@ def send(
     outbox: Annotated[
         Path,
         typer.Option(
-            "--outbox", metavar="DIR", file_okay=False,
+            "--outbox",
+            metavar="DIR",
+            file_okay=False,
             help="Where --dry-run writes the messages (owner-only; they hold the passwords).",
         ),
     ] = Path("caaspp-outbox"),
@@ -122,21 +138,35 @@ def send(
     from caaspp_cli.mail import SendOptions, send_reports
 
     options = SendOptions(
-        roster=roster, pdfs=pdfs, passwords=passwords, smtp=smtp,
-        email_column=email_column, language_column=language_column, templates=templates,
-        rate=rate, dry_run=dry_run, outbox=outbox, resend_uncertain=resend_uncertain,
+        roster=roster,
+        pdfs=pdfs,
+        passwords=passwords,
+        smtp=smtp,
+        email_column=email_column,
+        language_column=language_column,
+        templates=templates,
+        rate=rate,
+        dry_run=dry_run,
+        outbox=outbox,
+        resend_uncertain=resend_uncertain,
         mark_uncertain_sent=mark_uncertain_sent,
     )
     with render.progress_bar(
         "writing" if dry_run else "sending",
         "sent {task.fields[sent]}  not sent {task.fields[problems]}",
-        enabled=not as_json, sent=0, problems=0,
+        enabled=not as_json,
+        sent=0,
+        problems=0,
     ) as update:
 
         def on_progress(event: SendProgress) -> None:
             if update is not None:
-                update(total=event.total, completed=event.done, sent=event.sent,
-                       problems=event.problems)
+                update(
+                    total=event.total,
+                    completed=event.done,
+                    sent=event.sent,
+                    problems=event.problems,
+                )
 
         summary = send_reports(options, on_progress=on_progress if update is not None else None)
     if as_json:

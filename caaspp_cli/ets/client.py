@@ -792,7 +792,11 @@ class EtsClient:
                 delay = self._retry.delay(number, retry.retry_after, self._rand())
                 log.debug(
                     "%s failed (%s); attempt %d of %d in %.2f s",
-                    what, retry.error.message, number + 1, max_attempts, delay,
+                    what,
+                    retry.error.message,
+                    number + 1,
+                    max_attempts,
+                    delay,
                 )
                 if self._on_retry is not None:
                     self._on_retry(RetryEvent(what, number, max_attempts, delay, retry.error))
@@ -805,8 +809,7 @@ class EtsClient:
         error: EtsError
         if status == httpx.codes.TOO_MANY_REQUESTS:
             error = RateLimitedError(
-                f"The score-report service kept answering the {what} with 429 (too many "
-                "requests).",
+                f"The score-report service kept answering the {what} with 429 (too many requests).",
                 hint="Fetch fewer reports at once, or try again later.",
                 retry_after=retry_after,
             )
@@ -869,8 +872,7 @@ def _unexpected_status(response: httpx.Response, what: str) -> EtsError:
     body = _error_body(response)
     code = f" ({body.error[:60]})" if body and body.error != "unknown" else ""
     return EtsError(
-        f"The score-report service answered the {what} with HTTP "
-        f"{response.status_code}{code}.",
+        f"The score-report service answered the {what} with HTTP {response.status_code}{code}.",
         hint=_ENDPOINT_HINT,
     )
 
@@ -881,9 +883,7 @@ def _transport_failure(exc: httpx.RequestError, url: httpx.URL) -> Exception:
     if isinstance(exc, httpx.ConnectError):
         reason = _tls_failure_reason(exc)
         if reason is not None:
-            return TLSError(
-                f"The TLS connection to {origin} failed: {reason}.", hint=_TLS_HINT
-            )
+            return TLSError(f"The TLS connection to {origin} failed: {reason}.", hint=_TLS_HINT)
     if isinstance(exc, httpx.UnsupportedProtocol):
         return BadInputError(f"{origin} is not an address caaspp can reach.", hint=_ENDPOINT_HINT)
     if isinstance(exc, httpx.TimeoutException):
@@ -893,9 +893,7 @@ def _transport_failure(exc: httpx.RequestError, url: httpx.URL) -> Exception:
             httpx.WriteTimeout: "sending the request",
             httpx.PoolTimeout: "waiting for a free connection",
         }.get(type(exc), "talking to it")
-        return _Retry(
-            ServiceConnectionError(f"{origin} timed out ({phase}).", hint=_BUSY_HINT)
-        )
+        return _Retry(ServiceConnectionError(f"{origin} timed out ({phase}).", hint=_BUSY_HINT))
     detail = (str(exc) or type(exc).__name__).replace(str(url), redact_url(url))
     return _Retry(
         ServiceConnectionError(

@@ -29,7 +29,15 @@ SSID_PATTERN: Final = re.compile(r"[0-9]{10}")
 
 # Tests with score reports [public].
 TEST_CODES: Final[tuple[str, ...]] = (
-    "CAASPP", "CST", "CA", "ESA", "STS", "CAST", "CAAS", "LEXQUAN", "ELPAC",
+    "CAASPP",
+    "CST",
+    "CA",
+    "ESA",
+    "STS",
+    "CAST",
+    "CAAS",
+    "LEXQUAN",
+    "ELPAC",
 )
 TEST_NAMES: Final[dict[str, str]] = {
     "CAASPP": "California Assessment of Student Performance and Progress",
@@ -56,12 +64,22 @@ LANGUAGES: Final[dict[str, str]] = {
 # Names staff type for a language, folded to lower case, mapped to the wire code.
 LANGUAGE_ALIASES: Final[dict[str, str]] = {
     "english": "en",
-    "spanish": "es", "español": "es", "espanol": "es",
-    "vietnamese": "vi", "tiếng việt": "vi",
-    "filipino": "fil", "tagalog": "fil", "tl": "fil",
+    "spanish": "es",
+    "español": "es",
+    "espanol": "es",
+    "vietnamese": "vi",
+    "tiếng việt": "vi",
+    "filipino": "fil",
+    "tagalog": "fil",
+    "tl": "fil",
     "korean": "ko",
-    "chinese": "zh-Hant", "traditional chinese": "zh-Hant", "chinese (traditional)": "zh-Hant",
-    "mandarin": "zh-Hant", "cantonese": "zh-Hant", "zh": "zh-Hant", "zh-hant": "zh-Hant",
+    "chinese": "zh-Hant",
+    "traditional chinese": "zh-Hant",
+    "chinese (traditional)": "zh-Hant",
+    "mandarin": "zh-Hant",
+    "cantonese": "zh-Hant",
+    "zh": "zh-Hant",
+    "zh-hant": "zh-Hant",
     "zh-tw": "zh-Hant",
     "arabic": "ar",
 }
@@ -228,7 +246,10 @@ class ReportEntry(BaseModel):
     def same_report(self, other: ReportEntry) -> bool:
         """True when both entries describe the same report (links differ)."""
         return (self.test, self.year, self.language, self.format.lower()) == (
-            other.test, other.year, other.language, other.format.lower(),
+            other.test,
+            other.year,
+            other.language,
+            other.format.lower(),
         )
 
 

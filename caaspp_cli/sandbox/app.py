@@ -268,7 +268,9 @@ def create_app(state: SandboxState) -> Starlette:
         if not state.token_valid(bearer):
             state.count("token_rejected")
             return _error(
-                401, contract.ERR_INVALID_TOKEN, "The access token is missing, expired or revoked.",
+                401,
+                contract.ERR_INVALID_TOKEN,
+                "The access token is missing, expired or revoked.",
                 {"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
         if fault_roll():
@@ -307,7 +309,7 @@ def create_app(state: SandboxState) -> Starlette:
         if not state.link_valid(report_id, expires, signature):
             state.count("link_refused")
             return Response(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code>"
+                '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
                 "<Message>Request has expired</Message></Error>",
                 status_code=403,
                 media_type="application/xml",

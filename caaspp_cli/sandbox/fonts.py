@@ -60,9 +60,9 @@ _SAMPLES: Final[dict[str, str]] = {
 }
 
 _LATIN_RANGES: Final = (
-    (0x20, 0x7E),      # Basic Latin
-    (0xA0, 0x17F),     # Latin-1 Supplement, Latin Extended-A
-    (0x1A0, 0x1B0),    # Vietnamese horned letters
+    (0x20, 0x7E),  # Basic Latin
+    (0xA0, 0x17F),  # Latin-1 Supplement, Latin Extended-A
+    (0x1A0, 0x1B0),  # Vietnamese horned letters
     (0x1EA0, 0x1EF9),  # Vietnamese precomposed letters
     (0x2010, 0x2027),  # dashes, quotes, bullet, ellipsis
     (0x2030, 0x203A),
@@ -70,8 +70,19 @@ _LATIN_RANGES: Final = (
 )
 # Features Arabic shaping needs; cutting GSUB/GPOS to these keeps preparation near a second.
 _ARABIC_FEATURES: Final = (
-    "ccmp", "locl", "isol", "init", "medi", "fina", "rlig", "liga", "calt", "mark", "mkmk",
-    "kern", "curs",
+    "ccmp",
+    "locl",
+    "isol",
+    "init",
+    "medi",
+    "fina",
+    "rlig",
+    "liga",
+    "calt",
+    "mark",
+    "mkmk",
+    "kern",
+    "curs",
 )
 
 
@@ -120,19 +131,31 @@ def _weblate_candidates(script: str) -> list[FontFamily]:
     if script == LATIN:
         sans = base / "source-sans" / "ttf"
         return [
-            family("Source Sans 3", sans / "SourceSans3-Regular.ttf",
-                   sans / "SourceSans3-Bold.ttf"),
+            family(
+                "Source Sans 3", sans / "SourceSans3-Regular.ttf", sans / "SourceSans3-Bold.ttf"
+            ),
             family("Kurinto Sans", kurinto / "KurintoSans-Rg.ttf", kurinto / "KurintoSans-Bd.ttf"),
         ]
     if script == KOREAN:
-        return [family("Kurinto Sans KR", kurinto / "KurintoSansKR-Rg.ttf",
-                       kurinto / "KurintoSansKR-Bd.ttf")]
+        return [
+            family(
+                "Kurinto Sans KR",
+                kurinto / "KurintoSansKR-Rg.ttf",
+                kurinto / "KurintoSansKR-Bd.ttf",
+            )
+        ]
     if script == CHINESE:
-        return [family("Kurinto Sans TC", kurinto / "KurintoSansTC-Rg.ttf",
-                       kurinto / "KurintoSansTC-Bd.ttf")]
+        return [
+            family(
+                "Kurinto Sans TC",
+                kurinto / "KurintoSansTC-Rg.ttf",
+                kurinto / "KurintoSansTC-Bd.ttf",
+            )
+        ]
     if script == ARABIC:
-        return [family("Kurinto Sans", kurinto / "KurintoSans-Rg.ttf",
-                       kurinto / "KurintoSans-Bd.ttf")]
+        return [
+            family("Kurinto Sans", kurinto / "KurintoSans-Rg.ttf", kurinto / "KurintoSans-Bd.ttf")
+        ]
     return []
 
 
@@ -140,41 +163,89 @@ def _weblate_candidates(script: str) -> list[FontFamily]:
 # on this system are skipped.
 _SYSTEM_FONTS: Final[dict[str, tuple[tuple[str, str, str, int], ...]]] = {
     LATIN: (
-        ("DejaVu Sans", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-         "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", 0),
-        ("Noto Sans", "/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf",
-         "/usr/share/fonts/truetype/noto/NotoSans-Bold.ttf", 0),
-        ("Liberation Sans", "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-         "/usr/share/fonts/truetype/liberation/LiberationSans-Bold.ttf", 0),
-        ("Arial", "/System/Library/Fonts/Supplemental/Arial.ttf",
-         "/System/Library/Fonts/Supplemental/Arial Bold.ttf", 0),
+        (
+            "DejaVu Sans",
+            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+            "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+            0,
+        ),
+        (
+            "Noto Sans",
+            "/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf",
+            "/usr/share/fonts/truetype/noto/NotoSans-Bold.ttf",
+            0,
+        ),
+        (
+            "Liberation Sans",
+            "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+            "/usr/share/fonts/truetype/liberation/LiberationSans-Bold.ttf",
+            0,
+        ),
+        (
+            "Arial",
+            "/System/Library/Fonts/Supplemental/Arial.ttf",
+            "/System/Library/Fonts/Supplemental/Arial Bold.ttf",
+            0,
+        ),
         ("Arial", "/Library/Fonts/Arial.ttf", "/Library/Fonts/Arial Bold.ttf", 0),
         ("Arial", "{windir}/Fonts/arial.ttf", "{windir}/Fonts/arialbd.ttf", 0),
     ),
     KOREAN: (
-        ("Nanum Gothic", "/usr/share/fonts/truetype/nanum/NanumGothic.ttf",
-         "/usr/share/fonts/truetype/nanum/NanumGothicBold.ttf", 0),
+        (
+            "Nanum Gothic",
+            "/usr/share/fonts/truetype/nanum/NanumGothic.ttf",
+            "/usr/share/fonts/truetype/nanum/NanumGothicBold.ttf",
+            0,
+        ),
         ("Malgun Gothic", "{windir}/Fonts/malgun.ttf", "{windir}/Fonts/malgunbd.ttf", 0),
-        ("Apple SD Gothic Neo", "/System/Library/Fonts/AppleSDGothicNeo.ttc",
-         "/System/Library/Fonts/AppleSDGothicNeo.ttc", 0),
-        ("Arial Unicode MS", "/Library/Fonts/Arial Unicode.ttf",
-         "/Library/Fonts/Arial Unicode.ttf", 0),
+        (
+            "Apple SD Gothic Neo",
+            "/System/Library/Fonts/AppleSDGothicNeo.ttc",
+            "/System/Library/Fonts/AppleSDGothicNeo.ttc",
+            0,
+        ),
+        (
+            "Arial Unicode MS",
+            "/Library/Fonts/Arial Unicode.ttf",
+            "/Library/Fonts/Arial Unicode.ttf",
+            0,
+        ),
     ),
     CHINESE: (
-        ("AR PL UMing", "/usr/share/fonts/truetype/arphic/uming.ttc",
-         "/usr/share/fonts/truetype/arphic/uming.ttc", 0),
+        (
+            "AR PL UMing",
+            "/usr/share/fonts/truetype/arphic/uming.ttc",
+            "/usr/share/fonts/truetype/arphic/uming.ttc",
+            0,
+        ),
         ("Microsoft JhengHei", "{windir}/Fonts/msjh.ttc", "{windir}/Fonts/msjhbd.ttc", 0),
-        ("Arial Unicode MS", "/Library/Fonts/Arial Unicode.ttf",
-         "/Library/Fonts/Arial Unicode.ttf", 0),
+        (
+            "Arial Unicode MS",
+            "/Library/Fonts/Arial Unicode.ttf",
+            "/Library/Fonts/Arial Unicode.ttf",
+            0,
+        ),
     ),
     ARABIC: (
-        ("DejaVu Sans", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-         "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", 0),
-        ("Noto Naskh Arabic UI", "/usr/share/fonts/truetype/noto/NotoNaskhArabicUI-Regular.ttf",
-         "/usr/share/fonts/truetype/noto/NotoNaskhArabicUI-Bold.ttf", 0),
+        (
+            "DejaVu Sans",
+            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+            "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+            0,
+        ),
+        (
+            "Noto Naskh Arabic UI",
+            "/usr/share/fonts/truetype/noto/NotoNaskhArabicUI-Regular.ttf",
+            "/usr/share/fonts/truetype/noto/NotoNaskhArabicUI-Bold.ttf",
+            0,
+        ),
         ("Arial", "{windir}/Fonts/arial.ttf", "{windir}/Fonts/arialbd.ttf", 0),
-        ("Arial", "/System/Library/Fonts/Supplemental/Arial.ttf",
-         "/System/Library/Fonts/Supplemental/Arial Bold.ttf", 0),
+        (
+            "Arial",
+            "/System/Library/Fonts/Supplemental/Arial.ttf",
+            "/System/Library/Fonts/Supplemental/Arial Bold.ttf",
+            0,
+        ),
     ),
 }
 
@@ -192,14 +263,15 @@ def _system_candidates(script: str) -> list[FontFamily]:
             continue
         if not bold_path.is_file():
             bold_path = regular_path  # a report without bold beats no report
-        found.append(FontFamily(name, "system", FontFace(regular_path, index),
-                                FontFace(bold_path, index)))
+        found.append(
+            FontFamily(name, "system", FontFace(regular_path, index), FontFace(bold_path, index))
+        )
     return found
 
 
 def _covers(face: FontFace, script: str) -> bool:
     try:
-        from fontTools.ttLib import TTFont  # type: ignore[import-untyped]
+        from fontTools.ttLib import TTFont
     except ImportError:  # pragma: no cover - fontTools comes with fpdf2
         return False
     try:
@@ -336,7 +408,7 @@ class PreparedFont:
         pdf.output()
 
     def _prepare(self, face: FontFace, style: str) -> tuple[_PreparedFace, set[int]]:
-        from fontTools import subset  # type: ignore[import-untyped]
+        from fontTools import subset
         from fontTools.ttLib import TTFont
         from fpdf import FPDF
         from fpdf.fonts import TTFFont
@@ -374,7 +446,7 @@ class PreparedFont:
         prototype = TTFFont(FPDF(), source, f"prepared{style}", style)
         blob = None
         if shaping_data is not None:
-            import uharfbuzz  # type: ignore[import-untyped]
+            import uharfbuzz
 
             blob = uharfbuzz.Blob(shaping_data)
         return _PreparedFace(embed_data, prototype, blob), covered
@@ -392,8 +464,10 @@ class PreparedFont:
             # fpdf2 subsets the font object in place when the PDF is written, so each
             # document needs its own; reading the small prepared bytes is cheap.
             font.ttfont = TTFont(
-                io.BytesIO(prepared.embed_data), lazy=True,
-                recalcTimestamp=False, recalcBBoxes=False,
+                io.BytesIO(prepared.embed_data),
+                lazy=True,
+                recalcTimestamp=False,
+                recalcBBoxes=False,
             )
             font.subset = SubsetMap(font)
             font.missing_glyphs = []
@@ -440,8 +514,13 @@ def prepared_font(script: str) -> PreparedFont | None:
                     prepared = PreparedFont(family, script)
                     break
                 except Exception as exc:  # a font that fails to load is a missing font
-                    logger.info("cannot use font %s for %s: %s", family.name, script, exc,
-                                exc_info=logger.isEnabledFor(logging.DEBUG))
+                    logger.info(
+                        "cannot use font %s for %s: %s",
+                        family.name,
+                        script,
+                        exc,
+                        exc_info=logger.isEnabledFor(logging.DEBUG),
+                    )
             _prepared[script] = prepared
         return _prepared[script]
 

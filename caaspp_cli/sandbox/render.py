@@ -65,8 +65,11 @@ _LEVEL_TINTS: Final[dict[int, dict[int, Color]]] = {
     4: {1: (246, 213, 209), 2: (251, 230, 196), 3: (207, 234, 218), 4: (205, 223, 242)},
     3: {1: (246, 213, 209), 2: (251, 230, 196), 3: (207, 234, 218)},
 }
-_DESCRIPTOR_COLORS: Final[dict[int, Color]] = {1: (192, 57, 43), 2: (214, 137, 16),
-                                               3: (39, 133, 84)}
+_DESCRIPTOR_COLORS: Final[dict[int, Color]] = {
+    1: (192, 57, 43),
+    2: (214, 137, 16),
+    3: (39, 133, 84),
+}
 
 # Short names of the tests, as a badge on the cover.
 _TEST_SHORT_NAMES: Final[dict[str, str]] = {"CAAS": "CAA"}
@@ -112,6 +115,7 @@ _COMPLEX_SCRIPT: Final = re.compile(r"[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufeff]"
 
 def _needs_shaping(typeface: _Typeface, text: str) -> bool:
     return typeface.shaping and _COMPLEX_SCRIPT.search(text) is not None
+
 
 _EMBEDDED_FAMILY: Final = "report"
 
@@ -160,8 +164,12 @@ def _setup(student: SandboxStudent, report: SandboxReport, school_name: str) -> 
         notice = MISSING_FONT_NOTICE.format(language=LANGUAGES[language])
         language = "en"
     variable_text = (
-        student.first_name, student.last_name, student.guardian_name, student.address,
-        school_name, student.lea_name,
+        student.first_name,
+        student.last_name,
+        student.guardian_name,
+        student.address,
+        school_name,
+        student.lea_name,
     )
     if language in fonts.CORE_FONT_LANGUAGES and all(map(_fits_core, variable_text)):
         return _Setup(Messages(language), _CORE_TYPEFACE, notice)
@@ -208,17 +216,28 @@ class _Canvas:
         self._font(size, bold)
         return self._advance(self.typeface.fit(text))
 
-    def fitting_size(self, text: str, size: float, width: float, *, bold: bool = False,
-                     smallest: float = 6.0) -> float:
+    def fitting_size(
+        self, text: str, size: float, width: float, *, bold: bool = False, smallest: float = 6.0
+    ) -> float:
         """The largest size up to ``size`` at which the text fits the width."""
         measured = self.width(text, size, bold=bold)
         if measured <= width:
             return size
         return max(smallest, size * width / measured * 0.98)
 
-    def text(self, x: float, baseline: float, text: str, size: float, *, bold: bool = False,
-             color: Color = INK, align: str = "start", width: float = 0.0,
-             shrink: bool = False) -> None:
+    def text(
+        self,
+        x: float,
+        baseline: float,
+        text: str,
+        size: float,
+        *,
+        bold: bool = False,
+        color: Color = INK,
+        align: str = "start",
+        width: float = 0.0,
+        shrink: bool = False,
+    ) -> None:
         """Text on a baseline, placed in the box [x, x + width] by ``align``."""
         if not text:
             return
@@ -262,9 +281,19 @@ class _Canvas:
             lines.append(line.rstrip())
         return lines
 
-    def paragraph(self, x: float, top: float, width: float, text: str, size: float, *,
-                  leading: float, color: Color = INK, bold: bool = False,
-                  align: str = "start") -> float:
+    def paragraph(
+        self,
+        x: float,
+        top: float,
+        width: float,
+        text: str,
+        size: float,
+        *,
+        leading: float,
+        color: Color = INK,
+        bold: bool = False,
+        align: str = "start",
+    ) -> float:
         """A wrapped paragraph whose first line's top is ``top``; returns the y below it."""
         baseline = top + size * _PT * 0.8
         for line in self.wrap(text, width, size, bold=bold):
@@ -272,9 +301,18 @@ class _Canvas:
             baseline += leading
         return baseline - leading + size * _PT * 0.45
 
-    def rect(self, x: float, y: float, width: float, height: float, *,
-             fill: Color | None = None, stroke: Color | None = None, line_width: float = 0.2,
-             radius: float = 0.0) -> None:
+    def rect(
+        self,
+        x: float,
+        y: float,
+        width: float,
+        height: float,
+        *,
+        fill: Color | None = None,
+        stroke: Color | None = None,
+        line_width: float = 0.2,
+        radius: float = 0.0,
+    ) -> None:
         style = ("F" if fill else "") + ("D" if stroke else "")
         if not style:
             return
@@ -284,17 +322,39 @@ class _Canvas:
             self.pdf.set_draw_color(*stroke)
             self.pdf.set_line_width(line_width)
         style = "DF" if style == "FD" else style
-        self.pdf.rect(self._x(x, width), y, width, height, style=style,
-                      round_corners=radius > 0, corner_radius=radius)
+        self.pdf.rect(
+            self._x(x, width),
+            y,
+            width,
+            height,
+            style=style,
+            round_corners=radius > 0,
+            corner_radius=radius,
+        )
 
-    def line(self, x1: float, y1: float, x2: float, y2: float, *, color: Color = RULE,
-             line_width: float = 0.2) -> None:
+    def line(
+        self,
+        x1: float,
+        y1: float,
+        x2: float,
+        y2: float,
+        *,
+        color: Color = RULE,
+        line_width: float = 0.2,
+    ) -> None:
         self.pdf.set_draw_color(*color)
         self.pdf.set_line_width(line_width)
         self.pdf.line(self._x(x1), y1, self._x(x2), y2)
 
-    def dot(self, x: float, y: float, radius: float, *, fill: Color | None = None,
-            stroke: Color | None = None) -> None:
+    def dot(
+        self,
+        x: float,
+        y: float,
+        radius: float,
+        *,
+        fill: Color | None = None,
+        stroke: Color | None = None,
+    ) -> None:
         style = "DF" if fill and stroke else "F" if fill else "D"
         if fill:
             self.pdf.set_fill_color(*fill)
@@ -340,8 +400,9 @@ class _Report:
 
 
 def _level_text(messages: Messages, scale: ScoreScale, level: int) -> str:
-    return messages.format("label.level", level=level,
-                           name=messages[f"level.{scale.levels}.{level}"])
+    return messages.format(
+        "label.level", level=level, name=messages[f"level.{scale.levels}.{level}"]
+    )
 
 
 def _footer(c: _Canvas, r: _Report, page: int, pages: int) -> None:
@@ -349,8 +410,15 @@ def _footer(c: _Canvas, r: _Report, page: int, pages: int) -> None:
     baseline = PAGE_HEIGHT - 9.5
     page_label = r.messages.format("label.page", page=page, pages=pages)
     page_width = c.width(page_label, 7.5) + 2
-    c.text(MARGIN, baseline, r.messages["footer.synthetic"], 7.5, color=MUTED,
-           width=CONTENT_WIDTH - page_width - 4, shrink=True)
+    c.text(
+        MARGIN,
+        baseline,
+        r.messages["footer.synthetic"],
+        7.5,
+        color=MUTED,
+        width=CONTENT_WIDTH - page_width - 4,
+        shrink=True,
+    )
     c.text(MARGIN, baseline, page_label, 7.5, color=MUTED, align="end", width=CONTENT_WIDTH)
 
 
@@ -362,8 +430,16 @@ def _cover_page(c: _Canvas, r: _Report, pages: int) -> None:
     badge = r.test_short_name
     badge_width = c.width(badge, 13, bold=True) + 9
     c.rect(MARGIN + CONTENT_WIDTH - badge_width, 10, badge_width, 11, fill=GOLD, radius=1.5)
-    c.text(MARGIN + CONTENT_WIDTH - badge_width, 17.6, badge, 13, bold=True, color=NAVY,
-           align="center", width=badge_width)
+    c.text(
+        MARGIN + CONTENT_WIDTH - badge_width,
+        17.6,
+        badge,
+        13,
+        bold=True,
+        color=NAVY,
+        align="center",
+        width=badge_width,
+    )
     title = f"{m['report_title']} {school_year(r.report.year)}"
     title_width = CONTENT_WIDTH - badge_width - 6
     c.text(MARGIN, 16, title, 19, bold=True, color=WHITE, width=title_width, shrink=True)
@@ -387,10 +463,10 @@ def _cover_page(c: _Canvas, r: _Report, pages: int) -> None:
 
     box_x, box_width = MARGIN + 124, CONTENT_WIDTH - 124
     c.rect(box_x, y - 3, box_width, 44, fill=PANEL, radius=1.5)
-    c.text(box_x + 4, y + 3, m["label.guardian"], 7.5, color=MUTED, width=box_width - 8,
-           shrink=True)
-    c.text(box_x + 4, y + 9, student.guardian_name, 10, bold=True, width=box_width - 8,
-           shrink=True)
+    c.text(
+        box_x + 4, y + 3, m["label.guardian"], 7.5, color=MUTED, width=box_width - 8, shrink=True
+    )
+    c.text(box_x + 4, y + 9, student.guardian_name, 10, bold=True, width=box_width - 8, shrink=True)
     for number, line in enumerate(student.address.split("\n")):
         c.text(box_x + 4, y + 14.5 + number * 4.8, line, 9.5, width=box_width - 8, shrink=True)
 
@@ -398,8 +474,7 @@ def _cover_page(c: _Canvas, r: _Report, pages: int) -> None:
     if r.notice:
         notice_lines = c.wrap(r.notice, CONTENT_WIDTH - 10, 9)
         height = 6 + 4.4 * len(notice_lines)
-        c.rect(MARGIN, y, CONTENT_WIDTH, height, fill=NOTICE_FILL, stroke=NOTICE_RULE,
-               radius=1.5)
+        c.rect(MARGIN, y, CONTENT_WIDTH, height, fill=NOTICE_FILL, stroke=NOTICE_RULE, radius=1.5)
         c.paragraph(MARGIN + 5, y + 3, CONTENT_WIDTH - 10, r.notice, 9, leading=4.4)
         y += height + 6
 
@@ -413,22 +488,37 @@ def _cover_page(c: _Canvas, r: _Report, pages: int) -> None:
         color = level_color(subject.scale, subject.level)
         c.rect(x, y, card_width, 27, fill=PANEL, radius=1.5)
         c.rect(x, y, 2.2, 27, fill=color)
-        c.text(x + 6, y + 7, m[f"subject.{subject.subject}"], 9, bold=True,
-               width=card_width - 10, shrink=True)
+        c.text(
+            x + 6,
+            y + 7,
+            m[f"subject.{subject.subject}"],
+            9,
+            bold=True,
+            width=card_width - 10,
+            shrink=True,
+        )
         c.text(x + 6, y + 17.5, str(subject.score), 20, bold=True)
-        c.text(x + 6, y + 23.5, _level_text(m, subject.scale, subject.level), 8.5, bold=True,
-               color=color, width=card_width - 10, shrink=True)
+        c.text(
+            x + 6,
+            y + 23.5,
+            _level_text(m, subject.scale, subject.level),
+            8.5,
+            bold=True,
+            color=color,
+            width=card_width - 10,
+            shrink=True,
+        )
     y += 27 + 10
 
     what_is = "elpac" if r.report.test == "ELPAC" else "caaspp"
     c.text(MARGIN, y, m[f"heading.what_is_{what_is}"], 12, bold=True, color=NAVY)
-    y = c.paragraph(MARGIN, y + 3, CONTENT_WIDTH, m[f"para.what_is_{what_is}"], 9.5,
-                    leading=4.7)
+    y = c.paragraph(MARGIN, y + 3, CONTENT_WIDTH, m[f"para.what_is_{what_is}"], 9.5, leading=4.7)
     y += 7
     c.text(MARGIN, y, m["heading.scores_mean"], 12, bold=True, color=NAVY)
     meaning = {"elpac": "elpac", "caa": "caa"}.get(r.level_family, "sb")
-    y = c.paragraph(MARGIN, y + 3, CONTENT_WIDTH, m[f"para.scores_mean.{meaning}"], 9.5,
-                    leading=4.7)
+    y = c.paragraph(
+        MARGIN, y + 3, CONTENT_WIDTH, m[f"para.scores_mean.{meaning}"], 9.5, leading=4.7
+    )
     y += 5
     scale = subjects[0].scale if subjects else ScoreScale(0, 1, (0, 0, 0), "sb")
     levels = range(scale.level_count, 0, -1)
@@ -437,13 +527,20 @@ def _cover_page(c: _Canvas, r: _Report, pages: int) -> None:
         x = MARGIN + (position % 2) * column_width
         row_y = y + (position // 2) * 7
         c.rect(x, row_y, 4.5, 4.5, fill=level_color(scale, level), radius=0.8)
-        c.text(x + 7, row_y + 3.6, _level_text(m, scale, level), 9,
-               width=column_width - 10, shrink=True)
+        c.text(
+            x + 7,
+            row_y + 3.6,
+            _level_text(m, scale, level),
+            9,
+            width=column_width - 10,
+            shrink=True,
+        )
     y += 7 * ((len(levels) + 1) // 2) + 8
     c.text(MARGIN, y, m["heading.learn_more"], 12, bold=True, color=NAVY)
     site = "elpac.startingsmarter.org" if r.report.test == "ELPAC" else "ca.startingsmarter.org"
-    c.paragraph(MARGIN, y + 3, CONTENT_WIDTH, m.format("para.learn_more", url=site), 9.5,
-                leading=4.7)
+    c.paragraph(
+        MARGIN, y + 3, CONTENT_WIDTH, m.format("para.learn_more", url=site), 9.5, leading=4.7
+    )
     _footer(c, r, 1, pages)
 
 
@@ -451,16 +548,36 @@ def _subject_band(c: _Canvas, r: _Report, subject: SubjectScore) -> None:
     m = r.messages
     c.rect(0, 0, PAGE_WIDTH, 22, fill=NAVY)
     c.rect(0, 22, PAGE_WIDTH, 1.2, fill=GOLD)
-    c.text(MARGIN, 11, m[f"subject.{subject.subject}"], 15, bold=True, color=WHITE,
-           width=CONTENT_WIDTH, shrink=True)
-    context = (f"{r.test_short_name} {school_year(r.report.year)}  ·  "
-               f"{r.student.full_name}  ·  SSID {r.student.ssid}")
+    c.text(
+        MARGIN,
+        11,
+        m[f"subject.{subject.subject}"],
+        15,
+        bold=True,
+        color=WHITE,
+        width=CONTENT_WIDTH,
+        shrink=True,
+    )
+    context = (
+        f"{r.test_short_name} {school_year(r.report.year)}  ·  "
+        f"{r.student.full_name}  ·  SSID {r.student.ssid}"
+    )
     c.text(MARGIN, 17.5, context, 8.5, color=BAND_TEXT, width=CONTENT_WIDTH, shrink=True)
 
 
-def _scale_bar(c: _Canvas, x: float, y: float, width: float, height: float,
-               scale: ScoreScale, score: int, margin: int, m: Messages, *,
-               labels: bool = True) -> None:
+def _scale_bar(
+    c: _Canvas,
+    x: float,
+    y: float,
+    width: float,
+    height: float,
+    scale: ScoreScale,
+    score: int,
+    margin: int,
+    m: Messages,
+    *,
+    labels: bool = True,
+) -> None:
     span = max(1, scale.maximum - scale.minimum)
 
     def at(value: float) -> float:
@@ -478,13 +595,22 @@ def _scale_bar(c: _Canvas, x: float, y: float, width: float, height: float,
             # A name under the score marker would be unreadable; the legend names it anyway.
             clear = name_left + name_width < low - 1.5 or name_left > high + 1.5
             if name_width < right - left - 2 and clear:
-                c.text(left, y + height / 2 + 1.2, name, 7, bold=True,
-                       color=level_color(scale, level), align="center", width=right - left)
+                c.text(
+                    left,
+                    y + height / 2 + 1.2,
+                    name,
+                    7,
+                    bold=True,
+                    color=level_color(scale, level),
+                    align="center",
+                    width=right - left,
+                )
     c.rect(x, y, width, height, stroke=RULE, line_width=0.2)
     if labels:
         for value in bounds:
-            c.text(at(value) - 10, y + height + 4, str(value), 7, color=MUTED,
-                   align="center", width=20)
+            c.text(
+                at(value) - 10, y + height + 4, str(value), 7, color=MUTED, align="center", width=20
+            )
     middle = y + height / 2
     c.line(low, middle, high, middle, color=INK, line_width=0.5)
     c.line(low, middle - 1.4, low, middle + 1.4, color=INK, line_width=0.5)
@@ -510,8 +636,16 @@ def _descriptor_table(c: _Canvas, r: _Report, subject: SubjectScore, y: float) -
         lines = c.wrap(label, column_width - 4, 7.5, bold=True)[:2]
         top = y + header_height / 2 - 1.8 * len(lines) + 2.6
         for number, line in enumerate(lines):
-            c.text(x, top + number * 3.6, line, 7.5, bold=True, color=MUTED, align="center",
-                   width=column_width)
+            c.text(
+                x,
+                top + number * 3.6,
+                line,
+                7.5,
+                bold=True,
+                color=MUTED,
+                align="center",
+                width=column_width,
+            )
     y += header_height
     c.line(MARGIN, y, MARGIN + CONTENT_WIDTH, y, color=RULE, line_width=0.3)
     row_height = 8.5
@@ -519,8 +653,9 @@ def _descriptor_table(c: _Canvas, r: _Report, subject: SubjectScore, y: float) -
         top = y + index * row_height
         if index % 2 == 0:
             c.rect(MARGIN, top, CONTENT_WIDTH, row_height, fill=PANEL)
-        c.text(MARGIN + 3, top + 5.6, m[f"area.{area.area}"], 9.5, width=name_width - 6,
-               shrink=True)
+        c.text(
+            MARGIN + 3, top + 5.6, m[f"area.{area.area}"], 9.5, width=name_width - 6, shrink=True
+        )
         for descriptor in (1, 2, 3):
             center = MARGIN + name_width + (descriptor - 0.5) * column_width
             if descriptor == area.descriptor:
@@ -541,39 +676,70 @@ def _history_chart(c: _Canvas, r: _Report, history: Sequence[HistoryPoint], y: f
     c.line(MARGIN, baseline, MARGIN + slot * 3 + 4, baseline, color=RULE, line_width=0.4)
     for index, point in enumerate(history[-3:]):
         x = MARGIN + 4 + index * slot
-        share = (point.score - point.scale.minimum) / max(1, point.scale.maximum
-                                                           - point.scale.minimum)
+        share = (point.score - point.scale.minimum) / max(
+            1, point.scale.maximum - point.scale.minimum
+        )
         height = max(2.0, share * (chart_height - 9))
         color = level_color(point.scale, point.level)
         c.rect(x + 6, baseline - height, slot - 16, height, fill=color)
-        c.text(x, baseline - height - 5.2, str(point.score), 9.5, bold=True, align="center",
-               width=slot - 4)
-        c.text(x, baseline - height - 1.6, m.format("label.level_short", level=point.level),
-               7, color=color, bold=True, align="center", width=slot - 4)
-        c.text(x, baseline + 4.5, school_year(point.year), 8.5, align="center",
-               width=slot - 4)
+        c.text(
+            x,
+            baseline - height - 5.2,
+            str(point.score),
+            9.5,
+            bold=True,
+            align="center",
+            width=slot - 4,
+        )
+        c.text(
+            x,
+            baseline - height - 1.6,
+            m.format("label.level_short", level=point.level),
+            7,
+            color=color,
+            bold=True,
+            align="center",
+            width=slot - 4,
+        )
+        c.text(x, baseline + 4.5, school_year(point.year), 8.5, align="center", width=slot - 4)
         grade = f"{m['label.grade']} {m.grade(point.grade)}"
-        c.text(x, baseline + 8.5, grade, 7.5, color=MUTED, align="center", width=slot - 4,
-               shrink=True)
+        c.text(
+            x, baseline + 8.5, grade, 7.5, color=MUTED, align="center", width=slot - 4, shrink=True
+        )
     # A table beside the chart gives the same history in words.
     table_x = MARGIN + slot * 3 + 14
     table_width = CONTENT_WIDTH - (table_x - MARGIN)
     columns = (("label.school_year", 0.0), ("label.score", 0.37), ("label.grade", 0.7))
     for key, share in columns:
-        c.text(table_x + share * table_width, chart_top + 2, m[key], 7.5, bold=True,
-               color=MUTED, width=table_width * 0.3, shrink=True)
+        c.text(
+            table_x + share * table_width,
+            chart_top + 2,
+            m[key],
+            7.5,
+            bold=True,
+            color=MUTED,
+            width=table_width * 0.3,
+            shrink=True,
+        )
     for index, point in enumerate(reversed(history[-3:])):
         row = chart_top + 8 + index * 7
         values = (school_year(point.year), str(point.score), m.grade(point.grade))
         for (_, share), value in zip(columns, values, strict=True):
-            c.text(table_x + share * table_width, row, value, 9, width=table_width * 0.3,
-                   shrink=True)
-        c.text(table_x, row + 3.2, _level_text(m, point.scale, point.level), 7,
-               color=level_color(point.scale, point.level), width=table_width, shrink=True)
+            c.text(
+                table_x + share * table_width, row, value, 9, width=table_width * 0.3, shrink=True
+            )
+        c.text(
+            table_x,
+            row + 3.2,
+            _level_text(m, point.scale, point.level),
+            7,
+            color=level_color(point.scale, point.level),
+            width=table_width,
+            shrink=True,
+        )
 
 
-def _subject_page(c: _Canvas, r: _Report, subject: SubjectScore, page: int,
-                  pages: int) -> None:
+def _subject_page(c: _Canvas, r: _Report, subject: SubjectScore, page: int, pages: int) -> None:
     m = r.messages
     _subject_band(c, r, subject)
     c.text(MARGIN, 34, m["label.overall_score"], 9, color=MUTED)
@@ -581,8 +747,16 @@ def _subject_page(c: _Canvas, r: _Report, subject: SubjectScore, page: int,
     score_width = c.width(str(subject.score), 30, bold=True)
     color = level_color(subject.scale, subject.level)
     info_x = MARGIN + score_width + 8
-    c.text(info_x, 40.5, _level_text(m, subject.scale, subject.level), 13, bold=True,
-           color=color, width=CONTENT_WIDTH - score_width - 8, shrink=True)
+    c.text(
+        info_x,
+        40.5,
+        _level_text(m, subject.scale, subject.level),
+        13,
+        bold=True,
+        color=color,
+        width=CONTENT_WIDTH - score_width - 8,
+        shrink=True,
+    )
     c.text(info_x, 46.5, m.format("label.margin", margin=subject.margin), 8.5, color=MUTED)
     _scale_bar(c, MARGIN, 62, CONTENT_WIDTH, 9, subject.scale, subject.score, subject.margin, m)
 
@@ -593,13 +767,38 @@ def _subject_page(c: _Canvas, r: _Report, subject: SubjectScore, page: int,
             x = MARGIN + index * (card_width + 6)
             composite_color = level_color(composite.scale, composite.level)
             c.rect(x, y - 6, card_width, 30, fill=PANEL, radius=1.5)
-            c.text(x + 4, y, m[f"area.{composite.area}"], 9.5, bold=True, width=card_width - 8,
-                   shrink=True)
+            c.text(
+                x + 4,
+                y,
+                m[f"area.{composite.area}"],
+                9.5,
+                bold=True,
+                width=card_width - 8,
+                shrink=True,
+            )
             c.text(x + 4, y + 9, str(composite.score), 16, bold=True)
-            c.text(x + 24, y + 9, _level_text(m, composite.scale, composite.level), 8.5,
-                   bold=True, color=composite_color, width=card_width - 28, shrink=True)
-            _scale_bar(c, x + 4, y + 15, card_width - 8, 4, composite.scale, composite.score, 0,
-                       m, labels=False)
+            c.text(
+                x + 24,
+                y + 9,
+                _level_text(m, composite.scale, composite.level),
+                8.5,
+                bold=True,
+                color=composite_color,
+                width=card_width - 28,
+                shrink=True,
+            )
+            _scale_bar(
+                c,
+                x + 4,
+                y + 15,
+                card_width - 8,
+                4,
+                composite.scale,
+                composite.score,
+                0,
+                m,
+                labels=False,
+            )
         y += 36
     if subject.areas:
         y = _descriptor_table(c, r, subject, y) + 14
@@ -635,8 +834,10 @@ def render_report_pdf(world: World, student: SandboxStudent, report: SandboxRepo
             pdf.set_text_shaping(True)
     year_name = f"{report.test} {report.year}"
     language_name = LANGUAGES.get(report.language, report.language)
-    pdf.set_title(f"Student Score Report — {year_name}"
-                  + ("" if report.language == "en" else f" ({language_name})"))
+    pdf.set_title(
+        f"Student Score Report — {year_name}"
+        + ("" if report.language == "en" else f" ({language_name})")
+    )
     pdf.set_author("caaspp sandbox")
     pdf.set_subject("Synthetic data from the caaspp sandbox — not a real student")
     pdf.set_keywords(f"SSID {student.ssid}; {year_name}; {report.language}; synthetic")
@@ -680,11 +881,13 @@ def render_report_html(world: World, student: SandboxStudent, report: SandboxRep
         )
         areas = (
             f"<h3>{e(m['heading.areas' if subject.area_kind == 'sb' else 'heading.domains'])}"
-            f"</h3><table>{rows}</table>" if rows else ""
+            f"</h3><table>{rows}</table>"
+            if rows
+            else ""
         )
         parts.append(
             f"<section><h2>{e(m[f'subject.{subject.subject}'])}</h2>"
-            f"<p class=\"score\">{e(m['label.overall_score'])}: <strong>{subject.score}</strong> "
+            f'<p class="score">{e(m["label.overall_score"])}: <strong>{subject.score}</strong> '
             f"{level(subject.scale, subject.level)}</p>"
             f"<p>{e(m.format('label.margin', margin=subject.margin))}</p>{areas}"
             f"<h3>{e(m['heading.history'])}</h3><table><tr><th>{e(m['label.school_year'])}</th>"

@@ -78,7 +78,9 @@ class SandboxServer:
         self._server = uvicorn.Server(_uvicorn_config(self.state))
         # Off the main thread uvicorn leaves signal handlers alone.
         self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True,
+            target=self._server.run,
+            kwargs={"sockets": [self._socket]},
+            daemon=True,
             name="caaspp-sandbox",
         )
 

@@ -262,82 +262,314 @@ def score_scale(test: str, subject: str, grade: str) -> ScoreScale:
 _NAMES: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]]] = {
     # heritage: (children's first names, adults' first names, last names)
     "hispanic": (
-        ("José", "María", "Sofía", "Mateo", "Santiago", "Valentina", "Camila", "Diego",
-         "Ximena", "Jesús", "Andrés", "Lucía", "Ángel", "Daniela", "Emiliano", "Guadalupe",
-         "Itzel", "Joaquín", "Renata", "Julián", "María José", "Matías", "Inés", "Adrián"),
-        ("Rosa", "Juan", "Verónica", "Alejandro", "Guadalupe", "Martín", "Leticia", "Raúl",
-         "Maribel", "Héctor", "Yolanda", "Óscar"),
-        ("García", "Hernández", "López", "Martínez", "González", "Rodríguez", "Pérez",
-         "Sánchez", "Ramírez", "Flores", "Gómez", "Díaz", "Reyes", "Cruz", "Morales", "Ortiz",
-         "Gutiérrez", "Chávez", "Ruiz", "Núñez", "Muñoz", "Ibáñez", "Peña", "Castañeda",
-         "Ordóñez"),
+        (
+            "José",
+            "María",
+            "Sofía",
+            "Mateo",
+            "Santiago",
+            "Valentina",
+            "Camila",
+            "Diego",
+            "Ximena",
+            "Jesús",
+            "Andrés",
+            "Lucía",
+            "Ángel",
+            "Daniela",
+            "Emiliano",
+            "Guadalupe",
+            "Itzel",
+            "Joaquín",
+            "Renata",
+            "Julián",
+            "María José",
+            "Matías",
+            "Inés",
+            "Adrián",
+        ),
+        (
+            "Rosa",
+            "Juan",
+            "Verónica",
+            "Alejandro",
+            "Guadalupe",
+            "Martín",
+            "Leticia",
+            "Raúl",
+            "Maribel",
+            "Héctor",
+            "Yolanda",
+            "Óscar",
+        ),
+        (
+            "García",
+            "Hernández",
+            "López",
+            "Martínez",
+            "González",
+            "Rodríguez",
+            "Pérez",
+            "Sánchez",
+            "Ramírez",
+            "Flores",
+            "Gómez",
+            "Díaz",
+            "Reyes",
+            "Cruz",
+            "Morales",
+            "Ortiz",
+            "Gutiérrez",
+            "Chávez",
+            "Ruiz",
+            "Núñez",
+            "Muñoz",
+            "Ibáñez",
+            "Peña",
+            "Castañeda",
+            "Ordóñez",
+        ),
     ),
     "vietnamese": (
-        ("Hoa", "Minh Anh", "Đức", "Bảo Ngọc", "Quốc Huy", "Thu Trang", "Gia Hân",
-         "Khánh Linh", "Thịnh", "Ngọc Lan", "Tuấn", "Phương Vy", "Nhật Minh", "Hải Yến"),
+        (
+            "Hoa",
+            "Minh Anh",
+            "Đức",
+            "Bảo Ngọc",
+            "Quốc Huy",
+            "Thu Trang",
+            "Gia Hân",
+            "Khánh Linh",
+            "Thịnh",
+            "Ngọc Lan",
+            "Tuấn",
+            "Phương Vy",
+            "Nhật Minh",
+            "Hải Yến",
+        ),
         ("Thị Hoa", "Văn Hùng", "Thị Mai", "Quang", "Thị Lan", "Văn Dũng", "Hương"),
-        ("Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng",
-         "Bùi", "Đỗ"),
+        ("Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng", "Bùi", "Đỗ"),
     ),
     "filipino": (
-        ("Jose Miguel", "Maria Clarissa", "Angelo", "Kristine", "Jericho", "Princess", "Rhea",
-         "Mark Anthony", "Jasmine", "Carlo", "Althea", "Paolo", "Bea", "Nathaniel"),
+        (
+            "Jose Miguel",
+            "Maria Clarissa",
+            "Angelo",
+            "Kristine",
+            "Jericho",
+            "Princess",
+            "Rhea",
+            "Mark Anthony",
+            "Jasmine",
+            "Carlo",
+            "Althea",
+            "Paolo",
+            "Bea",
+            "Nathaniel",
+        ),
         ("Ma. Teresa", "Rolando", "Cristina", "Eduardo", "Marites", "Romeo", "Lourdes"),
-        ("Santos", "Reyes", "Cruz", "Bautista", "Ocampo", "Garcia", "Mendoza", "Dela Cruz",
-         "Villanueva", "Aquino", "Castillo", "Ramos", "Manalo", "Dimaculangan"),
+        (
+            "Santos",
+            "Reyes",
+            "Cruz",
+            "Bautista",
+            "Ocampo",
+            "Garcia",
+            "Mendoza",
+            "Dela Cruz",
+            "Villanueva",
+            "Aquino",
+            "Castillo",
+            "Ramos",
+            "Manalo",
+            "Dimaculangan",
+        ),
     ),
     "korean": (
-        ("Ji-woo", "Seo-yeon", "Min-jun", "Ha-eun", "Do-yoon", "Ye-jin", "Joon-ho", "Soo-ah",
-         "Eun-ji", "Hyun-woo", "Seo-jun", "Ji-an"),
+        (
+            "Ji-woo",
+            "Seo-yeon",
+            "Min-jun",
+            "Ha-eun",
+            "Do-yoon",
+            "Ye-jin",
+            "Joon-ho",
+            "Soo-ah",
+            "Eun-ji",
+            "Hyun-woo",
+            "Seo-jun",
+            "Ji-an",
+        ),
         ("Young-hee", "Sung-min", "Mi-kyung", "Jae-won", "Hye-jin", "Dong-hyun"),
         ("Kim", "Lee", "Park", "Choi", "Jung", "Kang", "Cho", "Yoon", "Jang", "Lim"),
     ),
     "chinese": (
-        ("Wei", "Jia Hui", "Zi Xuan", "Hao Ran", "Yu Tong", "Jun Jie", "Mei Ling", "Ka Wai",
-         "Wing Yan", "Chun Kit", "Yi Chen", "Kai"),
+        (
+            "Wei",
+            "Jia Hui",
+            "Zi Xuan",
+            "Hao Ran",
+            "Yu Tong",
+            "Jun Jie",
+            "Mei Ling",
+            "Ka Wai",
+            "Wing Yan",
+            "Chun Kit",
+            "Yi Chen",
+            "Kai",
+        ),
         ("Li Na", "Jian", "Xiu Ying", "Wai Man", "Siu Ling", "Guo Qiang"),
-        ("Chen", "Wang", "Li", "Zhang", "Liu", "Huang", "Wong", "Chan", "Lam", "Cheung",
-         "Lau", "Ng"),
+        (
+            "Chen",
+            "Wang",
+            "Li",
+            "Zhang",
+            "Liu",
+            "Huang",
+            "Wong",
+            "Chan",
+            "Lam",
+            "Cheung",
+            "Lau",
+            "Ng",
+        ),
     ),
     "arabic": (
-        ("Omar", "Layla", "Yousef", "Mariam", "Ahmad", "Noor", "Khalid", "Huda", "Karim",
-         "Salma", "Zainab", "Ibrahim"),
+        (
+            "Omar",
+            "Layla",
+            "Yousef",
+            "Mariam",
+            "Ahmad",
+            "Noor",
+            "Khalid",
+            "Huda",
+            "Karim",
+            "Salma",
+            "Zainab",
+            "Ibrahim",
+        ),
         ("Fatima", "Mohammed", "Amal", "Hassan", "Rania", "Tariq"),
-        ("Haddad", "Khoury", "Nasser", "Saleh", "Al-Masri", "Hamdan", "Aziz", "Mansour",
-         "Farah", "Abdullah"),
+        (
+            "Haddad",
+            "Khoury",
+            "Nasser",
+            "Saleh",
+            "Al-Masri",
+            "Hamdan",
+            "Aziz",
+            "Mansour",
+            "Farah",
+            "Abdullah",
+        ),
     ),
     "anglo": (
-        ("Emma", "Olivia", "Liam", "Noah", "Ava", "Ethan", "Harper", "James", "Chloé", "Zoë",
-         "Mia", "Lucas", "Amelia", "Benjamin", "Aarav", "Priya", "Hiroshi", "Anahit",
-         "Dmitri", "Siobhan"),
-        ("Sarah", "Michael", "Jennifer", "David", "Jessica", "Robert", "Ashley", "Daniel",
-         "Anjali", "Ruben"),
-        ("Smith", "Johnson", "Williams", "Brown", "Jones", "Miller", "Davis", "Anderson",
-         "Taylor", "Thomas", "O'Brien", "Nakamura", "Patel", "Singh", "Kowalski",
-         "Johansson", "Petrosyan", "Ivanova", "McAllister", "Brontë"),
+        (
+            "Emma",
+            "Olivia",
+            "Liam",
+            "Noah",
+            "Ava",
+            "Ethan",
+            "Harper",
+            "James",
+            "Chloé",
+            "Zoë",
+            "Mia",
+            "Lucas",
+            "Amelia",
+            "Benjamin",
+            "Aarav",
+            "Priya",
+            "Hiroshi",
+            "Anahit",
+            "Dmitri",
+            "Siobhan",
+        ),
+        (
+            "Sarah",
+            "Michael",
+            "Jennifer",
+            "David",
+            "Jessica",
+            "Robert",
+            "Ashley",
+            "Daniel",
+            "Anjali",
+            "Ruben",
+        ),
+        (
+            "Smith",
+            "Johnson",
+            "Williams",
+            "Brown",
+            "Jones",
+            "Miller",
+            "Davis",
+            "Anderson",
+            "Taylor",
+            "Thomas",
+            "O'Brien",
+            "Nakamura",
+            "Patel",
+            "Singh",
+            "Kowalski",
+            "Johansson",
+            "Petrosyan",
+            "Ivanova",
+            "McAllister",
+            "Brontë",
+        ),
     ),
 }
 _HERITAGE_OF_LANGUAGE: Final[dict[str, str]] = {
-    "es": "hispanic", "vi": "vietnamese", "fil": "filipino", "ko": "korean",
-    "zh-Hant": "chinese", "ar": "arabic",
+    "es": "hispanic",
+    "vi": "vietnamese",
+    "fil": "filipino",
+    "ko": "korean",
+    "zh-Hant": "chinese",
+    "ar": "arabic",
 }
 # Families corresponding in English, by heritage.
 _ENGLISH_HERITAGES: Final = (
-    ("anglo", 44), ("hispanic", 38), ("filipino", 5), ("vietnamese", 4), ("chinese", 4),
-    ("korean", 3), ("arabic", 2),
+    ("anglo", 44),
+    ("hispanic", 38),
+    ("filipino", 5),
+    ("vietnamese", 4),
+    ("chinese", 4),
+    ("korean", 3),
+    ("arabic", 2),
 )
 # Correspondence languages, roughly as California's families choose them.
 _LANGUAGE_SHARES: Final = (
-    ("en", 600), ("es", 320), ("vi", 20), ("zh-Hant", 20), ("fil", 14), ("ko", 12),
+    ("en", 600),
+    ("es", 320),
+    ("vi", 20),
+    ("zh-Hant", 20),
+    ("fil", 14),
+    ("ko", 12),
     ("ar", 14),
 )
 _STREETS: Final = (
-    "Maple Ave", "Oak St", "Calle Primavera", "Mission Blvd", "Sycamore Dr", "Vista Del Mar",
-    "Camino Real", "Pacific Ave", "Jacaranda Ln", "Sequoia Ct", "Avenida del Sol",
-    "Poppy Way", "Manzanita Rd", "Harbor View Dr",
+    "Maple Ave",
+    "Oak St",
+    "Calle Primavera",
+    "Mission Blvd",
+    "Sycamore Dr",
+    "Vista Del Mar",
+    "Camino Real",
+    "Pacific Ave",
+    "Jacaranda Ln",
+    "Sequoia Ct",
+    "Avenida del Sol",
+    "Poppy Way",
+    "Manzanita Rd",
+    "Harbor View Dr",
 )
 _TOWNS: Final = (
-    ("Sandbox", "95990"), ("Sandbox", "95991"), ("North Sandbox", "95992"),
+    ("Sandbox", "95990"),
+    ("Sandbox", "95991"),
+    ("North Sandbox", "95992"),
     ("Sandbox Valley", "95993"),
 )
 _EMAIL_DOMAINS: Final = ("example.org", "example.com", "example.net", "mail.example.org")
@@ -390,8 +622,7 @@ class _Profile:
 
 
 _ARCHETYPES: Final[tuple[_Profile, ...]] = (
-    _Profile("english_only", "en", grade=7, english_learner=False, html=False,
-             leading_zero=True),
+    _Profile("english_only", "en", grade=7, english_learner=False, html=False, leading_zero=True),
     _Profile("spanish", "es", grade=6, keep_accents=True),
     _Profile("vietnamese", "vi", grade=5, keep_accents=True),
     _Profile("filipino", "fil", grade=8),
@@ -427,8 +658,9 @@ def _tests_taken(grade: int, science_grade: int, alternate: bool) -> tuple[str, 
     )
 
 
-def _report_id(seed: int, ssid: str, test: str, year: int, language: str, fmt: str,
-               subject: str | None) -> str:
+def _report_id(
+    seed: int, ssid: str, test: str, year: int, language: str, fmt: str, subject: str | None
+) -> str:
     key = f"{seed}|{ssid}|{test}|{year}|{language}|{fmt}|{subject or ''}"
     return hashlib.blake2b(key.encode(), digest_size=10).hexdigest()
 
@@ -494,8 +726,7 @@ def _make_student(
     guardian_name = f"{guardian_first} {guardian_last}"
     # Archetypes fix what they name; for everybody else chance decides.
     by_chance = profile is _RANDOM_PROFILE
-    email = "" if by_chance and rng.random() < 0.03 else _email(
-        rng, guardian_first, guardian_last)
+    email = "" if by_chance and rng.random() < 0.03 else _email(rng, guardian_first, guardian_last)
 
     # Kindergarten in 2025–26 means turning five by September 1, 2025.
     born_from = date(CURRENT_SPRING - 7 - grade, 9, 2)
@@ -538,16 +769,29 @@ def _make_student(
                 continue
             with_html = html and test == "CAASPP" and year >= FIRST_HTML_YEAR
             for report_language in report_languages:
-                reports.append(SandboxReport(
-                    _report_id(seed, ssid, test, year, report_language, FORMAT_PDF, None),
-                    test, year, grade_code, report_language, FORMAT_PDF, None,
-                ))
+                reports.append(
+                    SandboxReport(
+                        _report_id(seed, ssid, test, year, report_language, FORMAT_PDF, None),
+                        test,
+                        year,
+                        grade_code,
+                        report_language,
+                        FORMAT_PDF,
+                        None,
+                    )
+                )
                 if with_html:
                     reports.extend(
                         SandboxReport(
-                            _report_id(seed, ssid, test, year, report_language, FORMAT_HTML,
-                                       subject),
-                            test, year, grade_code, report_language, FORMAT_HTML, subject,
+                            _report_id(
+                                seed, ssid, test, year, report_language, FORMAT_HTML, subject
+                            ),
+                            test,
+                            year,
+                            grade_code,
+                            report_language,
+                            FORMAT_HTML,
+                            subject,
                         )
                         for subject in HTML_SUBJECTS
                     )
@@ -585,9 +829,11 @@ def _is_bilingual(language: str) -> Callable[[SandboxStudent], bool]:
 
 
 _CASES: Final[dict[str, Callable[[SandboxStudent], bool]]] = {
-    "english_only": lambda s: bool(s.reports)
-    and s.correspondence_language == ENGLISH
-    and all(r.language == ENGLISH for r in s.reports),
+    "english_only": lambda s: (
+        bool(s.reports)
+        and s.correspondence_language == ENGLISH
+        and all(r.language == ENGLISH for r in s.reports)
+    ),
     "spanish": _is_bilingual("es"),
     "vietnamese": _is_bilingual("vi"),
     "filipino": _is_bilingual("fil"),
@@ -613,9 +859,7 @@ class World:
     # case -> SSID of the student placed for it; examples() prefers these
     _archetype_ssids: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
     # report id -> the student holding it (a student has a few dozen reports at most)
-    _student_of_report: dict[str, SandboxStudent] = field(
-        init=False, repr=False, compare=False
-    )
+    _student_of_report: dict[str, SandboxStudent] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         index: dict[str, SandboxStudent] = {}
@@ -654,12 +898,13 @@ class World:
             _new_ssid(rng, taken, leading_zero=False)
             for _ in range(max(1, round(n_students * 0.02)))
         )
-        return cls(seed=seed, students=students, unknown_ssids=unknown,
-                   _archetype_ssids=archetypes)
+        return cls(seed=seed, students=students, unknown_ssids=unknown, _archetype_ssids=archetypes)
 
     def __repr__(self) -> str:
-        return (f"World(seed={self.seed}, students={len(self.students)}, "
-                f"reports={len(self._student_of_report)})")
+        return (
+            f"World(seed={self.seed}, students={len(self.students)}, "
+            f"reports={len(self._student_of_report)})"
+        )
 
     @property
     def report_count(self) -> int:
@@ -755,11 +1000,14 @@ class World:
         subjects = subjects_of(report.test, report.grade, student.ssid)
         if report.subject is not None:
             subjects = tuple(s for s in subjects if s == report.subject) or subjects
-        earlier = sorted({
-            (r.year, r.grade)
-            for r in student.reports
-            if r.test == report.test and r.year <= report.year and r.format == FORMAT_PDF
-        } | {(report.year, report.grade)})
+        earlier = sorted(
+            {
+                (r.year, r.grade)
+                for r in student.reports
+                if r.test == report.test and r.year <= report.year and r.format == FORMAT_PDF
+            }
+            | {(report.year, report.grade)}
+        )
         results: list[SubjectScore] = []
         for subject in subjects:
             history = tuple(
@@ -767,8 +1015,9 @@ class World:
                 for year, grade in earlier
                 if subject in subjects_of(report.test, grade, student.ssid)
                 for scale in (score_scale(report.test, subject, grade),)
-                for score in (self._scale_score(student.ssid, report.test, subject, year,
-                                                scale)[0],)
+                for score in (
+                    self._scale_score(student.ssid, report.test, subject, year, scale)[0],
+                )
             )
             results.append(self._subject_score(student.ssid, report, subject, history))
         return ReportScores(
@@ -782,8 +1031,10 @@ class World:
     def _ability(self, ssid: str, subject: str) -> float:
         rng = random.Random(f"{self.seed}/{ssid}/ability")
         general = rng.gauss(0.0, 1.0)
-        by_subject = {name: 0.75 * general + 0.66 * rng.gauss(0.0, 1.0)
-                      for name in ("ELA", "Math", "Science", "ELPAC")}
+        by_subject = {
+            name: 0.75 * general + 0.66 * rng.gauss(0.0, 1.0)
+            for name in ("ELA", "Math", "Science", "ELPAC")
+        }
         return by_subject.get(subject, general)
 
     def _scale_score(
