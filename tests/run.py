@@ -17,8 +17,10 @@ Two other modes:
 - `--latest`: the same steps in `.venv-latest`, with the newest versions pyproject.toml
   allows instead of the lock. Run it before refreshing the lock, to see drift early; its
   failures are news, not a broken build.
-- `--lock`: refresh `requirements/test-lock.txt` from pyproject.toml and
-  `requirements/build.in` with a pinned uv (installed into `.venv-tools`), then stop.
+- `--lock [--upgrade]`: rewrite `requirements/test-lock.txt` from pyproject.toml and
+  `requirements/build.in` with a pinned uv (installed into `.venv-tools`), then stop. Plain
+  `--lock` keeps every pin it can (after a dependency was added or a range changed);
+  `--lock --upgrade` moves everything to the newest versions allowed.
 """
 
 from __future__ import annotations
@@ -151,7 +153,7 @@ def install_latest(python: Path) -> None:
             print(f"    {name}: {version} (lock: {locked})", flush=True)
 
 
-def refresh_lock() -> int:
+def refresh_lock(upgrade: bool) -> int:
     tools = ROOT / ".venv-tools"
     python = ensure_venv(tools)
     pip_install(python, UV)
@@ -171,7 +173,7 @@ def refresh_lock() -> int:
         "--python-version",
         "3.11",
         "--generate-hashes",
-        "--upgrade",
+        *(["--upgrade"] if upgrade else []),
         "--quiet",
         "-o",
         str(LOCK.relative_to(ROOT)),
@@ -202,7 +204,7 @@ def parallel(argv: list[str]) -> list[str]:
 def main(argv: list[str]) -> int:
     os.chdir(ROOT)
     if argv[:1] == ["--lock"]:
-        return refresh_lock()
+        return refresh_lock(upgrade="--upgrade" in argv[1:])
     latest = argv[:1] == ["--latest"]
     if latest:
         argv = argv[1:]
