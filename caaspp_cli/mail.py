@@ -11,9 +11,14 @@ messages to all of the row's addresses at once (one message, every guardian in T
    report message is recorded as accepted, and to the addresses that accepted it.
 
 No message carries both: the password is a placeholder of the password message's body
-only, and each report message is checked not to contain it. Every PDF is checked before it
-is attached: a file that opens without a password, or that the student's password does
-not open, is refused.
+only, and before anything goes to a family both its messages are composed and checked: a
+password that can be read elsewhere (a password column holding the student's first name,
+which the greeting repeats) fails that row, and the run goes on. Every PDF is checked
+before it is attached: a file that opens without a password, or that the student's
+password does not open, is refused.
+
+Recipients are the addresses of the roster's cell as :mod:`caaspp_cli.addresses` reads it:
+never text of a name or a comment; a cell that reads two ways sends nothing.
 
 Templates
 ---------

@@ -626,6 +626,27 @@ def test_send_fails_the_row_whose_password_is_in_its_message_and_goes_on(
         assert "password_in_message" in result.stdout
 
 
+def test_send_sends_neither_message_when_the_password_is_in_the_password_subject(
+    cli: Any, server: SmtpServer, tmp_path: Path
+) -> None:
+    templates = tmp_path / "templates" / "en"
+    templates.mkdir(parents=True)
+    (templates / "report.subject.txt").write_text("Your score report\n", "utf-8")
+    (templates / "report.txt").write_text("The report is attached.\n", "utf-8")
+    (templates / "password.subject.txt").write_text("For {student_first_name}\n", "utf-8")
+    (templates / "password.txt").write_text("Password: {password}\n", "utf-8")
+    sam = Family("1000000003", "Sam", "Lee", email="pat@example.org", password="SAM")
+    inputs = write_send_inputs(tmp_path / "case", [sam])
+
+    result = cli(*inputs.args(), "--templates", str(tmp_path / "templates"))
+
+    assert result.exit_code == 3, result.output
+    assert server.received == []  # not even the report: its password could not follow
+    (row,) = _report_rows(inputs)
+    assert row["outcome"] == "password_in_message"
+    assert "the password appears in the password message" in row["detail"]
+
+
 def _index_page(ledger: Path, index: str) -> tuple[int, int]:
     """(offset, size) of the root page of an index b-tree in a SQLite file."""
     import sqlite3
