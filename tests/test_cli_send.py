@@ -684,12 +684,7 @@ def test_send_refuses_a_ledger_whose_index_is_damaged_and_sends_nothing_again(
     ledger = inputs.pdfs / SEND_LEDGER_NAME
     # One SSID flipped inside the b-tree of the messages' primary key, the table untouched:
     # a lookup by SSID no longer finds Sam's messages.
-    offset, size = _index_page(ledger, "sqlite_autoindex_messages_1")
-    data = bytearray(ledger.read_bytes())
-    page = bytes(data[offset : offset + size])
-    at = page.index(SAM.ssid.encode())
-    data[offset + at + 9] = ord("7")
-    ledger.write_bytes(bytes(data))
+    _flip_ssid_in_index(ledger, "sqlite_autoindex_messages_1", SAM.ssid)
     quick, full = _checks(ledger)
     assert quick == "ok" and full != "ok"  # the damage only the full check sees
 
@@ -702,6 +697,35 @@ def test_send_refuses_a_ledger_whose_index_is_damaged_and_sends_nothing_again(
     assert len(server.received) == 4  # nobody got a second copy
     dry = cli(*inputs.args(), "--dry-run", "--outbox", str(inputs.pdfs.parent / "review"))
     assert dry.exit_code == 2 and "is damaged" in dry.stderr
+
+
+def _flip_ssid_in_index(ledger: Path, index: str, ssid: str) -> None:
+    """Change one digit of ``ssid`` in the index b-tree ``index``, the table untouched."""
+    offset, size = _index_page(ledger, index)
+    data = bytearray(ledger.read_bytes())
+    at = bytes(data[offset : offset + size]).index(ssid.encode())
+    data[offset + at + 9] = ord("7") if data[offset + at + 9] != ord("7") else ord("8")
+    ledger.write_bytes(bytes(data))
+
+
+def test_the_bulk_ledger_is_checked_the_same_way(tmp_path: Path) -> None:
+    from caaspp_cli.errors import BadInputError
+    from caaspp_cli.ledger import Ledger, ReportRecord
+
+    with Ledger.in_folder(tmp_path) as ledger:
+        for ssid in ("1000000001", "1000000002", "1000000003"):
+            ledger.record_report(
+                "",
+                ReportRecord(ssid, "CAASPP", 2025, "en", "pdf", "downloaded", "f.pdf", 1, "0", ""),
+            )
+    path = ledger.path
+    _flip_ssid_in_index(path, "sqlite_autoindex_reports_1", "1000000002")
+    quick, full = _checks(path)
+    assert quick == "ok" and full != "ok"
+
+    with pytest.raises(BadInputError, match="is damaged") as caught:
+        Ledger.in_folder(tmp_path)
+    assert caught.value.hint is not None and "move it aside" in caught.value.hint
 
 
 def test_send_and_the_smtp_commands_have_help(cli: Any) -> None:
