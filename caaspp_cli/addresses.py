@@ -216,7 +216,7 @@ def _named_entry(entry: str) -> tuple[str, tuple[str, ...], str]:
         address = _without_mailto(inside.strip())
     else:
         words = bare.split()
-        if len(words) != 1:
+        if len(words) != 1 or '"' in entry:  # '"Kim" kim@x.org': a name, then no <…>
             return "", (), f"{ambiguous}: put the address inside <…> after the name"
         address = _without_mailto(words[0])
     if not is_address(address):
@@ -264,8 +264,8 @@ def _stdlib_mailboxes(entry: str) -> tuple[Address, ...]:
     try:
         header = default_policy.header_factory("To", entry)
         addresses: tuple[Address, ...] = tuple(header.addresses)
-    except (IndexError, ValueError, TypeError):
-        return ()
+    except (IndexError, ValueError, TypeError, AttributeError):
+        return ()  # the stdlib parser trips on some malformed input: no reading at all
     return () if header.defects else addresses
 
 

@@ -686,7 +686,9 @@ def test_only_the_address_of_a_named_entry_is_a_recipient(
         ("a@example.org <b@example.org>", "looks like an address"),
         ("Kim <kim@example.org> kim2@example.org", "text follows"),
         ("Kim <a@example.org> <b@example.org>", "text follows"),
-        ('"Kim" kim@example.org', "ambiguous"),
+        ('"Kim" kim@example.org', "inside <…> after the name"),
+        ("Kim Lee (mom) kim@example.org", "inside <…> after the name"),
+        ("é.<kim@example.org\r>", "does not read as one address"),  # the stdlib parser trips
     ],
 )
 def test_a_cell_that_reads_two_ways_is_reported_not_guessed(cell: str, why: str) -> None:
