@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from caaspp_cli.addresses import AddressCell, parse_address_cell
+from caaspp_cli.addresses import AddressCell, is_address, parse_address_cell
 from caaspp_cli.errors import BadInputError, ExitCode
 from caaspp_cli.roster import (
     MAX_LINE_CHARS,
@@ -696,6 +696,23 @@ def test_a_cell_that_reads_two_ways_is_reported_not_guessed(cell: str, why: str)
     assert (read.valid, read.invalid) == ((), ())
     assert why in read.problem
     assert parse_emails(cell) == ((), ())
+
+
+_CELL_PIECES = st.sampled_from(
+    ['"', "(", ")", "<", ">", ",", ";", "@", ".", " ", "\\", "\n", "\r", "a", "é", "x@y.org"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_CELL_PIECES, max_size=16).map("".join))
+def test_any_cell_gives_addresses_that_are_in_it_or_a_reason_never_an_exception(
+    cell: str,
+) -> None:
+    read = parse_address_cell(cell)
+    assert not (read.problem and (read.valid or read.invalid))
+    for address in read.valid:
+        assert is_address(address)
+        assert address.casefold() in cell.casefold()
 
 
 def test_an_ambiguous_cell_is_kept_on_the_row_with_its_reason(tmp_path: Path) -> None:
