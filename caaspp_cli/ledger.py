@@ -106,6 +106,7 @@ def open_database(
         # also makes each commit durable across a power cut (one fsync per commit).
         db.execute(f"PRAGMA synchronous={synchronous}")
         db.execute("PRAGMA busy_timeout=5000")
+        check_integrity(db, path, damaged_hint)
         db.executescript(schema)
         found = db.execute("SELECT value FROM meta WHERE key='version'").fetchone()
     except sqlite3.DatabaseError as exc:
@@ -123,6 +124,22 @@ def open_database(
             hint=version_hint,
         )
     return db
+
+
+def check_integrity(db: sqlite3.Connection, path: Path, damaged_hint: str) -> None:
+    """BadInputError if SQLite's full integrity check finds the ledger damaged.
+
+    ``quick_check`` is not enough: it does not compare indexes with their tables, and a
+    damaged index makes a lookup miss a recorded message, which would then be sent again.
+    The full check reads the whole file once (milliseconds for a send ledger).
+    """
+    problems = [row[0] for row in db.execute("PRAGMA integrity_check(5)")]
+    if problems != ["ok"]:
+        db.close()
+        raise BadInputError(
+            f"the ledger {path} is damaged (SQLite's integrity check: {problems[0]}).",
+            hint=damaged_hint,
+        )
 
 
 @dataclass(frozen=True, slots=True)

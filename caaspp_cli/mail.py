@@ -11,9 +11,14 @@ messages to all of the row's addresses at once (one message, every guardian in T
    report message is recorded as accepted, and to the addresses that accepted it.
 
 No message carries both: the password is a placeholder of the password message's body
-only, and each report message is checked not to contain it. Every PDF is checked before it
-is attached: a file that opens without a password, or that the student's password does
-not open, is refused.
+only, and before anything goes to a family both its messages are composed and checked: a
+password that can be read elsewhere (a password column holding the student's first name,
+which the greeting repeats) fails that row, and the run goes on. Every PDF is checked
+before it is attached: a file that opens without a password, or that the student's
+password does not open, is refused.
+
+Recipients are the addresses of the roster's cell as :mod:`caaspp_cli.addresses` reads it:
+never text of a name or a comment; a cell that reads two ways sends nothing.
 
 Templates
 ---------
@@ -64,6 +69,7 @@ from typing import Final
 
 import pikepdf
 
+from caaspp_cli.addresses import is_address
 from caaspp_cli.errors import (
     BadInputError,
     CaasppError,
@@ -466,6 +472,28 @@ def message_text(message: EmailMessage) -> str:
     return "\n".join(parts)
 
 
+_SHOWN_DETAIL: Final = (
+    "the password appears in the {} message's text (its subject, names or body), so it "
+    "would reach the family without the separate password message; nothing was sent: use "
+    "passwords that are not the student's or guardian's name (let `caaspp protect` make them)"
+)
+
+
+def password_shown_in(message: EmailMessage, password: str, *, attachments: bool) -> bool:
+    """True if ``password`` can be read in what the message shows besides its password
+    placeholder: the subject, the names and addresses of its headers, the text of a report
+    message (``attachments``: also the attachments' names). Case does not matter to a
+    reader, so it does not matter here."""
+    shown = [str(message[name] or "") for name in ("From", "To", "Reply-To")]
+    if attachments:
+        shown.append(message_text(message))
+        shown.extend(part.get_filename() or "" for part in message.iter_attachments())
+    else:
+        shown.append(str(message["Subject"]))
+    needle = password.casefold()
+    return bool(needle) and any(needle in text.casefold() for text in shown)
+
+
 # --- SMTP ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Delivery:
@@ -806,6 +834,7 @@ class SendOutcome(StrEnum):
     INVALID_SSID = "invalid_ssid"
     NO_EMAIL = "no_email"
     BAD_ADDRESS = "bad_address"
+    PASSWORD_IN_MESSAGE = "password_in_message"  # noqa: S105 - the name of an outcome
     MISSING_PDF = "missing_pdf"
     MISSING_PASSWORD = "missing_password"  # noqa: S105 - the name of an outcome
     NOT_ENCRYPTED = "not_encrypted"  # a PDF opens without a password, or not with its own
@@ -1164,6 +1193,17 @@ class SendRun:
         message = self.composer.password_message(
             row, recipients, files, password, message_id, row.language
         )
+        if password_shown_in(message, password, attachments=False):
+            return _done(result, SendOutcome.PASSWORD_IN_MESSAGE, _SHOWN_DETAIL.format("password"))
+        unusable = [address for address in recipients if not is_address(address)]
+        if unusable:  # read back from the ledger: the one check of an address applies too
+            return _done(
+                result,
+                SendOutcome.BAD_ADDRESS,
+                "the send ledger records recipients that are not email addresses ("
+                + ", ".join(unusable)
+                + "): the password was not sent",
+            )
         outcome = self._deliver(row, result, PASSWORD, message, recipients)
         if outcome is not None:
             return _done(
@@ -1181,6 +1221,9 @@ class SendRun:
     ) -> tuple[str, ...] | None:
         """Check and send the report message; the addresses that accepted it, or None
         (``result`` then says why)."""
+        if row.email_problem:
+            _done(result, SendOutcome.BAD_ADDRESS, row.email_problem + "; nothing was sent")
+            return None
         if not row.emails:
             if row.invalid_emails:
                 _done(
@@ -1203,8 +1246,17 @@ class SendRun:
         message = self.composer.report_message(
             row, recipients, attachments, message_id, row.language
         )
-        if password in message_text(message):
-            raise AssertionError("a report message holds its password")  # templates forbid it
+        # The templates keep {password} out of it, but a value may be the password itself
+        # (a password column holding the student's first name): then nothing goes.
+        if password_shown_in(message, password, attachments=True):
+            _done(result, SendOutcome.PASSWORD_IN_MESSAGE, _SHOWN_DETAIL.format("report"))
+            return None
+        password_message = self.composer.password_message(
+            row, recipients, files, password, self.composer.new_message_id(), row.language
+        )
+        if password_shown_in(password_message, password, attachments=False):
+            _done(result, SendOutcome.PASSWORD_IN_MESSAGE, _SHOWN_DETAIL.format("password"))
+            return None
         outcome = self._deliver(row, result, REPORT, message, recipients)
         if outcome is not None:
             _done(result, *outcome)
@@ -1212,6 +1264,12 @@ class SendRun:
         if row.invalid_emails:
             result.detail = _join(
                 result.detail, "not an email address, not sent to: " + ", ".join(row.invalid_emails)
+            )
+        if row.emails_in_names:
+            result.detail = _join(
+                result.detail,
+                "in a name or a comment, not an address, not sent to: "
+                + ", ".join(row.emails_in_names),
             )
         return result.sent_to
 

@@ -30,6 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Final
 
+from caaspp_cli.addresses import parse_address_cell
 from caaspp_cli.errors import BadInputError
 from caaspp_cli.ets.contract import is_valid_ssid, normalize_language
 
@@ -242,6 +243,8 @@ class RosterRow:
     guardian_name: str = ""
     emails: tuple[str, ...] = ()
     invalid_emails: tuple[str, ...] = ()
+    email_problem: str = ""  # why the email cell cannot be read (then no address is taken)
+    emails_in_names: tuple[str, ...] = ()  # address-like text in names/comments: not sent to
     password: str | None = field(default=None, repr=False)
     fields: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -375,7 +378,7 @@ class Roster:
                     problem, detail = RowProblem.DUPLICATE, f"same SSID as line {first_line}"
             first, last = values[first_at], values[last_at]
             raw_language = values[language_at]
-            emails, invalid = parse_emails(values[email_at])
+            addresses = parse_address_cell(values[email_at])
             yield RosterRow(
                 line=line,
                 raw_ssid=raw_ssid,
@@ -391,8 +394,10 @@ class Roster:
                 raw_language=raw_language,
                 language=_language(raw_language) if raw_language else None,
                 guardian_name=values[guardian_at],
-                emails=emails,
-                invalid_emails=invalid,
+                emails=addresses.valid,
+                invalid_emails=addresses.invalid,
+                email_problem=addresses.problem,
+                emails_in_names=addresses.in_names,
                 password=(values[password_at] or None) if has_password else None,
                 fields=RowFields(index, values),
             )
@@ -949,43 +954,11 @@ def _language(value: str) -> str | None:
     return normalize_language(value)
 
 
-_EMAIL: Final = re.compile(
-    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
-)
-_EMAIL_SEPARATORS: Final = re.compile(r"[;,\s]+")
-_ANGLE: Final = re.compile(r"<([^<>]*)>")
-_NO_EMAIL: Final = frozenset({"none", "n/a", "na", "-", "--", "null", "no email", "noemail"})
-
-
 def parse_emails(cell: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(valid, invalid) addresses of a cell holding several, separated by ``;``, ``,`` or
-    spaces. ``Name <address>`` forms give their address. The check is light (the shape of
-    an address), enough to catch a typo before a message bounces."""
-    text = _strip(cell)
-    if not text or text.casefold() in _NO_EMAIL:
-        return (), ()
-    if _EMAIL.fullmatch(text):
-        return (text,), ()
-    tokens: list[str] = []
-    if "<" in text:
-        tokens.extend(_ANGLE.findall(text))
-        # Outside the brackets, words without @ are display names: not addresses.
-        tokens.extend(t for t in _EMAIL_SEPARATORS.split(_ANGLE.sub(" ", text)) if "@" in t)
-    else:
-        tokens = _EMAIL_SEPARATORS.split(text)
-    valid: list[str] = []
-    invalid: list[str] = []
-    seen: set[str] = set()
-    for token in tokens:
-        address = token.strip(" \"'()<>")
-        if address[:7].lower() == "mailto:":
-            address = address[7:]
-        if not address or address.casefold() in seen:
-            continue
-        seen.add(address.casefold())
-        (valid if _EMAIL.fullmatch(address) else invalid).append(address)
-    return tuple(valid), tuple(invalid)
+    """(valid, invalid) addresses of a guardian email cell; nothing for an ambiguous cell
+    (see :func:`caaspp_cli.addresses.parse_address_cell`, which also says why)."""
+    read = parse_address_cell(_strip(cell))
+    return read.valid, read.invalid
 
 
 _DANGEROUS_START: Final = ("=", "+", "-", "@", "\t", "\r")

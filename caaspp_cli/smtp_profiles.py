@@ -22,13 +22,13 @@ import contextlib
 import os
 from collections.abc import Callable
 from email.headerregistry import Address
-from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from caaspp_cli import credentials as creds
+from caaspp_cli.addresses import parse_mailbox
 from caaspp_cli.credentials import CredentialSource
 from caaspp_cli.errors import BadInputError, CaasppError, ConfigError, CredentialsError
 from caaspp_cli.hosts import is_loopback_host
@@ -42,28 +42,6 @@ from caaspp_cli.profiles import (
 SMTP_TABLE: Final = "smtp"
 Security = Literal["starttls", "ssl", "none"]
 DEFAULT_PORTS: Final[dict[str, int]] = {"starttls": 587, "ssl": 465, "none": 25}
-
-
-def parse_mailbox(value: str, what: str) -> Address:
-    """One address, ``Name <user@example.org>`` or ``user@example.org``; ValueError if not.
-
-    The address itself must be ASCII (the display name may be any text): it goes into the
-    SMTP envelope, and every server takes ASCII.
-    """
-    try:
-        header = default_policy.header_factory("From", value.strip())
-        addresses = header.addresses
-    except (IndexError, ValueError, TypeError):
-        addresses = ()
-    if len(addresses) != 1 or not addresses[0].username or "." not in addresses[0].domain:
-        raise ValueError(
-            f"{what} '{value}' is not one email address such as "
-            "'Lincoln Unified <reports@lincoln.k12.ca.us>'"
-        )
-    address: Address = addresses[0]
-    if not address.addr_spec.isascii() or any(ch.isspace() for ch in address.addr_spec):
-        raise ValueError(f"{what} '{value}' must be a plain ASCII address")
-    return address
 
 
 class SmtpProfile(BaseModel):

@@ -176,6 +176,48 @@ def test_config_smtp_refuses_a_from_that_is_not_one_address(cli: Any) -> None:
     assert "is not one email address" in result.stderr
 
 
+@pytest.mark.parametrize("option", ["--from", "--reply-to"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "x@y.example\nBcc: eve@attacker.example",
+        "x@y.example\r\nBcc: eve@attacker.example",
+        "Lincoln\r <x@y.example>",
+        "x@y.example\x00",
+    ],
+)
+def test_config_smtp_refuses_an_address_with_a_line_break_naming_the_option(
+    cli: Any, config_dir: Path, option: str, value: str
+) -> None:
+    addresses = {"--from": "reports@lincoln.example.org", "--reply-to": "help@lincoln.example.org"}
+    addresses[option] = value
+    result = cli(
+        "config",
+        "smtp",
+        "district",
+        "--host",
+        "smtp.example.org",
+        "--from",
+        addresses["--from"],
+        "--reply-to",
+        addresses["--reply-to"],
+    )
+
+    assert result.exit_code == 2, result.output
+    assert option in result.stderr
+    assert "line break or another control character" in result.stderr
+    assert "Traceback" not in result.output and "eve@" not in result.output
+    stored = config_dir / "config.toml"
+    assert not stored.exists() or "smtp" not in _config(config_dir)
+
+
+def test_config_smtp_refuses_a_reply_to_that_is_not_one_address(cli: Any) -> None:
+    result = _smtp(cli, "--reply-to", '"help@district.example" help@lincoln.example.org')
+
+    assert result.exit_code == 2
+    assert "--reply-to" in result.stderr
+
+
 def test_config_smtp_keeps_the_ets_profiles_and_they_keep_it(
     cli: Any, config_dir: Path, profile_factory: Any
 ) -> None:
@@ -516,6 +558,174 @@ def test_send_killed_while_the_server_accepts_never_sends_a_second_copy(
         ("already_sent", "accepted"),
         ("uncertain", "uncertain"),
     ]
+
+
+def _report_rows(inputs: Any) -> list[dict[str, str]]:
+    text = (inputs.pdfs / "send-report.csv").read_text("utf-8-sig")
+    return list(csv.DictReader(text.splitlines()))
+
+
+def test_send_mails_only_the_address_never_one_in_a_name_or_a_comment(
+    cli: Any, server: SmtpServer, tmp_path: Path
+) -> None:
+    oscar = Family(
+        "1000000005",
+        "Oscar",
+        "Ibanez",
+        email="Oscar Ibanez (old: oscar@former-isp.example) <oscar.ibanez@example.net>",
+    )
+    jane = Family("1000000006", "Jane", "Doe", email='"jane@gmail.example" <jdoe@parent.example>')
+    both = Family("1000000007", "Ana", "Ruiz", email="rosa@example.org; abuelo@example.org,")
+    muddled = Family(
+        "1000000008", "Bo", "Lee", email='kim@example.org, "Kim Lee <kim.lee@example.net>'
+    )
+    two_readings = Family("1000000009", "Cy", "Paz", email="lu@example.org <lu.paz@example.net>")
+    inputs = write_send_inputs(tmp_path / "case", [oscar, jane, both, muddled, two_readings])
+
+    result = cli(*inputs.args())
+
+    assert result.exit_code == 3, result.output
+    assert "unexpected" not in result.output
+    assert [m.rcpt_tos for m in server.received] == [
+        ("oscar.ibanez@example.net",),
+        ("oscar.ibanez@example.net",),
+        ("jdoe@parent.example",),
+        ("jdoe@parent.example",),
+        ("rosa@example.org", "abuelo@example.org"),
+        ("rosa@example.org", "abuelo@example.org"),
+    ]
+    for received in server.received:
+        to = str(received.message["To"])
+        assert "former-isp" not in to and "gmail" not in to
+    rows = _report_rows(inputs)
+    assert [r["outcome"] for r in rows] == ["sent", "sent", "sent", "bad_address", "bad_address"]
+    assert "oscar@former-isp.example" in rows[0]["detail"] and "not sent to" in rows[0]["detail"]
+    assert "jane@gmail.example" in rows[1]["detail"]
+    assert "never closed" in rows[3]["detail"]
+    assert "ambiguous" in rows[4]["detail"]
+    assert rows[3]["sent_to"] == rows[4]["sent_to"] == ""
+
+
+def test_send_fails_the_row_whose_password_is_in_its_message_and_goes_on(
+    cli: Any, server: SmtpServer, tmp_path: Path
+) -> None:
+    # A password column holding the student's first name: the greeting would give it away.
+    sam = Family("1000000003", "Sam", "Lee", email="pat@example.org", password="Sam")
+    inputs = write_send_inputs(tmp_path / "case", [sam, JOSE])
+
+    for later in ("sent", "already_sent"):  # a re-run does not stop at that row either
+        result = cli(*inputs.args())
+
+        assert result.exit_code == 3, result.output
+        assert "unexpected" not in result.output and "AssertionError" not in result.output
+        assert [m.rcpt_tos for m in server.received] == [("maria@example.org",)] * 2
+        rows = _report_rows(inputs)
+        assert [r["outcome"] for r in rows] == ["password_in_message", later]
+        assert "the password appears in the report message" in rows[0]["detail"]
+        assert rows[0]["report_message"] == rows[0]["password_message"] == ""
+        assert "password_in_message" in result.stdout
+
+
+def test_send_sends_neither_message_when_the_password_is_in_the_password_subject(
+    cli: Any, server: SmtpServer, tmp_path: Path
+) -> None:
+    templates = tmp_path / "templates" / "en"
+    templates.mkdir(parents=True)
+    (templates / "report.subject.txt").write_text("Your score report\n", "utf-8")
+    (templates / "report.txt").write_text("The report is attached.\n", "utf-8")
+    (templates / "password.subject.txt").write_text("For {student_first_name}\n", "utf-8")
+    (templates / "password.txt").write_text("Password: {password}\n", "utf-8")
+    sam = Family("1000000003", "Sam", "Lee", email="pat@example.org", password="SAM")
+    inputs = write_send_inputs(tmp_path / "case", [sam])
+
+    result = cli(*inputs.args(), "--templates", str(tmp_path / "templates"))
+
+    assert result.exit_code == 3, result.output
+    assert server.received == []  # not even the report: its password could not follow
+    (row,) = _report_rows(inputs)
+    assert row["outcome"] == "password_in_message"
+    assert "the password appears in the password message" in row["detail"]
+
+
+def _index_page(ledger: Path, index: str) -> tuple[int, int]:
+    """(offset, size) of the root page of an index b-tree in a SQLite file."""
+    import sqlite3
+
+    db = sqlite3.connect(ledger)
+    try:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        (root,) = db.execute("SELECT rootpage FROM sqlite_master WHERE name=?", (index,)).fetchone()
+        (page_size,) = db.execute("PRAGMA page_size").fetchone()
+    finally:
+        db.close()
+    return (root - 1) * page_size, page_size
+
+
+def _checks(ledger: Path) -> tuple[str, str]:
+    import sqlite3
+
+    db = sqlite3.connect(ledger)
+    try:
+        quick = db.execute("PRAGMA quick_check").fetchone()[0]
+        full = db.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        db.close()
+    return quick, full
+
+
+def test_send_refuses_a_ledger_whose_index_is_damaged_and_sends_nothing_again(
+    cli: Any, server: SmtpServer, inputs: Any
+) -> None:
+    from caaspp_cli.ledger import SEND_LEDGER_NAME
+
+    first = cli(*inputs.args())
+    assert first.exit_code == 0, first.output
+    assert len(server.received) == 4
+    ledger = inputs.pdfs / SEND_LEDGER_NAME
+    # One SSID flipped inside the b-tree of the messages' primary key, the table untouched:
+    # a lookup by SSID no longer finds Sam's messages.
+    _flip_ssid_in_index(ledger, "sqlite_autoindex_messages_1", SAM.ssid)
+    quick, full = _checks(ledger)
+    assert quick == "ok" and full != "ok"  # the damage only the full check sees
+
+    again = cli(*inputs.args())
+
+    assert again.exit_code == 2, again.output
+    assert "unexpected" not in again.output
+    assert f"the ledger {ledger} is damaged" in " ".join(again.stderr.split())
+    assert "backup" in again.stderr  # the hint: what to do
+    assert len(server.received) == 4  # nobody got a second copy
+    dry = cli(*inputs.args(), "--dry-run", "--outbox", str(inputs.pdfs.parent / "review"))
+    assert dry.exit_code == 2 and "is damaged" in dry.stderr
+
+
+def _flip_ssid_in_index(ledger: Path, index: str, ssid: str) -> None:
+    """Change one digit of ``ssid`` in the index b-tree ``index``, the table untouched."""
+    offset, size = _index_page(ledger, index)
+    data = bytearray(ledger.read_bytes())
+    at = bytes(data[offset : offset + size]).index(ssid.encode())
+    data[offset + at + 9] = ord("7") if data[offset + at + 9] != ord("7") else ord("8")
+    ledger.write_bytes(bytes(data))
+
+
+def test_the_bulk_ledger_is_checked_the_same_way(tmp_path: Path) -> None:
+    from caaspp_cli.errors import BadInputError
+    from caaspp_cli.ledger import Ledger, ReportRecord
+
+    with Ledger.in_folder(tmp_path) as ledger:
+        for ssid in ("1000000001", "1000000002", "1000000003"):
+            ledger.record_report(
+                "",
+                ReportRecord(ssid, "CAASPP", 2025, "en", "pdf", "downloaded", "f.pdf", 1, "0", ""),
+            )
+    path = ledger.path
+    _flip_ssid_in_index(path, "sqlite_autoindex_reports_1", "1000000002")
+    quick, full = _checks(path)
+    assert quick == "ok" and full != "ok"
+
+    with pytest.raises(BadInputError, match="is damaged") as caught:
+        Ledger.in_folder(tmp_path)
+    assert caught.value.hint is not None and "move it aside" in caught.value.hint
 
 
 def test_send_and_the_smtp_commands_have_help(cli: Any) -> None:

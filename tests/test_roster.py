@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from caaspp_cli.addresses import AddressCell, is_address, parse_address_cell
 from caaspp_cli.errors import BadInputError, ExitCode
 from caaspp_cli.roster import (
     MAX_LINE_CHARS,
@@ -649,6 +650,77 @@ def test_each_iteration_reads_the_file_again(tmp_path: Path) -> None:
 )
 def test_email_cells(cell: str, valid: tuple[str, ...], invalid: tuple[str, ...]) -> None:
     assert parse_emails(cell) == (valid, invalid)
+
+
+@pytest.mark.parametrize(
+    ("cell", "valid", "in_names"),
+    [
+        (
+            "Oscar Ibanez (old: oscar@former-isp.example) <oscar.ibanez@example.net>",
+            ("oscar.ibanez@example.net",),
+            ("oscar@former-isp.example",),
+        ),
+        (
+            '"jane@gmail.example" <jdoe@parent.example>',
+            ("jdoe@parent.example",),
+            ("jane@gmail.example",),
+        ),
+        ("rosa@example.org (Rosa, mom)", ("rosa@example.org",), ()),
+        ("Rosa (mom) <rosa@example.org>; <b@x.org>", ("rosa@example.org", "b@x.org"), ()),
+    ],
+)
+def test_only_the_address_of_a_named_entry_is_a_recipient(
+    cell: str, valid: tuple[str, ...], in_names: tuple[str, ...]
+) -> None:
+    assert parse_address_cell(cell) == AddressCell(valid, (), "", in_names)
+
+
+@pytest.mark.parametrize(
+    ("cell", "why"),
+    [
+        ('a@example.org, "Kim Lee <kim@example.org>', "never closed"),
+        ("a@example.org, Kim (mom <kim@example.org>", "never closed"),
+        ("Kim <kim@example.org", "never closed"),
+        ("kim@example.org>", "without its '<'"),
+        ("alice@example.org)<bob@example.org>", "without its '('"),
+        ("a@example.org <b@example.org>", "looks like an address"),
+        ("Kim <kim@example.org> kim2@example.org", "text follows"),
+        ("Kim <a@example.org> <b@example.org>", "text follows"),
+        ('"Kim" kim@example.org', "inside <…> after the name"),
+        ("Kim Lee (mom) kim@example.org", "inside <…> after the name"),
+        ("é.<kim@example.org\r>", "does not read as one address"),  # the stdlib parser trips
+    ],
+)
+def test_a_cell_that_reads_two_ways_is_reported_not_guessed(cell: str, why: str) -> None:
+    read = parse_address_cell(cell)
+    assert (read.valid, read.invalid) == ((), ())
+    assert why in read.problem
+    assert parse_emails(cell) == ((), ())
+
+
+_CELL_PIECES = st.sampled_from(
+    ['"', "(", ")", "<", ">", ",", ";", "@", ".", " ", "\\", "\n", "\r", "a", "é", "x@y.org"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_CELL_PIECES, max_size=16).map("".join))
+def test_any_cell_gives_addresses_that_are_in_it_or_a_reason_never_an_exception(
+    cell: str,
+) -> None:
+    read = parse_address_cell(cell)
+    assert not (read.problem and (read.valid or read.invalid))
+    for address in read.valid:
+        assert is_address(address)
+        assert address.casefold() in cell.casefold()
+
+
+def test_an_ambiguous_cell_is_kept_on_the_row_with_its_reason(tmp_path: Path) -> None:
+    path = _write(tmp_path, 'SSID,Guardian Email\n0123456789,"a@example.org <b@example.org>"\n')
+    (row,) = _rows(path)
+    assert row.emails == row.invalid_emails == ()
+    assert "looks like an address" in row.email_problem
+    assert row.ok
 
 
 def test_invalid_addresses_are_kept_apart_on_the_row(tmp_path: Path) -> None:

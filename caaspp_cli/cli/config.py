@@ -514,6 +514,7 @@ def smtp(
     At run time CAASPP_SMTP_PASSWORD, when set, overrides the keyring.
     """
     from caaspp_cli import smtp_profiles
+    from caaspp_cli.addresses import parse_mailbox
 
     if user is None and (password_stdin or env_password):
         raise BadInputError(
@@ -525,6 +526,12 @@ def smtp(
             "--env-password stores no password, so --password-stdin has no use.",
             hint="drop one of the two options.",
         )
+    for option, address in (("--from", from_address), ("--reply-to", reply_to)):
+        if address is not None:
+            try:
+                parse_mailbox(address, option)
+            except ValueError as exc:  # named after the option the user typed
+                raise BadInputError(f"{exc}.") from None
     profile = smtp_profiles.make_smtp_profile(
         name=name,
         host=host,
