@@ -40,6 +40,7 @@ class CaasppGroup(TyperGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
+        render.configure_streams()
         try:
             result = super().main(
                 args=args,

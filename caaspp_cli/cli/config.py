@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from caaspp_cli import credentials as creds
@@ -159,7 +158,7 @@ def add(
         else f"Client Key and Client Secret stored in the OS keyring ({creds.backend_name()})"
     )
     default = " (default)" if store.default == profile.name else ""
-    render.stdout.print(f"Added profile {escape(profile.name)}{default}: {escape(where)}.")
+    render.stdout.print(f"Added profile {profile.name}{default}: {where}.")
     _print_expiry(profile)
     render.info(f"Check it with: caaspp config test {profile.name}")
 
@@ -187,10 +186,10 @@ def list_profiles(as_json: JsonOption = False) -> None:
     for name in store.names():
         profile = store.profiles[name]
         table.add_row(
-            escape(name),
+            name,
             "*" if name == store.default else "",
-            escape(profile.base_url),
-            escape(", ".join(profile.schools)) or "-",
+            profile.base_url,
+            ", ".join(profile.schools) or "-",
             _expiry_text(profile.expires, today),
             profile.credentials_source,
         )
@@ -236,7 +235,7 @@ def show(name: OptionalProfileName = None, as_json: JsonOption = False) -> None:
     grid.add_column(style="bold")
     grid.add_column()
     for label, value in rows:
-        grid.add_row(label, escape(value))
+        grid.add_row(label, value)
     render.stdout.print(grid)
     if status.problem:
         render.warning(status.problem)
@@ -250,8 +249,8 @@ def test(name: OptionalProfileName = None) -> None:
     profile = active.profile
     token = asyncio.run(profiles.check_connection(profile, active.credentials))
     render.stdout.print(
-        f"Profile {escape(profile.name)}: {escape(profile.endpoints().token_url)} issued a "
-        f"{escape(token.token_type)} token valid for {token.expires_in} s; the Client Key "
+        f"Profile {profile.name}: {profile.endpoints().token_url} issued a "
+        f"{token.token_type} token valid for {token.expires_in} s; the Client Key "
         "and Client Secret work."
     )
 
@@ -273,13 +272,12 @@ def rotate(
     )
     if profile.credentials_source == "env":
         render.stdout.print(
-            f"Profile {escape(name)} reads its credentials from {KEY_ENV} and {SECRET_ENV}: "
+            f"Profile {name} reads its credentials from {KEY_ENV} and {SECRET_ENV}: "
             "put the new ones in the environment of your jobs."
         )
     else:
         render.stdout.print(
-            f"Stored the new Client Key and Client Secret of profile {escape(name)} in the OS "
-            "keyring."
+            f"Stored the new Client Key and Client Secret of profile {name} in the OS keyring."
         )
     _print_expiry(profile)
     render.info(f"Check them with: caaspp config test {name}")
@@ -309,7 +307,7 @@ def remove(
             render.info(f"Kept profile {name}.")
             return
     removed = profiles.remove_profile(name)
-    render.stdout.print(f"Removed profile {escape(name)}.")
+    render.stdout.print(f"Removed profile {name}.")
     if removed.keyring_problem:
         render.warning(
             f"its keyring entries were not removed ({removed.keyring_problem.rstrip('.')}); "
@@ -328,7 +326,7 @@ def remove(
 def set_default(name: ProfileName) -> None:
     """Make a profile the default (used when --profile is not given)."""
     profile = profiles.set_default(name)
-    render.stdout.print(f"Default profile: {escape(profile.name)}")
+    render.stdout.print(f"Default profile: {profile.name}")
 
 
 # --- Helpers -------------------------------------------------------------------------------
@@ -548,9 +546,9 @@ def smtp(
         )
         login = f"user {profile.user}, {where}"
     render.stdout.print(
-        f"{'Replaced' if replaced else 'Added'} SMTP profile {escape(name)}: "
-        f"{escape(profile.host)}:{profile.port} ({profile.security}), {escape(login)}, "
-        f"from {escape(profile.from_address)}."
+        f"{'Replaced' if replaced else 'Added'} SMTP profile {name}: "
+        f"{profile.host}:{profile.port} ({profile.security}), {login}, "
+        f"from {profile.from_address}."
     )
     render.info(f"Check it with: caaspp config smtp-test {name}")
 
@@ -569,8 +567,8 @@ def smtp_test(
     MailServer(profile, smtp_profiles.smtp_password(profile)).check()
     login = f", logged in as {profile.user}" if profile.user else ""
     render.stdout.print(
-        f"SMTP profile {escape(name)}: {escape(profile.host)}:{profile.port} answered"
-        f"{' over TLS' if profile.security != 'none' else ''}{escape(login)}. Nothing was sent."
+        f"SMTP profile {name}: {profile.host}:{profile.port} answered"
+        f"{' over TLS' if profile.security != 'none' else ''}{login}. Nothing was sent."
     )
 
 
