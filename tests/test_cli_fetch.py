@@ -211,3 +211,20 @@ def test_fetch_survives_a_faulty_service(cli, profile_factory, out):
             with pikepdf.open(out / name):
                 pass
         assert not [p for p in os.listdir(out) if p.startswith(".caaspp-")]
+
+
+def test_a_lone_client_secret_in_the_environment_is_refused_with_exit_4(
+    cli, sandbox, sandbox_profile, out
+):
+    ssid = sandbox.state.world.examples()["english_only"]
+    before = sandbox.state.stats()["counters"].get("token_requests", 0)
+    result = cli(
+        "fetch", "--ssid", ssid, "--out", str(out), env={"CAASPP_CLIENT_SECRET": "wrong-one"}
+    )
+    assert result.exit_code == 4, result.output
+    assert result.stderr.startswith(
+        "error: CAASPP_CLIENT_SECRET is set but CAASPP_CLIENT_KEY is not"
+    )
+    assert "wrong-one" not in result.output
+    assert not out.exists() or not list(out.glob("*.pdf"))
+    assert sandbox.state.stats()["counters"].get("token_requests", 0) == before

@@ -23,7 +23,7 @@ from caaspp_cli import credentials as creds
 from caaspp_cli import profiles
 from caaspp_cli.cli import render
 from caaspp_cli.credentials import KEY_ENV, SECRET_ENV, SMTP_PASSWORD_ENV, Credentials
-from caaspp_cli.errors import BadInputError, CredentialsError
+from caaspp_cli.errors import BadInputError, CredentialsError, KeyringUnavailableError
 from caaspp_cli.ets.contract import (
     DEFAULT_REPORTS_ENDPOINT,
     DEFAULT_STUDENTS_ENDPOINT,
@@ -149,9 +149,20 @@ def add(
         expires=_expiry(expires) or profiles.default_expiry(),
         credentials_source="env" if env_credentials else "keyring",
     )
-    store = profiles.add_profile(
-        profile, lambda: _ask_credentials(client_secret_stdin), make_default=make_default
-    )
+    try:
+        store = profiles.add_profile(
+            profile, lambda: _ask_credentials(client_secret_stdin), make_default=make_default
+        )
+    except KeyringUnavailableError as exc:
+        if creds.from_environment() is None:
+            raise
+        # Both variables are set, so the user most likely wants exactly that: say so first.
+        raise KeyringUnavailableError(
+            f"no usable OS keyring to store the credentials in; {KEY_ENV} and {SECRET_ENV} "
+            f"are set: add the profile with --env-credentials to read them at run time.",
+            hint=f"caaspp config add {name} --base-url {base_url} --env-credentials "
+            f"(the keyring said: {exc.message})",
+        ) from None
     where = (
         f"credentials read from {KEY_ENV} and {SECRET_ENV} at run time"
         if env_credentials
