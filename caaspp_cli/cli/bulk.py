@@ -25,7 +25,12 @@ def bulk(
     language: Annotated[
         str | None, typer.Option(help="Language code or name (default: all).")
     ] = None,
-    year: Annotated[int | None, typer.Option(help="Spring year, e.g. 2025 (default: all).")] = None,
+    year: Annotated[
+        str | None,
+        typer.Option(
+            metavar="YEAR", help="Spring year, e.g. 2025, or school year, 2024-25 (default: all)."
+        ),
+    ] = None,
     concurrency: Annotated[
         int, typer.Option(min=1, max=64, help="Requests in flight at once.")
     ] = 8,

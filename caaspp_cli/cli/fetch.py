@@ -24,7 +24,11 @@ def fetch(
         typer.Option(help="Language code or name: en, es/Spanish, vi, fil, ko, zh-Hant, ar."),
     ] = None,
     year: Annotated[
-        int | None, typer.Option(help="Spring year of the administration, e.g. 2025.")
+        str | None,
+        typer.Option(
+            metavar="YEAR",
+            help="Spring year of the administration, e.g. 2025, or the school year, 2024-25.",
+        ),
     ] = None,
     out: Annotated[
         Path, typer.Option("--out", help="Folder for the PDFs.", file_okay=False)
