@@ -103,3 +103,74 @@ def test_error_lines_show_brackets_from_data(cli, tmp_path: Path) -> None:
     result = cli("bulk", str(missing), "--out", str(tmp_path / "out"))
     assert result.exit_code == 2
     assert "[bold]roster[/].csv" in result.stderr
+
+
+def _command_paths() -> list[list[str]]:
+    import typer.main
+
+    from caaspp_cli.cli.app import app
+
+    paths: list[list[str]] = [[]]
+
+    def walk(command: object, prefix: list[str]) -> None:
+        for name, sub in sorted(getattr(command, "commands", {}).items()):
+            paths.append([*prefix, name])
+            walk(sub, [*prefix, name])
+
+    walk(typer.main.get_command(app), [])
+    return paths
+
+
+def test_every_help_page_shows_placeholders_a_person_reads(cli) -> None:
+    paths = _command_paths()
+    assert ["config", "smtp-test"] in paths and ["send"] in paths
+    for path in paths:
+        result = cli(*path, "--help")
+        assert result.exit_code == 0, (path, result.output)
+        for python_type in ("<bool>", "<list[", "<str>", "<int", "<float", "<path>"):
+            assert python_type not in result.stdout, (path, python_type)
+        assert "caaspp_cli/" not in result.stdout, path
+
+
+def test_a_usage_error_names_the_command_it_is_about(cli, tmp_path: Path) -> None:
+    result = cli("bulk", str(tmp_path / "x.csv"), "--out")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "error: caaspp bulk: Option '--out' requires an argument.",
+        "hint: run 'caaspp bulk --help' to see the options.",
+    ]
+    nested = cli("--profile", "x", "config", "add", "d", "--base-url")
+    assert nested.stderr.startswith("error: caaspp config add: Option '--base-url' requires")
+
+
+def test_a_base_url_without_its_scheme_gets_a_did_you_mean(cli) -> None:
+    result = cli("config", "add", "district", "--base-url", "caaspp-aws.ets.org")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0] == (
+        "error: the base URL 'caaspp-aws.ets.org' has no https:// "
+        "(did you mean https://caaspp-aws.ets.org?)."
+    )
+
+
+def test_the_fetch_table_fits_80_columns_with_subjects_and_whole_file_names(
+    cli, sandbox, sandbox_profile, tmp_path: Path, monkeypatch
+) -> None:
+    from caaspp_cli.cli import render
+
+    monkeypatch.setattr(render.stdout, "width", 80)
+    ssid = sandbox.state.world.examples()["html"]
+    out = tmp_path / ("a-long-folder-name-" * 4) / "reports"
+    result = cli("fetch", "--ssid", ssid, "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    table = [line for line in lines if not line.startswith("Saved in ")]
+    assert max(len(line.rstrip()) for line in table) <= 80
+    for path in out.glob("*.pdf"):
+        assert any(path.name in line for line in lines), path.name
+    assert f"Saved in {out}" in lines
+    html_rows = [line for line in lines if " html " in line]
+    assert html_rows and len(set(html_rows)) == len(html_rows)
+    assert any("html (ELA)" in line for line in html_rows)
+    listed = cli("fetch", "--ssid", ssid, "--out", str(out), "--list")
+    links = [line for line in listed.stdout.splitlines() if line[:1].isdigit() and ". " in line]
+    assert links and all(line.split(". ", 1)[1].startswith("http://127.0.0.1:") for line in links)

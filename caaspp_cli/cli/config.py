@@ -95,6 +95,7 @@ def add(
         str,
         typer.Option(
             "--base-url",
+            metavar="URL",
             show_default=False,
             help=f"Base URL of the service, e.g. {PRODUCTION_BASE_URL} (http:// only for this "
             "machine).",
@@ -105,13 +106,17 @@ def add(
         typer.Option("--school", metavar="CODE", help="A school this profile serves; repeatable."),
     ] = None,
     students_endpoint: Annotated[
-        str, typer.Option("--students-endpoint", help="URL Endpoint 1 (students).")
+        str, typer.Option("--students-endpoint", metavar="PATH", help="URL Endpoint 1 (students).")
     ] = DEFAULT_STUDENTS_ENDPOINT,
     reports_endpoint: Annotated[
-        str, typer.Option("--reports-endpoint", help="URL Endpoint 2 (score reports).")
+        str,
+        typer.Option("--reports-endpoint", metavar="PATH", help="URL Endpoint 2 (score reports)."),
     ] = DEFAULT_REPORTS_ENDPOINT,
     token_endpoint: Annotated[
-        str, typer.Option("--token-endpoint", help="URL Authentication End Point (token).")
+        str,
+        typer.Option(
+            "--token-endpoint", metavar="PATH", help="URL Authentication End Point (token)."
+        ),
     ] = DEFAULT_TOKEN_ENDPOINT,
     expires: ExpiresOption = None,
     env_credentials: Annotated[

@@ -78,8 +78,9 @@ def send(
             "--templates",
             metavar="DIR",
             file_okay=False,
-            help="Your own templates, in DIR/<language>/ (see caaspp_cli/templates/README.md); "
-            "the built-in ones serve the other languages.",
+            help="Your own templates, in DIR/<language>/ (file names and placeholders: the "
+            "README, 'Your own message templates'); the built-in ones serve the other "
+            "languages.",
         ),
     ] = None,
     rate: Annotated[
