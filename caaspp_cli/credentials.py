@@ -244,6 +244,16 @@ def load_credentials(
         log.debug("profile %r: credentials from %s and %s", profile, KEY_ENV, SECRET_ENV)
         return found
     missing_env = _missing_env(env)
+    if len(missing_env) == 1:
+        # One half of a pair is a mistake (a variable left over, a typo in a job's
+        # settings): mixing it with the keyring's other half, or ignoring it, would hide it.
+        (present,) = {KEY_ENV, SECRET_ENV} - set(missing_env)
+        raise CredentialsError(
+            f"{present} is set but {missing_env[0]} is not: caaspp uses the environment's "
+            "credentials only as a pair.",
+            hint=f"set both {KEY_ENV} and {SECRET_ENV}, or unset {present} to use the "
+            f"keyring's credentials of profile '{profile}'.",
+        )
     if source == "env":
         raise CredentialsError(
             f"profile '{profile}' takes its credentials from the environment, but "
@@ -257,13 +267,8 @@ def load_credentials(
     missing = [
         name for name, value in (("Client Key", key), ("Client Secret", secret)) if not value
     ]
-    partial_env = (
-        f" ({missing_env[0]} is not set, so the environment was not used either)"
-        if len(missing_env) == 1
-        else ""
-    )
     raise CredentialsError(
-        f"no {' and no '.join(missing)} for profile '{profile}' in the keyring{partial_env}.",
+        f"no {' and no '.join(missing)} for profile '{profile}' in the keyring.",
         hint=f"run `caaspp config rotate {profile}` to store them, or set {KEY_ENV} and "
         f"{SECRET_ENV}.",
     )

@@ -7,6 +7,7 @@ nothing of the terminal.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,7 @@ class ReportFilters:
     year: int | None = None
 
     @classmethod
-    def parse(cls, test: str | None, language: str | None, year: int | None) -> ReportFilters:
+    def parse(cls, test: str | None, language: str | None, year: int | str | None) -> ReportFilters:
         """Check filters as typed by a person; raise BadInputError naming the bad one."""
         test_code = None
         if test is not None:
@@ -55,12 +56,30 @@ class ReportFilters:
             if language_code is None:
                 names = ", ".join(f"{c} ({n})" for c, n in contract.LANGUAGES.items())
                 raise BadInputError(f"unknown language {language!r}.", hint=f"use one of: {names}.")
-        if year is not None and not 2000 <= year <= 2100:
-            raise BadInputError(
-                f"year {year} is not a school year.",
-                hint="give the spring year of the administration, e.g. 2025 for 2024-25.",
-            )
-        return cls(test_code, language_code, year)
+        return cls(test_code, language_code, None if year is None else parse_year(year))
+
+
+def parse_year(value: int | str) -> int:
+    """A school year as a person writes it: the spring year (``2025``) or the school year
+    the reports print (``2024-25``, ``2024–2025``, ``2024/25``). Returns the spring year."""
+    text = str(value).strip()
+    match = re.fullmatch(r"(\d{4})(?:\s*[-–—/]\s*(\d{2}|\d{4}))?", text)
+    spring: int | None = None
+    if match:
+        first, second = match.groups()
+        if second is None:
+            spring = int(first)
+        else:
+            following = int(first) + 1
+            if second in (str(following), str(following)[-2:]):
+                spring = following
+    if spring is None or not 2000 <= spring <= 2100:
+        raise BadInputError(
+            f"year {text!r} is not a school year.",
+            hint="give the spring year of the administration, e.g. 2025, or the school year "
+            "as the reports print it, e.g. 2024-25.",
+        )
+    return spring
 
 
 def check_ssid(ssid: str) -> str:
@@ -191,11 +210,8 @@ async def fetch_student(
 
 
 def _describe(filters: ReportFilters) -> str:
-    parts = []
-    if filters.test:
-        parts.append(filters.test)
-    if filters.year:
-        parts.append(str(filters.year))
+    which = " ".join(str(part) for part in (filters.test, filters.year) if part)
+    text = f" for {which}" if which else ""
     if filters.language:
-        parts.append(f"in {contract.LANGUAGES[filters.language]}")
-    return (" for " + " ".join(parts)) if parts else ""
+        text += f" in {contract.LANGUAGES[filters.language]}"
+    return text

@@ -98,6 +98,8 @@ def _check_base_url(value: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         parts = urlsplit("")
+    if "://" not in url and url and urlsplit(f"https://{url}").hostname:
+        raise ValueError(f"the base URL '{url}' has no https:// (did you mean https://{url}?)")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"the base URL '{url}' is not an http(s) URL with a host")
     if parts.username is not None or parts.password is not None:

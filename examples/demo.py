@@ -76,16 +76,14 @@ def main() -> int:
     env.pop("CAASPP_PROFILE", None)
 
     say("starting the sandbox (a local ETS-compatible server with synthetic students)")
+    # Its own messages go to a log of their own, not between the other steps' output.
+    sandbox_log = os.fdopen(
+        os.open(OUT / "sandbox.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w"
+    )
     sandbox = subprocess.Popen(
-        [
-            str(venv_bin("caaspp")),
-            "sandbox",
-            "--port",
-            "0",
-            "--roster-out",
-            str(OUT / "roster.csv"),
-        ],
+        [str(venv_bin("caaspp")), "sandbox", "--port", "0"],
         stdout=subprocess.PIPE,
+        stderr=sandbox_log,
         text=True,
         env=env,
     )
@@ -126,6 +124,7 @@ def main() -> int:
     finally:
         sandbox.terminate()
         sandbox.wait(timeout=15)
+        sandbox_log.close()
 
     say("protecting every report with a password per student; the passwords go apart")
     caaspp(

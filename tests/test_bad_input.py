@@ -789,7 +789,7 @@ MISUSES: dict[str, tuple[Callable[[Setup], list[str]], tuple[str, ...]]] = {
     ),
     "year_of_two_digits": (
         lambda s: ["fetch", "--ssid", s.ssid, "--year", "25"],
-        ("year 25 is not a school year",),
+        ("year '25' is not a school year",),
     ),
     "unknown_test": (
         lambda s: ["bulk", str(s.roster), "--out", str(s.out), "--test", "SBAC"],

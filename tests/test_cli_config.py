@@ -196,11 +196,32 @@ def test_add_within_14_days_of_expiry_warns_at_once(cli) -> None:
     assert f"warning: credentials of profile district expire in 10 days ({soon})" in result.stderr
 
 
-def test_add_without_a_keyring_backend_fails_with_exit_4_and_the_hint(
+def test_add_without_a_keyring_but_with_both_variables_says_env_credentials_first(
     cli, config_dir: Path
 ) -> None:
     keyring.set_keyring(fail.Keyring())
     result = _add(cli, "district")
+    assert result.exit_code == 4
+    lines = result.stderr.splitlines()
+    assert lines[0] == (
+        "error: no usable OS keyring to store the credentials in; CAASPP_CLIENT_KEY and "
+        "CAASPP_CLIENT_SECRET are set: add the profile with --env-credentials to read them at "
+        "run time."
+    )
+    assert lines[1].startswith(f"hint: caaspp config add district --base-url {BASE} --env-")
+    assert SECRET not in result.output
+    assert not (config_dir / "config.toml").exists()
+    again = _add(cli, "district", "--env-credentials")
+    assert again.exit_code == 0, again.output
+
+
+def test_add_without_a_keyring_backend_fails_with_exit_4_and_the_hint(
+    cli, config_dir: Path
+) -> None:
+    keyring.set_keyring(fail.Keyring())
+    result = _add(
+        cli, "district", "--client-secret-stdin", env={"CAASPP_CLIENT_KEY": KEY}, input="s\n"
+    )
     assert result.exit_code == 4
     lines = result.stderr.splitlines()
     assert lines[0] == (

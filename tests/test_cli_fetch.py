@@ -83,6 +83,26 @@ def test_fetch_filters_by_test_language_name_and_year(cli, sandbox, sandbox_prof
     assert pdfs(out) == [f"{ssid}_{report.test}_{report.year}_es.pdf"]
 
 
+@pytest.mark.parametrize(
+    "form", ["{spring}", "{fall}-{short}", "{fall}-{spring}", "{fall}/{short}"]
+)
+def test_year_is_taken_as_the_reports_print_it(cli, sandbox, sandbox_profile, out, form):
+    ssid = sandbox.state.world.examples()["spanish"]
+    report = next(r for r in sandbox.state.world.students[ssid].reports if r.format == "pdf")
+    year = form.format(spring=report.year, fall=report.year - 1, short=str(report.year)[-2:])
+    result = cli("fetch", "--ssid", ssid, "--year", year, "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert pdfs(out)
+    assert all(f"_{report.year}_" in name for name in pdfs(out))
+
+
+def test_no_report_in_a_language_reads_as_a_sentence(cli, sandbox, sandbox_profile, out):
+    ssid = sandbox.state.world.examples()["english_only"]
+    result = cli("fetch", "--ssid", ssid, "--language", "zh-Hant", "--out", str(out))
+    assert result.exit_code == 5
+    assert f"the student {ssid} has no score report in Chinese (Traditional)." in result.stderr
+
+
 def test_fetch_list_shows_links_and_saves_nothing(cli, sandbox, sandbox_profile, out):
     ssid = sandbox.state.world.examples()["html"]
     result = cli("fetch", "--ssid", ssid, "--list", "--json", "--out", str(out))
@@ -140,6 +160,8 @@ def test_bad_ssid_is_exit_2_before_any_request(cli, sandbox, sandbox_profile, ss
         ("--test", "SAT", "unknown test"),
         ("--language", "French", "unknown language"),
         ("--year", "24", "not a school year"),
+        ("--year", "2024-26", "not a school year"),
+        ("--year", "twenty", "not a school year"),
     ],
 )
 def test_bad_filters_are_exit_2(cli, sandbox_profile, option, value, words):
@@ -211,3 +233,20 @@ def test_fetch_survives_a_faulty_service(cli, profile_factory, out):
             with pikepdf.open(out / name):
                 pass
         assert not [p for p in os.listdir(out) if p.startswith(".caaspp-")]
+
+
+def test_a_lone_client_secret_in_the_environment_is_refused_with_exit_4(
+    cli, sandbox, sandbox_profile, out
+):
+    ssid = sandbox.state.world.examples()["english_only"]
+    before = sandbox.state.stats()["counters"].get("token_requests", 0)
+    result = cli(
+        "fetch", "--ssid", ssid, "--out", str(out), env={"CAASPP_CLIENT_SECRET": "wrong-one"}
+    )
+    assert result.exit_code == 4, result.output
+    assert result.stderr.startswith(
+        "error: CAASPP_CLIENT_SECRET is set but CAASPP_CLIENT_KEY is not"
+    )
+    assert "wrong-one" not in result.output
+    assert not out.exists() or not list(out.glob("*.pdf"))
+    assert sandbox.state.stats()["counters"].get("token_requests", 0) == before

@@ -79,12 +79,6 @@ def test_environment_is_used_without_touching_a_missing_keyring(
     assert load_credentials("server", source="env") == Credentials("env-key", "env-secret")
 
 
-def test_half_an_environment_falls_back_to_the_keyring(monkeypatch: pytest.MonkeyPatch) -> None:
-    store_credentials("district", Credentials(KEY, SECRET))
-    monkeypatch.setenv(KEY_ENV, "env-key")
-    assert load_credentials("district") == Credentials(KEY, SECRET)
-
-
 def test_missing_credentials_say_what_is_missing_and_how_to_fix_it(
     monkeypatch: pytest.MonkeyPatch, memory_keyring
 ) -> None:
@@ -97,14 +91,25 @@ def test_missing_credentials_say_what_is_missing_and_how_to_fix_it(
     assert KEY_ENV in (caught.value.hint or "")
     assert caught.value.exit_code == ExitCode.CREDENTIALS
 
+
+def test_one_variable_of_the_pair_is_refused_never_mixed_with_the_keyring(
+    memory_keyring, monkeypatch
+) -> None:
     memory_keyring.entries[(SERVICE_NAME, "district:client_key")] = KEY
-    monkeypatch.setenv(SECRET_ENV, "only-the-secret")
+    memory_keyring.entries[(SERVICE_NAME, "district:client_secret")] = SECRET
+    monkeypatch.setenv(SECRET_ENV, "a-wrong-secret")
     with pytest.raises(CredentialsError) as caught:
         load_credentials("district")
     assert caught.value.message == (
-        "no Client Secret for profile 'district' in the keyring (CAASPP_CLIENT_KEY is not "
-        "set, so the environment was not used either)."
+        "CAASPP_CLIENT_SECRET is set but CAASPP_CLIENT_KEY is not: caaspp uses the "
+        "environment's credentials only as a pair."
     )
+    assert caught.value.exit_code == ExitCode.CREDENTIALS
+    assert "a-wrong-secret" not in str(caught.value.hint)
+    monkeypatch.delenv(SECRET_ENV)
+    monkeypatch.setenv(KEY_ENV, "only-the-key")
+    with pytest.raises(CredentialsError, match="CAASPP_CLIENT_KEY is set but CAASPP_CLIENT_SECRET"):
+        load_credentials("district", source="env")
 
 
 def test_env_profile_without_environment_names_the_missing_variables(
@@ -118,7 +123,7 @@ def test_env_profile_without_environment_names_the_missing_variables(
         "and CAASPP_CLIENT_SECRET are not set."
     )
     monkeypatch.setenv(KEY_ENV, "k")
-    with pytest.raises(CredentialsError, match="but CAASPP_CLIENT_SECRET is not set"):
+    with pytest.raises(CredentialsError, match="but CAASPP_CLIENT_SECRET is not:"):
         load_credentials("server", source="env")
 
 

@@ -37,7 +37,7 @@ def world() -> World:
 
 @pytest.fixture
 def no_fonts(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """As if neither caaspp[fonts] nor any system font were installed."""
+    """As if neither the fonts extra nor any system font were installed."""
     monkeypatch.setattr(fonts, "candidate_families", lambda script: [])
     fonts.forget_fonts()
     yield
@@ -245,7 +245,7 @@ def test_reports_render_without_any_font_files(world: World, case: str) -> None:
         text = pdf_text(data)
         assert student.ssid in text
         if language in ("ko", "zh-Hant", "ar"):
-            assert 'pip install "caaspp[fonts]"' in text
+            assert "pip install weblate-fonts uharfbuzz" in text
             assert "Student Score Report" in text
         if language == "vi":
             # "Báo cáo Điểm của Học sinh", each letter reduced to its nearest Latin-1 form

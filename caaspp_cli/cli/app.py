@@ -40,6 +40,7 @@ class CaasppGroup(TyperGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
+        render.configure_streams()
         try:
             result = super().main(
                 args=args,
@@ -58,7 +59,9 @@ class CaasppGroup(TyperGroup):
             # The help text has been printed already: a bare command is a usage error.
             code = ExitCode.BAD_INPUT
         except click_exceptions.UsageError as exc:
-            render.error(_usage_sentence(exc), _usage_hint(exc))
+            name = exc.ctx.command_path if exc.ctx else self._command_path(args)
+            message = exc.format_message().strip().rstrip(".")
+            render.error(f"{name}: {message}.", f"run '{name} --help' to see the options.")
             code = ExitCode.BAD_INPUT
         except click_exceptions.ClickException as exc:
             render.error(exc.format_message())
@@ -78,16 +81,58 @@ class CaasppGroup(TyperGroup):
             sys.exit(int(code))
         return int(code)
 
+    def _command_path(self, args: Any) -> str:
+        """The command a usage error is about, from the words typed: some errors of the
+        option parser come without the command's context."""
+        words = list(sys.argv[1:] if args is None else args)
+        path, current = ["caaspp"], self
+        position = 0
+        while position < len(words):
+            word = words[position]
+            position += 1
+            if word == "--profile":
+                position += 1
+            elif not word.startswith("-"):
+                command = getattr(current, "commands", {}).get(word)
+                if command is None:
+                    break
+                path.append(word)
+                current = command
+        return " ".join(path)
 
-def _usage_sentence(exc: click_exceptions.UsageError) -> str:
-    message = exc.format_message().strip().rstrip(".")
-    name = exc.ctx.command_path if exc.ctx else "caaspp"
-    return f"{name}: {message}."
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _tidy_help(command, ctx)
+        return command
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _tidy_help(self, ctx)
+        super().format_help(ctx, formatter)
 
 
-def _usage_hint(exc: click_exceptions.UsageError) -> str:
-    name = exc.ctx.command_path if exc.ctx else "caaspp"
-    return f"run '{name} --help' to see the options."
+def _tidy_help(command: Any, ctx: Any) -> None:
+    """typer shows each parameter's Python type in help (``<bool>`` beside a flag,
+    ``<list[Path]>`` beside an argument, ``<str>``): show nothing for a flag or an argument
+    (its name says what it is) and a placeholder a person reads for an option's value."""
+    for param in command.get_params(ctx):
+        if param.param_type_name == "argument":
+            param.display_type_rich = lambda ctx: None
+            continue
+        if param.metavar is not None:
+            continue
+        if getattr(param, "is_flag", False) or getattr(param, "count", False):
+            param.metavar = ""
+            continue
+        shown = str(param.display_type(ctx))
+        if shown.startswith("<") and "|" not in shown:
+            kind = shown.strip("<>").split()[0]
+            param.metavar = _PLACEHOLDERS.get(kind) or (param.name or "value").upper()
+    for subcommand in getattr(command, "commands", {}).values():
+        _tidy_help(subcommand, ctx)
+
+
+_PLACEHOLDERS = {"dir": "DIR", "file": "FILE", "path": "PATH", "int": "N", "float": "NUMBER"}
 
 
 app = typer.Typer(

@@ -19,13 +19,21 @@ def bulk(
         typer.Argument(metavar="ROSTER.csv", help="Roster exported from an SIS, CALPADS or TOMS."),
     ],
     out: Annotated[
-        Path, typer.Option("--out", help="Folder for the PDFs, the manifest and the ledger.")
+        Path,
+        typer.Option(
+            "--out", metavar="DIR", help="Folder for the PDFs, the manifest and the ledger."
+        ),
     ],
     test: Annotated[str | None, typer.Option(help="Test code (default: all).")] = None,
     language: Annotated[
         str | None, typer.Option(help="Language code or name (default: all).")
     ] = None,
-    year: Annotated[int | None, typer.Option(help="Spring year, e.g. 2025 (default: all).")] = None,
+    year: Annotated[
+        str | None,
+        typer.Option(
+            metavar="YEAR", help="Spring year, e.g. 2025, or school year, 2024-25 (default: all)."
+        ),
+    ] = None,
     concurrency: Annotated[
         int, typer.Option(min=1, max=64, help="Requests in flight at once.")
     ] = 8,
@@ -37,7 +45,8 @@ def bulk(
         ),
     ] = None,
     ssid_column: Annotated[
-        str | None, typer.Option(help="Header of the SSID column, if caaspp cannot tell.")
+        str | None,
+        typer.Option(metavar="COL", help="Header of the SSID column, if caaspp cannot tell."),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Check the roster and say what would be asked.")

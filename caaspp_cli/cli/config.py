@@ -17,14 +17,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from caaspp_cli import credentials as creds
 from caaspp_cli import profiles
 from caaspp_cli.cli import render
 from caaspp_cli.credentials import KEY_ENV, SECRET_ENV, SMTP_PASSWORD_ENV, Credentials
-from caaspp_cli.errors import BadInputError, CredentialsError
+from caaspp_cli.errors import BadInputError, CredentialsError, KeyringUnavailableError
 from caaspp_cli.ets.contract import (
     DEFAULT_REPORTS_ENDPOINT,
     DEFAULT_STUDENTS_ENDPOINT,
@@ -96,6 +95,7 @@ def add(
         str,
         typer.Option(
             "--base-url",
+            metavar="URL",
             show_default=False,
             help=f"Base URL of the service, e.g. {PRODUCTION_BASE_URL} (http:// only for this "
             "machine).",
@@ -106,13 +106,17 @@ def add(
         typer.Option("--school", metavar="CODE", help="A school this profile serves; repeatable."),
     ] = None,
     students_endpoint: Annotated[
-        str, typer.Option("--students-endpoint", help="URL Endpoint 1 (students).")
+        str, typer.Option("--students-endpoint", metavar="PATH", help="URL Endpoint 1 (students).")
     ] = DEFAULT_STUDENTS_ENDPOINT,
     reports_endpoint: Annotated[
-        str, typer.Option("--reports-endpoint", help="URL Endpoint 2 (score reports).")
+        str,
+        typer.Option("--reports-endpoint", metavar="PATH", help="URL Endpoint 2 (score reports)."),
     ] = DEFAULT_REPORTS_ENDPOINT,
     token_endpoint: Annotated[
-        str, typer.Option("--token-endpoint", help="URL Authentication End Point (token).")
+        str,
+        typer.Option(
+            "--token-endpoint", metavar="PATH", help="URL Authentication End Point (token)."
+        ),
     ] = DEFAULT_TOKEN_ENDPOINT,
     expires: ExpiresOption = None,
     env_credentials: Annotated[
@@ -150,16 +154,27 @@ def add(
         expires=_expiry(expires) or profiles.default_expiry(),
         credentials_source="env" if env_credentials else "keyring",
     )
-    store = profiles.add_profile(
-        profile, lambda: _ask_credentials(client_secret_stdin), make_default=make_default
-    )
+    try:
+        store = profiles.add_profile(
+            profile, lambda: _ask_credentials(client_secret_stdin), make_default=make_default
+        )
+    except KeyringUnavailableError as exc:
+        if creds.from_environment() is None:
+            raise
+        # Both variables are set, so the user most likely wants exactly that: say so first.
+        raise KeyringUnavailableError(
+            f"no usable OS keyring to store the credentials in; {KEY_ENV} and {SECRET_ENV} "
+            f"are set: add the profile with --env-credentials to read them at run time.",
+            hint=f"caaspp config add {name} --base-url {base_url} --env-credentials "
+            f"(the keyring said: {exc.message})",
+        ) from None
     where = (
         f"credentials read from {KEY_ENV} and {SECRET_ENV} at run time"
         if env_credentials
         else f"Client Key and Client Secret stored in the OS keyring ({creds.backend_name()})"
     )
     default = " (default)" if store.default == profile.name else ""
-    render.stdout.print(f"Added profile {escape(profile.name)}{default}: {escape(where)}.")
+    render.stdout.print(f"Added profile {profile.name}{default}: {where}.")
     _print_expiry(profile)
     render.info(f"Check it with: caaspp config test {profile.name}")
 
@@ -187,10 +202,10 @@ def list_profiles(as_json: JsonOption = False) -> None:
     for name in store.names():
         profile = store.profiles[name]
         table.add_row(
-            escape(name),
+            name,
             "*" if name == store.default else "",
-            escape(profile.base_url),
-            escape(", ".join(profile.schools)) or "-",
+            profile.base_url,
+            ", ".join(profile.schools) or "-",
             _expiry_text(profile.expires, today),
             profile.credentials_source,
         )
@@ -236,7 +251,7 @@ def show(name: OptionalProfileName = None, as_json: JsonOption = False) -> None:
     grid.add_column(style="bold")
     grid.add_column()
     for label, value in rows:
-        grid.add_row(label, escape(value))
+        grid.add_row(label, value)
     render.stdout.print(grid)
     if status.problem:
         render.warning(status.problem)
@@ -250,8 +265,8 @@ def test(name: OptionalProfileName = None) -> None:
     profile = active.profile
     token = asyncio.run(profiles.check_connection(profile, active.credentials))
     render.stdout.print(
-        f"Profile {escape(profile.name)}: {escape(profile.endpoints().token_url)} issued a "
-        f"{escape(token.token_type)} token valid for {token.expires_in} s; the Client Key "
+        f"Profile {profile.name}: {profile.endpoints().token_url} issued a "
+        f"{token.token_type} token valid for {token.expires_in} s; the Client Key "
         "and Client Secret work."
     )
 
@@ -273,13 +288,12 @@ def rotate(
     )
     if profile.credentials_source == "env":
         render.stdout.print(
-            f"Profile {escape(name)} reads its credentials from {KEY_ENV} and {SECRET_ENV}: "
+            f"Profile {name} reads its credentials from {KEY_ENV} and {SECRET_ENV}: "
             "put the new ones in the environment of your jobs."
         )
     else:
         render.stdout.print(
-            f"Stored the new Client Key and Client Secret of profile {escape(name)} in the OS "
-            "keyring."
+            f"Stored the new Client Key and Client Secret of profile {name} in the OS keyring."
         )
     _print_expiry(profile)
     render.info(f"Check them with: caaspp config test {name}")
@@ -309,7 +323,7 @@ def remove(
             render.info(f"Kept profile {name}.")
             return
     removed = profiles.remove_profile(name)
-    render.stdout.print(f"Removed profile {escape(name)}.")
+    render.stdout.print(f"Removed profile {name}.")
     if removed.keyring_problem:
         render.warning(
             f"its keyring entries were not removed ({removed.keyring_problem.rstrip('.')}); "
@@ -328,7 +342,7 @@ def remove(
 def set_default(name: ProfileName) -> None:
     """Make a profile the default (used when --profile is not given)."""
     profile = profiles.set_default(name)
-    render.stdout.print(f"Default profile: {escape(profile.name)}")
+    render.stdout.print(f"Default profile: {profile.name}")
 
 
 # --- Helpers -------------------------------------------------------------------------------
@@ -555,9 +569,9 @@ def smtp(
         )
         login = f"user {profile.user}, {where}"
     render.stdout.print(
-        f"{'Replaced' if replaced else 'Added'} SMTP profile {escape(name)}: "
-        f"{escape(profile.host)}:{profile.port} ({profile.security}), {escape(login)}, "
-        f"from {escape(profile.from_address)}."
+        f"{'Replaced' if replaced else 'Added'} SMTP profile {name}: "
+        f"{profile.host}:{profile.port} ({profile.security}), {login}, "
+        f"from {profile.from_address}."
     )
     render.info(f"Check it with: caaspp config smtp-test {name}")
 
@@ -576,8 +590,8 @@ def smtp_test(
     MailServer(profile, smtp_profiles.smtp_password(profile)).check()
     login = f", logged in as {profile.user}" if profile.user else ""
     render.stdout.print(
-        f"SMTP profile {escape(name)}: {escape(profile.host)}:{profile.port} answered"
-        f"{' over TLS' if profile.security != 'none' else ''}{escape(login)}. Nothing was sent."
+        f"SMTP profile {name}: {profile.host}:{profile.port} answered"
+        f"{' over TLS' if profile.security != 'none' else ''}{login}. Nothing was sent."
     )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from caaspp_cli.cli import render
@@ -24,7 +25,11 @@ def fetch(
         typer.Option(help="Language code or name: en, es/Spanish, vi, fil, ko, zh-Hant, ar."),
     ] = None,
     year: Annotated[
-        int | None, typer.Option(help="Spring year of the administration, e.g. 2025.")
+        str | None,
+        typer.Option(
+            metavar="YEAR",
+            help="Spring year of the administration, e.g. 2025, or the school year, 2024-25.",
+        ),
     ] = None,
     out: Annotated[
         Path, typer.Option("--out", help="Folder for the PDFs.", file_okay=False)
@@ -89,32 +94,47 @@ def fetch(
 
 
 def _print_table(result: Any, list_only: bool) -> None:
-    table = Table(title=f"Score reports of {result.ssid}", title_justify="left")
-    for column in ("Test", "Year", "Grade", "Language", "Format", "Link valid until"):
-        table.add_column(column)
-    table.add_column("Link" if list_only else "Saved as", overflow="fold")
-    for report in result.reports:
-        entry = report.entry
-        until = entry.expires_at.strftime("%Y-%m-%d %H:%M UTC") if entry.expires_at else ""
-        if list_only:
-            last = entry.url
-        elif report.outcome in ("saved", "already_saved"):
-            already = report.outcome == "already_saved"
-            last = str(report.path) + (" (already there)" if already else "")
-        else:
-            last = f"{report.outcome.replace('_', ' ')}: {report.detail}"
-        table.add_row(
-            entry.test,
-            str(entry.year),
-            entry.grade or "",
-            entry.language,
-            entry.format,
-            until,
-            last,
-        )
-    render.stdout.print(table)
+    """What a person needs at 80 columns: the report, and the file name (the folder once,
+    below) or, with --list, the link and until when it works."""
+    table = Table(
+        title=f"Score reports of {result.ssid}", title_justify="left", box=box.SIMPLE_HEAD
+    )
     if list_only:
+        table.add_column("#", justify="right")
+    for column in ("Test", "Year", "Grade", "Lang.", "Format"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("Link valid until (UTC)" if list_only else "Result", overflow="fold")
+    folders = set()
+    for number, report in enumerate(result.reports, 1):
+        entry = report.entry
+        cells = [entry.test, str(entry.year), entry.grade or "", entry.language, _format(entry)]
+        if list_only:
+            until = entry.expires_at.strftime("%Y-%m-%d %H:%M") if entry.expires_at else ""
+            cells = [str(number), *cells, until]
+        elif report.outcome in ("saved", "already_saved"):
+            folders.add(report.path.parent)
+            already = " (already there)" if report.outcome == "already_saved" else ""
+            cells.append(report.path.name + already)
+        elif report.outcome == "html_skipped":
+            cells.append("not a PDF: open it with --list")
+        else:
+            cells.append(f"{report.outcome.replace('_', ' ')}: {report.detail}")
+        table.add_row(*cells)
+    render.stdout.print(table)
+    for folder in sorted(folders):
+        render.stdout.print(f"Saved in {folder}")
+    if list_only:
+        # Each link whole on a line of its own, so that it can be copied.
+        for number, report in enumerate(result.reports, 1):
+            render.stdout.print(f"{number}. {report.entry.url}")
         render.warning("links are valid for a limited time (30 minutes in production).")
+
+
+def _format(entry: Any) -> str:
+    """The format, with the subject of a per-subject (HTML) report: two HTML entries of one
+    test and language differ only by it."""
+    subject = (entry.model_extra or {}).get("subject")
+    return f"{entry.format} ({subject})" if isinstance(subject, str) and subject else entry.format
 
 
 def register(app: typer.Typer) -> None:

@@ -57,6 +57,7 @@ def protect(
         str | None,
         typer.Option(
             "--password-column",
+            metavar="COL",
             help="Take each student's password from this roster column "
             "(8 to 32 characters) instead of generating one.",
         ),

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 
 from caaspp_cli.cli import render
 from caaspp_cli.errors import BadInputError, ExitCode
@@ -84,7 +83,7 @@ def purge(
                 "to ask on.",
                 hint="run it in a terminal, or pass --yes once you have checked the folder.",
             )
-        render.stderr.print(escape(_describe(plan)))
+        render.stderr.print(_describe(plan))
         try:
             confirmed = typer.confirm("Delete them?", default=False, err=True)
         except typer.Abort:
@@ -134,12 +133,12 @@ def _print(summary: PurgeSummary, as_json: bool) -> None:
         if summary.temps_removed:
             what += f" and {summary.temps_removed} temp file(s)"
         render.stdout.print(
-            escape(f"Deleted {what} ({_size(summary.bytes_removed)}) from {summary.folder}.")
+            f"Deleted {what} ({_size(summary.bytes_removed)}) from {summary.folder}."
         )
     elif not summary.failed and summary.password_file_removed is None:
-        render.stdout.print(escape(f"Nothing to delete in {summary.folder}."))
+        render.stdout.print(f"Nothing to delete in {summary.folder}.")
     if summary.password_file_removed is not None:
-        render.stdout.print(escape(f"Deleted the password file {summary.password_file_removed}."))
+        render.stdout.print(f"Deleted the password file {summary.password_file_removed}.")
     elif summary.password_file_kept:
         render.stdout.print("Kept the password file: it is newer than --older-than.")
     if summary.kept_newer:

@@ -1,4 +1,11 @@
-"""Consoles, error lines and JSON output shared by every command."""
+"""Consoles, error lines and JSON output shared by every command.
+
+Everything caaspp prints goes through here. Data (paths, names, server messages) is always
+printed as text: the consoles interpret no markup and no emoji codes, so a file named
+``[/x]`` or a server message saying ``[bold]`` is shown as it is, and styles are applied
+with :class:`rich.text.Text` pieces instead. Output that the console's encoding cannot carry
+(a cp1252 log file of Windows Task Scheduler, say) is escaped, never a crash.
+"""
 
 from __future__ import annotations
 
@@ -19,29 +26,52 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 # stdout carries results (tables, JSON); stderr carries errors, warnings and progress.
-stdout = Console(soft_wrap=True, highlight=False)
-stderr = Console(stderr=True, soft_wrap=True, highlight=False)
+stdout = Console(soft_wrap=True, highlight=False, markup=False, emoji=False)
+stderr = Console(stderr=True, soft_wrap=True, highlight=False, markup=False, emoji=False)
+
+
+def configure_streams() -> None:
+    """Never fail on the console's encoding: escape what it cannot carry.
+
+    On Windows, output redirected to a file (Task Scheduler, ``> log.txt``) is written in the
+    ANSI code page, which has no letter for most of Vietnamese, Korean, Chinese or Arabic.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and not _is_utf(stream):
+            reconfigure(errors="backslashreplace")
+
+
+def _is_utf(stream: Any) -> bool:
+    encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+    return encoding.startswith("utf")
 
 
 def error(message: str, hint: str | None = None) -> None:
-    stderr.print(f"[bold red]error:[/] {_escape(message)}")
+    stderr.print(Text.assemble(("error:", "bold red"), " ", message))
     if hint:
-        stderr.print(f"[bold]hint:[/] {_escape(hint)}")
+        stderr.print(Text.assemble(("hint:", "bold"), " ", hint))
 
 
 def warning(message: str) -> None:
-    stderr.print(f"[bold yellow]warning:[/] {_escape(message)}")
+    stderr.print(Text.assemble(("warning:", "bold yellow"), " ", message))
 
 
 def info(message: str) -> None:
-    stderr.print(_escape(message))
+    stderr.print(message)
 
 
 def print_json(data: Any) -> None:
-    """Machine-readable output: plain JSON on stdout, no colour, no wrapping."""
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    """Machine-readable output: plain JSON on stdout, no colour, no wrapping.
+
+    Where stdout is not UTF-8, non-ASCII characters are written as JSON escapes (``\\u0111``),
+    which every JSON reader turns back into the same text.
+    """
+    text = json.dumps(data, indent=2, ensure_ascii=not _is_utf(sys.stdout), default=str)
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
 
@@ -58,12 +88,12 @@ def progress_bar(
         yield None
         return
     columns: list[ProgressColumn] = [
-        TextColumn(f"[bold]{label}"),
+        TextColumn(label, style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
     ]
     if detail:
-        columns.append(TextColumn(detail))
+        columns.append(TextColumn(detail, markup=False))
     columns += [TimeElapsedColumn(), TimeRemainingColumn()]
     progress = Progress(*columns, console=stderr)
     task = progress.add_task(label, total=None, **fields)
@@ -84,9 +114,3 @@ def counts_table(title: str, column: str, counts: Mapping[str, int]) -> None:
         if count:
             table.add_row(outcome.replace("_", " "), str(count))
     stdout.print(table)
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)

@@ -65,6 +65,7 @@ def sandbox(
     The first line printed is the base URL; then the demo credentials and example SSIDs.
     """
     from caaspp_cli.fsutil import prepare_output_dir, write_private_text
+    from caaspp_cli.sandbox import i18n
     from caaspp_cli.sandbox.app import SandboxConfig, SandboxState
     from caaspp_cli.sandbox.fonts import fonts_available
     from caaspp_cli.sandbox.server import base_url_of, bind_socket, serve_foreground
@@ -105,7 +106,10 @@ def sandbox(
     if missing:
         render.warning(
             "no font at hand for " + ", ".join(missing) + ": those reports are served with "
-            'English text and a notice. Install the fonts with: pip install "caaspp[fonts]"'
+            "English text and a notice. Install the fonts with: "
+            + i18n.FONTS_INSTALL_COMMAND
+            + ' (or `python3 -m pip install ".[fonts]"` in the caaspp folder; with pipx: '
+            "`pipx inject caaspp weblate-fonts uharfbuzz`)"
         )
     if roster_out is not None:
         render.info(f"roster of {len(state.world.roster_rows())} rows written to {roster_out}")

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from caaspp_cli.cli import render
@@ -79,8 +78,9 @@ def send(
             "--templates",
             metavar="DIR",
             file_okay=False,
-            help="Your own templates, in DIR/<language>/ (see caaspp_cli/templates/README.md); "
-            "the built-in ones serve the other languages.",
+            help="Your own templates, in DIR/<language>/ (file names and placeholders: the "
+            "README, 'Your own message templates'); the built-in ones serve the other "
+            "languages.",
         ),
     ] = None,
     rate: Annotated[
@@ -218,7 +218,7 @@ def _print_summary(summary: SendSummary) -> None:
         listing.add_column("Outcome")
         listing.add_column("Why", overflow="fold")
         for row in problems[:_LISTED_PROBLEMS]:
-            listing.add_row(str(row.line), row.outcome.value, escape(row.detail))
+            listing.add_row(str(row.line), row.outcome.value, row.detail)
         render.stdout.print(listing)
         if len(problems) > _LISTED_PROBLEMS:
             render.stdout.print(f"... and {len(problems) - _LISTED_PROBLEMS} more.")

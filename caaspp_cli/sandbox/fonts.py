@@ -1,7 +1,7 @@
 """Finding and loading the fonts that translated score reports need.
 
 A font family is looked for in a fixed order: the ``weblate-fonts`` package (installed with
-``caaspp[fonts]``), then the usual places of Debian, macOS and Windows. A candidate counts
+the ``fonts`` extra), then the usual places of Debian, macOS and Windows. A candidate counts
 only if it is a TrueType font that has every sample character of its script.
 
 fpdf2 parses a font file on every ``add_font`` and subsets it with fontTools on every
@@ -350,7 +350,7 @@ def fonts_in_use() -> dict[str, str]:
         elif language == "vi":
             described[language] = f"{CORE_FONT_NAME}, accents reduced to Latin-1"
         else:
-            described[language] = 'English copy with a notice (pip install "caaspp[fonts]")'
+            described[language] = f"English copy with a notice ({i18n.FONTS_INSTALL_COMMAND})"
     return described
 
 

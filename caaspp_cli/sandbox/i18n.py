@@ -863,10 +863,14 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
 
 # The notice on a report whose language could not be drawn; always English, because the
 # fonts that would draw the translation are the ones missing.
+# The fonts extra's packages by name: "caaspp[fonts]" would need caaspp on PyPI, and
+# caaspp is installed from its repository (`pip install ".[fonts]"` there does the same).
+FONTS_INSTALL_COMMAND: Final = "python3 -m pip install weblate-fonts uharfbuzz"
+
 MISSING_FONT_NOTICE: Final = (
     "This report is for a family whose correspondence language is {language}. The "
     "translated text needs fonts that are not installed, so this copy is in English. "
-    'Install them with: pip install "caaspp[fonts]"'
+    "Install them with: " + FONTS_INSTALL_COMMAND
 )
 
 _MONTHS: Final[dict[str, tuple[str, ...]]] = {
