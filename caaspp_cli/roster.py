@@ -494,6 +494,14 @@ def _open_as(
         skip_bytes=skip if encoding == "cp1252" else 0,
     )
     roster.row_count = sum(1 for _ in roster._records())
+    if roster.row_count == 0:
+        # A run over no students would "succeed" having done nothing: an exporter that
+        # wrote only the header, or the wrong sheet saved.
+        raise BadInputError(
+            f"{path} has a header but no student rows.",
+            hint="export the roster again with its students (check the school and filters "
+            "chosen in the SIS).",
+        )
     return roster
 
 

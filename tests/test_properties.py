@@ -168,6 +168,7 @@ student_rows = st.lists(
         emails,
         st.sampled_from([*LANGUAGES, *LANGUAGES.values()]),
     ),
+    min_size=1,  # a roster without students is refused (tested apart)
     max_size=25,
     unique_by=lambda row: row[0],
 )

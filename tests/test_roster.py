@@ -164,10 +164,10 @@ def test_mangled_ssids_are_marked_row_by_row_and_never_repaired() -> None:
     assert by_line[10].detail == "same SSID as line 2"
 
 
-def test_header_only_roster_has_no_rows() -> None:
-    roster = open_roster(DATA / "header_only.csv")
-    assert list(roster) == []
-    assert roster.row_count == 0
+def test_header_only_roster_is_refused_as_a_bad_roster() -> None:
+    error = _refusal(DATA / "header_only.csv")
+    assert error.message.endswith("header_only.csv has a header but no student rows.")
+    assert error.exit_code == 2
 
 
 def test_roster_without_a_header_line_says_so() -> None:
@@ -941,7 +941,9 @@ names = st.text(
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    rows=st.lists(st.tuples(st.from_regex(r"[0-9]{10}", fullmatch=True), names), max_size=30),
+    rows=st.lists(
+        st.tuples(st.from_regex(r"[0-9]{10}", fullmatch=True), names), min_size=1, max_size=30
+    ),
     delimiter=st.sampled_from([",", ";", "\t"]),
     encoding=st.sampled_from(["utf-8", "utf-8-sig", "cp1252", "utf-16"]),
 )
@@ -964,7 +966,7 @@ def test_written_rosters_read_back_the_same(
     path = _write(tmp_path, text, encoding=encoding)
     roster = open_roster(path)
     read = list(roster)
-    assert roster.delimiter == delimiter or not rows
+    assert roster.delimiter == delimiter
     assert [r.ssid for r in read] == [ssid for ssid, _ in rows]
     assert [r.display_name for r in read] == [name.strip() for _, name in rows]
 

@@ -70,8 +70,6 @@ def bulk(
         profile=state.profile,
     )
     run = BulkRun(roster, options, on_warning=render.warning)
-    if roster.row_count == 0:
-        render.warning(f"{roster_file} has a header but no student rows: nothing to fetch.")
     if dry_run:
         summary = run.dry_run()
         if as_json:
