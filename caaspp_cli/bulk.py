@@ -563,6 +563,13 @@ class BulkRun:
             except CaasppError as exc:
                 fail(entry, relative.as_posix(), exc.message)
                 continue
+            try:
+                # A folder swapped for a link while the report was downloading: the file is
+                # not where the ledger would say, so it is not recorded as saved.
+                no_links_within(self.options.out_dir, dest)
+            except LinkRefusedError as exc:
+                fail(entry, relative.as_posix(), exc.message)
+                continue
             ledger.record_report(
                 self.query,
                 ReportRecord(

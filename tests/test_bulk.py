@@ -646,3 +646,44 @@ def test_out_with_dot_dots_changes_no_existing_folders_mode(
     assert not (work / "a" / "new").exists()
     assert stat.S_IMODE((work / "b").stat().st_mode) == 0o700
     assert list((work / "b").glob("*.pdf"))
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX symlinks")
+def test_a_folder_swapped_for_a_link_during_the_run_is_not_recorded_as_saved(
+    sandbox, sandbox_profile, tmp_path
+):
+    """A school folder replaced by a link to another place between the check and the
+    download: what landed there is not recorded as saved, nor listed in the manifest."""
+    world = sandbox.state.world
+    row = _students_with_pdfs(world, 1)[0]
+    roster = tmp_path / "roster.csv"
+    roster.write_text(roster_csv([row]), encoding="utf-8")
+    out = tmp_path / "out"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    real = _fast_client_factory(sandbox.base_url)
+
+    class SwappingClient(EtsClient):
+        async def download_report(self, ssid, entry, dest, **kwargs):
+            folder = dest.parent
+            if not folder.is_symlink():
+                folder.rmdir()
+                folder.symlink_to(outside, target_is_directory=True)
+            return await super().download_report(ssid, entry, dest, **kwargs)
+
+    def factory(profile):
+        client = real(profile)
+        client.__class__ = SwappingClient
+        return client
+
+    options = BulkOptions(
+        out_dir=out, concurrency=1, layout="{school}/{ssid}_{test}_{year}_{language}"
+    )
+    run = BulkRun(open_roster(roster), options, client_factory=factory)
+    summary = asyncio.run(run.run())
+    rows = manifest(out)
+    assert summary.failed == len(rows) >= 1
+    assert all("symbolic link" in r["detail"] for r in rows)
+    with Ledger.in_folder(out) as ledger:
+        records = ledger.reports(row["SSID"], "||")
+    assert records and all(r.status == "failed" for r in records)
