@@ -99,8 +99,10 @@ def open_database(
         # file elsewhere: refused, with the link named.
         for companion in ("", "-wal", "-shm", "-journal"):
             refuse_link(path.with_name(path.name + companion))
-        # Created owner-only before SQLite opens it; its -wal and -shm files copy the mode.
-        os.close(open_nofollow(path, os.O_CREAT | os.O_WRONLY, PRIVATE_FILE_MODE))
+        if not os.path.lexists(path):
+            # Created owner-only before SQLite opens it; its -wal and -shm files copy the
+            # mode. O_NOFOLLOW: a link planted since the check above is refused too.
+            os.close(open_nofollow(path, os.O_CREAT | os.O_WRONLY, PRIVATE_FILE_MODE))
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     except LinkRefusedError:
         raise
