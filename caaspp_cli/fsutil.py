@@ -147,6 +147,14 @@ def sweep_temp_files(folder: Path) -> int:
 O_NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)  # 0 on Windows: links are checked by lstat
 _O_DIRECTORY: int = getattr(os, "O_DIRECTORY", 0)
 _REPARSE_POINT: int = getattr(stat, "FILE_ATTRIBUTE_REPARSE_POINT", 0x400)
+# The reparse points that lead elsewhere: symbolic links and junctions (mount points).
+# Others are plain files to the user, OneDrive's on-demand files among them.
+_LINK_REPARSE_TAGS: frozenset[int] = frozenset(
+    {
+        getattr(stat, "IO_REPARSE_TAG_SYMLINK", 0xA000000C),
+        getattr(stat, "IO_REPARSE_TAG_MOUNT_POINT", 0xA0000003),
+    }
+)
 # openat-style walking (each folder opened relative to its parent, O_NOFOLLOW) where the OS
 # has it, so a folder swapped for a link between the check and the use is refused too.
 _DIR_FD = (
@@ -155,6 +163,9 @@ _DIR_FD = (
     and os.open in os.supports_dir_fd
     and os.mkdir in os.supports_dir_fd
 )
+
+
+_LINK_REPARSE_TAGS_ANY: int = next(iter(_LINK_REPARSE_TAGS))
 
 
 class LinkRefusedError(BadInputError):
@@ -170,10 +181,13 @@ class LinkRefusedError(BadInputError):
 
 
 def is_link_stat(info: os.stat_result) -> bool:
-    """True for the lstat of a symbolic link, or of a Windows junction or reparse point."""
+    """True for the lstat of a symbolic link, or of a Windows junction."""
     if stat.S_ISLNK(info.st_mode):
         return True
-    return bool(getattr(info, "st_file_attributes", 0) & _REPARSE_POINT)
+    if not getattr(info, "st_file_attributes", 0) & _REPARSE_POINT:
+        return False
+    # A reparse point whose kind is not known (no st_reparse_tag) is taken as a link.
+    return getattr(info, "st_reparse_tag", _LINK_REPARSE_TAGS_ANY) in _LINK_REPARSE_TAGS
 
 
 def refuse_link(path: Path) -> None:

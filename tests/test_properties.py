@@ -453,3 +453,26 @@ def test_a_fixed_text_that_crowds_out_the_report_fields_is_refused() -> None:
     report of a roster became one file."""
     with pytest.raises(LayoutError, match="too long"):
         Layout("r" * 174 + "{ssid}_{test}_{year}_{language}.pdf", FIELDS)
+
+
+def test_only_links_and_junctions_count_as_links_among_windows_reparse_points() -> None:
+    """OneDrive's on-demand files are reparse points too, and plain files to the user."""
+    import os as _os
+    import stat as _stat
+
+    from caaspp_cli.fsutil import is_link_stat
+
+    class WindowsStat:
+        def __init__(self, tag: int | None) -> None:
+            self.st_mode = _stat.S_IFREG | 0o600
+            self.st_file_attributes = 0x400 if tag is not None else 0x20
+            if tag is not None:
+                self.st_reparse_tag = tag
+
+    def as_stat(info: WindowsStat) -> _os.stat_result:
+        return info  # type: ignore[return-value]
+
+    assert is_link_stat(as_stat(WindowsStat(0xA000000C)))  # symbolic link
+    assert is_link_stat(as_stat(WindowsStat(0xA0000003)))  # junction
+    assert not is_link_stat(as_stat(WindowsStat(0x9000001A)))  # OneDrive cloud file
+    assert not is_link_stat(as_stat(WindowsStat(None)))  # a plain file
