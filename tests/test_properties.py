@@ -476,3 +476,12 @@ def test_only_links_and_junctions_count_as_links_among_windows_reparse_points() 
     assert is_link_stat(as_stat(WindowsStat(0xA0000003)))  # junction
     assert not is_link_stat(as_stat(WindowsStat(0x9000001A)))  # OneDrive cloud file
     assert not is_link_stat(as_stat(WindowsStat(None)))  # a plain file
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["{school}/{ssid}.pdf", "{ssid}_{test}_{year}.pdf", "{name}_{test}_{year}_{language}"],
+)
+def test_a_layout_without_the_fields_that_tell_reports_apart_is_refused(template: str) -> None:
+    with pytest.raises(BadInputError, match="must contain"):
+        Layout(template, FIELDS)
