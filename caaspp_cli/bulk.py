@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import csv
 import io
+import os
 import signal
 import time
 from collections import Counter
@@ -36,8 +37,24 @@ from caaspp_cli.ets.client import EtsClient
 from caaspp_cli.ets.contract import ReportEntry
 from caaspp_cli.ets.pdfcheck import inspect_pdf_file
 from caaspp_cli.fetch import ReportFilters
-from caaspp_cli.fsutil import prepare_output_dir, sweep_temp_files, write_private_bytes
-from caaspp_cli.layout import DEFAULT_LAYOUT, REPORT_FIELDS, ROSTER_FIELDS, Layout, column_key
+from caaspp_cli.fsutil import (
+    LinkRefusedError,
+    is_link_stat,
+    no_links_within,
+    prepare_output_dir,
+    private_dirs_within,
+    refuse_link,
+    sweep_temp_files,
+    write_private_bytes,
+)
+from caaspp_cli.layout import (
+    DEFAULT_LAYOUT,
+    REPORT_FIELDS,
+    ROSTER_FIELDS,
+    Layout,
+    LayoutError,
+    column_key,
+)
 from caaspp_cli.ledger import Ledger, ReportRecord
 from caaspp_cli.profiles import Profile, ProfileStore, activate, load_store
 from caaspp_cli.roster import Roster, RosterRow, neutralize_cell
@@ -81,6 +98,9 @@ class BulkOptions:
     profile: str | None = None  # forces one profile for every row
 
     def __post_init__(self) -> None:
+        # Resolved once: "a/new/../../b" names the folder the OS will use, ./b, and every
+        # path of the run is then checked below that one folder.
+        object.__setattr__(self, "out_dir", Path(os.path.realpath(self.out_dir)))
         if not 1 <= self.concurrency <= 64:
             raise BadInputError("--concurrency must be between 1 and 64.")
 
@@ -245,6 +265,9 @@ class BulkRun:
         self._clients: dict[str, EtsClient] = {}
         self.progress = BulkProgress()
         self._router: ProfileRouter | None = None
+        # Which report each file of this run belongs to, by its name as a file system that
+        # ignores case sees it: a second report rendered to the same file fails, never adopts.
+        self._files: dict[str, tuple[str, str, int, str]] = {}
 
     # -- profiles and clients ---------------------------------------------------------------
     def router(self) -> ProfileRouter:
@@ -435,6 +458,26 @@ class BulkRun:
             (r.test, r.year, r.language, r.format): r for r in ledger.reports(ssid, self.query)
         }
         query = (filters.test, filters.language, filters.year)
+
+        def fail(entry: ReportEntry, file: str, detail: str) -> None:
+            ledger.record_report(
+                self.query,
+                ReportRecord(
+                    ssid,
+                    entry.test,
+                    entry.year,
+                    entry.language,
+                    "pdf",
+                    FAILED,
+                    file,
+                    None,
+                    None,
+                    detail,
+                    run_id,
+                ),
+            )
+            self.progress.failures += 1
+
         for entry in entries:
             key = (entry.test, entry.year, entry.language, entry.format.lower())
             if not entry.is_pdf:
@@ -455,13 +498,44 @@ class BulkRun:
                     ),
                 )
                 continue
-            relative = self.layout.relative_path(_layout_values(row, entry))
+            try:
+                relative = self.layout.relative_path(_layout_values(row, entry))
+            except LayoutError as exc:
+                fail(entry, "", exc.message)
+                continue
+            claimed = self._files.setdefault(
+                relative.as_posix().casefold(), (ssid, entry.test, entry.year, entry.language)
+            )
+            if claimed != (ssid, entry.test, entry.year, entry.language):
+                fail(
+                    entry,
+                    relative.as_posix(),
+                    f"the layout gives this report the same file as the {claimed[1]} "
+                    f"{claimed[2]} {claimed[3]} report of SSID {claimed[0]}; neither is "
+                    "saved over the other (choose a layout that tells them apart)",
+                )
+                continue
             dest = self.options.out_dir / relative
             old = previous.get(key)
             if old is not None and old.status == DOWNLOADED and self._still_good(old):
                 self.progress.reports_already += 1
                 continue
-            adopted = _adopt(dest)
+            try:
+                # No folder of the path, nor the file, may be a link: a linked folder leads
+                # outside the output folder, a linked file to another child's report.
+                private_dirs_within(self.options.out_dir, relative.parent)
+                refuse_link(dest)
+            except LinkRefusedError as exc:
+                fail(entry, relative.as_posix(), exc.message)
+                continue
+            except OSError as exc:
+                fail(entry, relative.as_posix(), f"cannot write {dest}: {exc.strerror or exc}")
+                continue
+            try:
+                adopted = _adopt(dest)
+            except LinkRefusedError as exc:
+                fail(entry, relative.as_posix(), exc.message)
+                continue
             if adopted is not None:
                 # Saved by an earlier run that was killed before it could tell the ledger.
                 ledger.record_report(
@@ -487,23 +561,14 @@ class BulkRun:
             except (AuthenticationError, CredentialsError):
                 raise
             except CaasppError as exc:
-                ledger.record_report(
-                    self.query,
-                    ReportRecord(
-                        ssid,
-                        entry.test,
-                        entry.year,
-                        entry.language,
-                        "pdf",
-                        FAILED,
-                        relative.as_posix(),
-                        None,
-                        None,
-                        exc.message,
-                        run_id,
-                    ),
-                )
-                self.progress.failures += 1
+                fail(entry, relative.as_posix(), exc.message)
+                continue
+            try:
+                # A folder swapped for a link while the report was downloading: the file is
+                # not where the ledger would say, so it is not recorded as saved.
+                no_links_within(self.options.out_dir, dest)
+            except LinkRefusedError as exc:
+                fail(entry, relative.as_posix(), exc.message)
                 continue
             ledger.record_report(
                 self.query,
@@ -534,10 +599,11 @@ class BulkRun:
             return False
         path = self.options.out_dir / record.file
         try:
+            no_links_within(self.options.out_dir, path)
             if path.stat().st_size != record.size:
                 return False
             size, digest = inspect_pdf_file(path)
-        except (OSError, InvalidReportError):
+        except (OSError, InvalidReportError, LinkRefusedError):
             return False
         return size == record.size and digest == record.sha256
 
@@ -596,9 +662,13 @@ class BulkRun:
 
 
 def _adopt(dest: Path) -> tuple[int, str] | None:
-    """(size, sha256) of a complete PDF already at ``dest``, else None."""
-    if not dest.exists():
+    """(size, sha256) of a complete PDF already at ``dest`` (a plain file), else None."""
+    try:
+        info = dest.lstat()
+    except OSError:
         return None
+    if is_link_stat(info):
+        raise LinkRefusedError(dest)
     try:
         return inspect_pdf_file(dest)
     except (OSError, InvalidReportError):

@@ -7,6 +7,7 @@ nothing of the terminal.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from caaspp_cli.ets import contract
 from caaspp_cli.ets.client import EtsClient
 from caaspp_cli.ets.contract import ReportEntry
 from caaspp_cli.ets.pdfcheck import inspect_pdf_file
-from caaspp_cli.fsutil import prepare_output_dir
+from caaspp_cli.fsutil import LinkRefusedError, prepare_output_dir, refuse_link
 
 Outcome = Literal["saved", "already_saved", "listed", "html_skipped", "failed"]
 
@@ -177,12 +178,20 @@ async def fetch_student(
     if list_only:
         result.reports = [FetchedReport(entry, "listed") for entry in entries]
         return result
+    # Resolved once: "a/new/../../b" is ./b, whatever exists on the way.
+    out_dir = Path(os.path.realpath(out_dir))
     prepare_output_dir(out_dir)
 
     async def save(entry: ReportEntry) -> FetchedReport:
         if not entry.is_pdf:
             return FetchedReport(entry, "html_skipped", detail="HTML report: open the link")
         dest = out_dir / report_filename(ssid, entry)
+        try:
+            # A link there could be another child's report: neither adopted nor replaced.
+            refuse_link(dest)
+        except LinkRefusedError as exc:
+            audit.record(profile, ssid, "download_failed", type(exc).__name__)
+            return FetchedReport(entry, "failed", detail=exc.message)
         if not force and (existing := _valid_existing(dest)) is not None:
             return FetchedReport(entry, "already_saved", dest, *existing)
         try:

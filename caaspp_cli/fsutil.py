@@ -8,10 +8,12 @@ only once it is complete (write to a temp file in the same folder, fsync, rename
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import BinaryIO
 
 from caaspp_cli.errors import BadInputError
@@ -26,17 +28,21 @@ def ensure_private_dir(path: Path) -> Path:
     """Create ``path`` (and missing parents) as owner-only folders; leave existing ones be.
 
     An existing folder is the user's choice (their home, a share): we do not change its mode.
+    The path is made absolute and its ``..`` resolved first: walked as text, ``a/new/../../b``
+    would have counted the existing ``a`` and ``.`` among the folders to create.
     """
     missing: list[Path] = []
-    current = path
+    current = Path(os.path.realpath(path))
     while not current.exists():
         missing.append(current)
         if current.parent == current:
             break
         current = current.parent
     for folder in reversed(missing):
-        with contextlib.suppress(FileExistsError):
+        try:
             folder.mkdir(mode=PRIVATE_DIR_MODE)
+        except FileExistsError:
+            continue  # made meanwhile by someone else: not ours to chmod
         os.chmod(folder, PRIVATE_DIR_MODE)
     return path
 
@@ -131,3 +137,152 @@ def sweep_temp_files(folder: Path) -> int:
                     os.unlink(os.path.join(root, name))
                     removed += 1
     return removed
+
+
+# --- Links -----------------------------------------------------------------------------------
+# Nothing caaspp reads, adopts, writes or appends under an output folder may follow a link: a
+# link planted at a report's name could hand over another child's report, and a linked folder
+# could send reports outside the folder. The folder given itself may be a link (the user's
+# choice); what lies under it may not.
+O_NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)  # 0 on Windows: links are checked by lstat
+_O_DIRECTORY: int = getattr(os, "O_DIRECTORY", 0)
+_REPARSE_POINT: int = getattr(stat, "FILE_ATTRIBUTE_REPARSE_POINT", 0x400)
+# The reparse points that lead elsewhere: symbolic links and junctions (mount points).
+# Others are plain files to the user, OneDrive's on-demand files among them.
+_LINK_REPARSE_TAGS: frozenset[int] = frozenset(
+    {
+        getattr(stat, "IO_REPARSE_TAG_SYMLINK", 0xA000000C),
+        getattr(stat, "IO_REPARSE_TAG_MOUNT_POINT", 0xA0000003),
+    }
+)
+# openat-style walking (each folder opened relative to its parent, O_NOFOLLOW) where the OS
+# has it, so a folder swapped for a link between the check and the use is refused too.
+_DIR_FD = (
+    O_NOFOLLOW != 0
+    and _O_DIRECTORY != 0
+    and os.open in os.supports_dir_fd
+    and os.mkdir in os.supports_dir_fd
+)
+
+
+_LINK_REPARSE_TAGS_ANY: int = next(iter(_LINK_REPARSE_TAGS))
+
+
+class LinkRefusedError(BadInputError):
+    """A symbolic link (or Windows junction) where caaspp reads or writes a file or folder."""
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(
+            f"{path} is a symbolic link (or junction); caaspp does not follow links inside "
+            "the folders it reads and writes.",
+            hint="remove the link, or put the real file or folder there.",
+        )
+        self.path = Path(path)
+
+
+def is_link_stat(info: os.stat_result) -> bool:
+    """True for the lstat of a symbolic link, or of a Windows junction."""
+    if stat.S_ISLNK(info.st_mode):
+        return True
+    if not getattr(info, "st_file_attributes", 0) & _REPARSE_POINT:
+        return False
+    # A reparse point whose kind is not known (no st_reparse_tag) is taken as a link.
+    return getattr(info, "st_reparse_tag", _LINK_REPARSE_TAGS_ANY) in _LINK_REPARSE_TAGS
+
+
+def refuse_link(path: Path) -> None:
+    """LinkRefusedError if ``path`` is a link; nothing if it is anything else or missing."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if is_link_stat(info):
+        raise LinkRefusedError(path)
+
+
+def private_dirs_within(root: Path, relative: PurePath) -> Path:
+    """``root / relative`` as a folder, its missing folders created owner-only, none of
+    the folders from ``root`` down being a link (LinkRefusedError naming it otherwise).
+
+    ``root`` itself is not checked (the user chose it). Each folder is opened relative to
+    its parent with O_NOFOLLOW where the OS allows, so a folder swapped for a link during
+    the walk is refused as well.
+    """
+    ensure_private_dir(root)
+    current = root
+    if not _DIR_FD:
+        for part in relative.parts:
+            current = current / part
+            try:
+                os.mkdir(current, PRIVATE_DIR_MODE)
+            except FileExistsError:
+                refuse_link(current)
+                if not current.is_dir():
+                    raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(current)) from None
+            else:
+                os.chmod(current, PRIVATE_DIR_MODE)
+        return current
+    fd = os.open(root, os.O_RDONLY | _O_DIRECTORY)
+    try:
+        for part in relative.parts:
+            current = current / part
+            created = True
+            try:
+                os.mkdir(part, PRIVATE_DIR_MODE, dir_fd=fd)
+            except FileExistsError:
+                created = False
+            try:
+                child = os.open(part, os.O_RDONLY | _O_DIRECTORY | O_NOFOLLOW, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP or (
+                    exc.errno == errno.ENOTDIR and is_link_stat(os.lstat(part, dir_fd=fd))
+                ):
+                    raise LinkRefusedError(current) from None
+                raise
+            os.close(fd)
+            fd = child
+            if created:
+                os.fchmod(fd, PRIVATE_DIR_MODE)
+    finally:
+        os.close(fd)
+    return current
+
+
+def no_links_within(root: Path, path: Path) -> None:
+    """LinkRefusedError if ``path`` or any folder between ``root`` and it is a link.
+
+    Missing components are fine (nothing is created); ``root`` itself is not checked.
+    """
+    relative = path.relative_to(root)
+    current = root
+    for part in relative.parts:
+        current = current / part
+        try:
+            info = os.lstat(current)
+        except FileNotFoundError:
+            return
+        if is_link_stat(info):
+            raise LinkRefusedError(current)
+
+
+def open_nofollow(path: Path, flags: int, mode: int = PRIVATE_FILE_MODE) -> int:
+    """``os.open`` that refuses a link at ``path`` (LinkRefusedError), by O_NOFOLLOW where
+    the OS has it and by lstat first everywhere."""
+    refuse_link(path)
+    try:
+        return os.open(path, flags | O_NOFOLLOW, mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise LinkRefusedError(path) from None
+        raise
+
+
+def append_private_line_nofollow(target: Path, line: str) -> None:
+    """:func:`append_private_line`, refusing a ``target`` that is a link."""
+    ensure_private_dir(target.parent)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
+    fd = open_nofollow(target, flags)
+    try:
+        os.write(fd, (line.rstrip("\n") + "\n").encode("utf-8"))
+    finally:
+        os.close(fd)

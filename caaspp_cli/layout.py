@@ -56,8 +56,7 @@ def safe_component(value: str, max_length: int = MAX_COMPONENT, suffix: str = ""
     no separator, nothing Windows refuses, no dot or space at either end, no reserved
     device name, at most ``max_length`` characters and ``MAX_PART_BYTES`` bytes with
     ``suffix`` (a safe extension such as ``.pdf``) added."""
-    text = unicodedata.normalize("NFC", value)
-    text = re.sub(r"\s+", " ", _UNSAFE.sub("_", text)).strip(" .")
+    text = _clean(value)
     if not text or set(text) <= {"_", "."}:
         return EMPTY_VALUE + suffix
     # Room for the "_" below, and the suffix.
@@ -67,11 +66,21 @@ def safe_component(value: str, max_length: int = MAX_COMPONENT, suffix: str = ""
     return (text or EMPTY_VALUE) + suffix
 
 
+def _clean(value: str) -> str:
+    """``value`` with what no file system takes replaced, before any length limit."""
+    text = unicodedata.normalize("NFC", value)
+    return re.sub(r"\s+", " ", _UNSAFE.sub("_", text)).strip(" .")
+
+
 def _shorten(text: str, max_length: int, max_bytes: int) -> str:
     """``text`` cut to ``max_length`` characters and ``max_bytes`` bytes of UTF-8."""
     text = text[:max_length]
     data = text.encode("utf-8")
     return text if len(data) <= max_bytes else data[:max_bytes].decode("utf-8", "ignore")
+
+
+class LayoutError(BadInputError):
+    """A layout, or one report's name under it, that cannot keep reports apart."""
 
 
 class Layout:
@@ -113,6 +122,23 @@ class Layout:
         # The file name's extension stays whatever the length of the rest.
         self._suffix = self.template[-4:]
         self._parts[-1] = (self._parts[-1][0][:-4], self._parts[-1][1])
+        self._check_room()
+
+    def _check_room(self) -> None:
+        """Refuse a template whose fixed text leaves no room for the fields that tell one
+        report from another: names are never cut, since a cut name is another report's."""
+        probe = {name: _PROBE_OTHER for name in self.fields}
+        probe.update({name: "9" * room for name, room in _RESERVED.items()})
+        try:
+            self.relative_path(probe)
+        except LayoutError:
+            raise LayoutError(
+                "the layout's fixed text is too long: with it a folder or file name would "
+                f"pass {MAX_PART} characters ({MAX_PART_BYTES} bytes), and names are never "
+                "cut, since {ssid}, {test}, {year} and {language} must stay whole for no two "
+                "reports to share a file.",
+                hint="shorten the text between placeholders, or spread it over folders (a/b/).",
+            ) from None
 
     @staticmethod
     def _fields(template: str) -> list[str]:
@@ -136,7 +162,11 @@ class Layout:
         return fields
 
     def relative_path(self, values: Mapping[str, object]) -> PurePosixPath:
-        """The report's path relative to the output folder."""
+        """The report's path relative to the output folder.
+
+        LayoutError if a name would have to be cut to fit: a cut name could be another
+        report's (values of the report's own fields longer than their reserved room).
+        """
         safe = {name: safe_component(str(values.get(name, "") or "")) for name in self.fields}
         names = [_name(part, fields, safe) for part, fields in self._parts]
         names[-1] = _name(*self._parts[-1], safe, suffix=self._suffix)
@@ -146,6 +176,8 @@ class Layout:
 # Room kept in a name for the report's own fields, whatever their value: the other fields
 # of a student are then cut the same way for each of its reports.
 _RESERVED: Final = {"ssid": 10, "test": 10, "year": 4, "language": 10}
+# The other fields are cut down to one character at most; the widest one in UTF-8.
+_PROBE_OTHER: Final = "\U0001f642"
 
 
 def _name(part: str, fields: Sequence[str], safe: Mapping[str, str], suffix: str = "") -> str:
@@ -169,6 +201,16 @@ def _name(part: str, fields: Sequence[str], safe: Mapping[str, str], suffix: str
         others = max((len(own[name]) for name in shortened if name != longest), default=1)
         own[longest] = value[: max(1, len(value) - cut, min(others, len(value) - 1))]
         rendered = part.format_map(own)
+    text = _clean(rendered)
+    # safe_component keeps room for a "_" before a reserved device name, and the suffix.
+    if len(text) > MAX_PART - 1 - len(suffix) or len(
+        text.encode("utf-8")
+    ) > MAX_PART_BYTES - 1 - len(suffix.encode("utf-8")):
+        raise LayoutError(
+            f"a folder or file name of this report would pass {MAX_PART} characters "
+            f"({MAX_PART_BYTES} bytes), and cutting it could give it another report's name.",
+            hint="shorten the layout's fixed text or its fields.",
+        )
     return safe_component(rendered, max_length=MAX_PART - len(suffix), suffix=suffix)
 
 

@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any, Final, Literal, Self
 
 from caaspp_cli.errors import BadInputError, CaasppError, ExitCode
-from caaspp_cli.fsutil import PRIVATE_FILE_MODE, prepare_output_dir
+from caaspp_cli.fsutil import (
+    PRIVATE_FILE_MODE,
+    LinkRefusedError,
+    open_nofollow,
+    prepare_output_dir,
+    refuse_link,
+)
 
 LEDGER_NAME = ".caaspp-ledger.sqlite"
 # Tables every ledger has: its schema version, and its runs (see _RunLedger).
@@ -89,10 +95,17 @@ def open_database(
     """
     prepare_output_dir(path.parent, "folder", _LEDGER_FOLDER_HINT)
     try:
-        if not path.exists():
-            # Created owner-only before SQLite opens it; its -wal and -shm files copy the mode.
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, PRIVATE_FILE_MODE))
+        # A link at the ledger (or its journal files) would have SQLite create or write a
+        # file elsewhere: refused, with the link named.
+        for companion in ("", "-wal", "-shm", "-journal"):
+            refuse_link(path.with_name(path.name + companion))
+        if not os.path.lexists(path):
+            # Created owner-only before SQLite opens it; its -wal and -shm files copy the
+            # mode. O_NOFOLLOW: a link planted since the check above is refused too.
+            os.close(open_nofollow(path, os.O_CREAT | os.O_WRONLY, PRIVATE_FILE_MODE))
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    except LinkRefusedError:
+        raise
     except OSError as exc:
         raise BadInputError(
             f"the ledger {path} cannot be opened ({exc.strerror or exc}).",

@@ -88,9 +88,14 @@ from caaspp_cli.fsutil import (
     PRIVATE_FILE_MODE,
     TEMP_PREFIX,
     TEMP_SUFFIX,
+    LinkRefusedError,
     ensure_private_dir,
+    is_link_stat,
     make_private,
+    open_nofollow,
     prepare_output_dir,
+    private_dirs_within,
+    refuse_link,
     sweep_temp_files,
 )
 from caaspp_cli.passwords import generate_password
@@ -617,7 +622,15 @@ def open_input(path: Path) -> pikepdf.Pdf:
     taken as damage, since a report is written once by ETS and should need no repair.
     """
     try:
-        with path.open("rb") as handle:
+        # A link in an input folder could be any file of the computer, another child's
+        # report among them: an input is read only as the plain file it is.
+        fd = open_nofollow(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    except LinkRefusedError:
+        raise InputProblem("is a symbolic link (or junction); it is not followed") from None
+    except OSError as exc:
+        raise InputProblem(f"cannot be read: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "rb") as handle:
             head = handle.read(1024)
             size = handle.seek(0, os.SEEK_END)
             handle.seek(max(0, size - 1024))
@@ -881,6 +894,7 @@ def collect_inputs(inputs: Sequence[Path], out_dir: Path) -> list[InputFile]:
                     relative = PurePosixPath(source.relative_to(folder).as_posix())
                     found.append(InputFile(source, relative, _ssid_of(relative, manifest)))
         else:
+            refuse_link(given)
             source = given.resolve()
             relative = PurePosixPath(source.name)
             if source.parent not in manifests:
@@ -1106,6 +1120,7 @@ class _FileTask:
     index: int
     source: Path
     target: Path
+    out_dir: Path  # the output folder: no folder from it down to target may be a link
 
 
 @dataclass(frozen=True, slots=True)
@@ -1150,7 +1165,20 @@ def _protect_file(
             probe = probe_content(pdf)
         except InputProblem as exc:
             return _Done(item.index, Outcome.SKIPPED, str(exc)), handler
-        if item.target.exists():
+        try:
+            # A link at the copy or in its folders would be read (as "already protected")
+            # or written through: another child's file, or outside the output folder.
+            private_dirs_within(item.out_dir, item.target.parent.relative_to(item.out_dir))
+            target_info = item.target.lstat()
+        except LinkRefusedError as exc:
+            return _failed(item, exc.message), handler
+        except FileNotFoundError:
+            target_info = None
+        except OSError as exc:
+            return _failed(item, f"cannot write: {_short_reason(exc, item.target)}"), handler
+        if target_info is not None and is_link_stat(target_info):
+            return _failed(item, LinkRefusedError(item.target).message), handler
+        if target_info is not None:
             try:
                 verify_protected_pdf(item.target, password, probe=probe)
             except ProtectionCheckError as exc:
@@ -1289,6 +1317,8 @@ def protect_reports(
     """
     if password_column is not None and roster is None:
         raise BadInputError("--password-column needs --roster.")
+    # Resolved once ("a/new/../../b" is ./b): links under it are then refused.
+    out_dir = Path(os.path.realpath(out_dir))
     check_locations(inputs, out_dir, password_file)
     files = collect_inputs(inputs, out_dir)
     if not files:
@@ -1426,7 +1456,7 @@ def _plan(
                 continue
             plan.passwords[index] = password
             plan.sheet_file[index] = row is not None
-            tasks.append(_FileTask(index, item.source, out_dir / item.output))
+            tasks.append(_FileTask(index, item.source, out_dir / item.output, out_dir))
         if tasks:
             for task in tasks:
                 plan.group_of[task.index] = len(plan.tasks)

@@ -35,7 +35,7 @@ from typing import Any, Final
 
 from caaspp_cli.bulk import MANIFEST_NAME
 from caaspp_cli.errors import BadInputError
-from caaspp_cli.fsutil import append_private_line, is_temp_name
+from caaspp_cli.fsutil import append_private_line_nofollow, is_temp_name, refuse_link
 from caaspp_cli.ledger import LEDGER_NAME, SEND_LEDGER_NAME
 from caaspp_cli.mail import REPORT_FILE
 
@@ -134,6 +134,8 @@ def plan_purge(
     if older_than_days is not None and older_than_days < 0:
         raise BadInputError("--older-than must be 0 or more days.")
     root = _checked_folder(folder, force)
+    # The log is appended to after the files are gone: a link there is refused before.
+    refuse_link(root / PURGE_LOG)
     cutoff = None
     if older_than_days is not None:
         cutoff = (time.time() if now is None else now) - older_than_days * SECONDS_PER_DAY
@@ -200,7 +202,7 @@ def purge(plan: PurgePlan) -> PurgeSummary:
         or (summary.failed)
     ):
         summary.log = plan.folder / PURGE_LOG
-        append_private_line(summary.log, _log_line(summary))
+        append_private_line_nofollow(summary.log, _log_line(summary))
     return summary
 
 

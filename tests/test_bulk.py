@@ -466,3 +466,224 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(profile_factory, tmp_path):
 
 def test_sandbox_stats_endpoint_is_reachable(sandbox):
     assert httpx.get(sandbox.base_url + "/_sandbox/stats").status_code == 200
+
+
+# --- Names and links under the output folder -------------------------------------------------
+def _students_with_pdfs(world: World, count: int) -> list[dict[str, str]]:
+    """Roster rows of ``count`` enrolled students who each have PDF reports."""
+    rows = [
+        row
+        for row in world.roster_rows()
+        if row["SSID"] in world.students
+        and world.students[row["SSID"]].enrolled
+        and any(r.format == "pdf" for r in world.students[row["SSID"]].reports)
+    ]
+    assert len(rows) >= count
+    return rows[:count]
+
+
+def _pdf_reports(world: World, ssid: str) -> list[str]:
+    return [
+        f"{ssid}_{r.test}_{r.year}_{r.language}.pdf"
+        for r in world.students[ssid].reports
+        if r.format == "pdf"
+    ]
+
+
+def test_a_layout_too_long_to_keep_reports_apart_is_refused(
+    cli, sandbox, sandbox_profile, tmp_path
+):
+    """174 characters of fixed text before the report's own fields: names cut to fit made
+    every report of 30 students one file, the others "adopted" as already there."""
+    world = sandbox.state.world
+    rows = _students_with_pdfs(world, 30)
+    roster = tmp_path / "roster.csv"
+    roster.write_text(roster_csv(rows), encoding="utf-8")
+    out = tmp_path / "out"
+    layout = "r" * 174 + "{ssid}_{test}_{year}_{language}.pdf"
+    result = cli("bulk", str(roster), "--out", str(out), "--layout", layout)
+    assert result.exit_code == 2, result.stdout + result.stderr
+    assert "too long" in result.stderr and "Traceback" not in result.stderr
+    assert not list(out.rglob("*.pdf")) if out.exists() else True
+    # The same fixed text spread over folders keeps every report apart.
+    spread = "r" * 120 + "/" + "r" * 54 + "{ssid}_{test}_{year}_{language}.pdf"
+    result = cli("bulk", str(roster), "--out", str(out), "--layout", spread)
+    assert result.exit_code == 0, result.stderr
+    expected = sum(len(_pdf_reports(world, row["SSID"])) for row in rows)
+    assert len(list(out.rglob("*.pdf"))) == expected
+    assert {r["status"] for r in manifest(out)} == {"downloaded"}
+
+
+def test_two_reports_rendered_to_one_file_fail_the_second_never_adopt(
+    cli, sandbox, sandbox_profile, tmp_path, monkeypatch
+):
+    """Should a layout ever render two reports to one path, the second fails with a reason
+    and is never adopted as already there, in this run or the next."""
+    from pathlib import PurePosixPath
+
+    from caaspp_cli.layout import Layout
+
+    world = sandbox.state.world
+    row = next(
+        r for r in _students_with_pdfs(world, 20) if len(_pdf_reports(world, r["SSID"])) >= 2
+    )
+    roster = tmp_path / "roster.csv"
+    roster.write_text(roster_csv([row]), encoding="utf-8")
+    # One name for every report of the student: what a cut name used to give.
+    monkeypatch.setattr(
+        Layout, "relative_path", lambda self, values: PurePosixPath(f"{values['ssid']}.pdf")
+    )
+    out = tmp_path / "out"
+    kept = []
+    for expected in ("downloaded", "already_downloaded"):
+        result = cli("bulk", str(roster), "--out", str(out))
+        assert result.exit_code == 3, result.stderr
+        rows = manifest(out)
+        failed = [r for r in rows if r["status"] == "failed"]
+        assert len(failed) == len(rows) - 1 >= 1, rows
+        assert all("same file as" in r["detail"] for r in failed)
+        [saved] = [r for r in rows if r["status"] != "failed"]
+        assert saved["status"] == expected
+        kept.append((saved["test"], saved["year"], saved["language"]))
+    assert kept[0] == kept[1]  # the file's own report, not one of the others
+    assert [p.name for p in out.rglob("*.pdf")] == [f"{row['SSID']}.pdf"]
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink") or os.name == "nt", reason="POSIX symlinks")
+def test_a_link_at_a_reports_name_is_never_adopted(cli, sandbox, sandbox_profile, tmp_path):
+    """A link planted at one child's report name, pointing to another child's report, was
+    adopted as already downloaded (then protected and mailed to this family)."""
+    world = sandbox.state.world
+    first, second = _students_with_pdfs(world, 2)
+    roster = tmp_path / "roster.csv"
+    other = tmp_path / "other"
+    roster.write_text(roster_csv([second]), encoding="utf-8")
+    assert cli("bulk", str(roster), "--out", str(other)).exit_code == 0
+    victim = other / _pdf_reports(world, second["SSID"])[0]
+    before = victim.read_bytes()
+
+    out = tmp_path / "out"
+    out.mkdir()
+    planted = out / _pdf_reports(world, first["SSID"])[0]
+    planted.symlink_to(victim)
+    roster.write_text(roster_csv([first]), encoding="utf-8")
+    result = cli("bulk", str(roster), "--out", str(out))
+    assert result.exit_code == 3, result.stderr
+    rows = {r["file"]: r for r in manifest(out)}
+    row = rows[planted.name]
+    assert row["status"] == "failed"
+    assert str(planted) in row["detail"] and "symbolic link" in row["detail"]
+    assert planted.is_symlink() and victim.read_bytes() == before
+    # The student's other reports are saved as usual.
+    assert all(r["status"] == "downloaded" for f, r in rows.items() if f != planted.name)
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink") or os.name == "nt", reason="POSIX symlinks")
+def test_a_linked_school_folder_sends_nothing_outside_out(cli, sandbox, sandbox_profile, tmp_path):
+    world = sandbox.state.world
+    row = _students_with_pdfs(world, 1)[0]
+    roster = tmp_path / "roster.csv"
+    roster.write_text(roster_csv([row]), encoding="utf-8")
+    out = tmp_path / "out"
+    out.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    linked = out / row["School Name"]
+    linked.symlink_to(outside, target_is_directory=True)
+    layout = "{school}/{ssid}_{test}_{year}_{language}"
+    result = cli("bulk", str(roster), "--out", str(out), "--layout", layout)
+    assert result.exit_code == 3, result.stderr
+    assert list(outside.iterdir()) == []
+    rows = manifest(out)
+    assert rows and all(r["status"] == "failed" for r in rows)
+    assert all(str(linked) in r["detail"] for r in rows)
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink") or os.name == "nt", reason="POSIX symlinks")
+def test_a_linked_ledger_is_refused_and_a_linked_manifest_replaced_not_followed(
+    cli, sandbox, sandbox_profile, tmp_path
+):
+    world = sandbox.state.world
+    roster = tmp_path / "roster.csv"
+    roster.write_text(roster_csv(_students_with_pdfs(world, 1)), encoding="utf-8")
+    out = tmp_path / "out"
+    out.mkdir()
+    elsewhere = tmp_path / "elsewhere.sqlite"
+    ledger_link = out / ".caaspp-ledger.sqlite"
+    ledger_link.symlink_to(elsewhere)
+    result = cli("bulk", str(roster), "--out", str(out))
+    assert result.exit_code == 2, result.stderr
+    assert str(ledger_link) in result.stderr.replace("\n", "")
+    assert not elsewhere.exists()
+
+    ledger_link.unlink()
+    victim = tmp_path / "victim.csv"
+    victim.write_text("keep me\n", encoding="utf-8")
+    (out / "manifest.csv").symlink_to(victim)
+    result = cli("bulk", str(roster), "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert victim.read_text(encoding="utf-8") == "keep me\n"
+    assert not (out / "manifest.csv").is_symlink()
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX modes")
+def test_out_with_dot_dots_changes_no_existing_folders_mode(
+    cli, sandbox, sandbox_profile, tmp_path, monkeypatch
+):
+    """`--out a/new/../../b` walked as text chmodded the existing a and . to 0700."""
+    world = sandbox.state.world
+    roster = tmp_path / "roster.csv"
+    roster.write_text(roster_csv(_students_with_pdfs(world, 1)), encoding="utf-8")
+    work = tmp_path / "work"
+    (work / "a").mkdir(parents=True)
+    os.chmod(work, 0o750)  # noqa: S103 (a folder the user shares with their group)
+    os.chmod(work / "a", 0o750)  # noqa: S103
+    monkeypatch.chdir(work)
+    result = cli("bulk", str(roster), "--out", "a/new/../../b")
+    assert result.exit_code == 0, result.stderr
+    assert stat.S_IMODE(work.stat().st_mode) == 0o750
+    assert stat.S_IMODE((work / "a").stat().st_mode) == 0o750
+    assert not (work / "a" / "new").exists()
+    assert stat.S_IMODE((work / "b").stat().st_mode) == 0o700
+    assert list((work / "b").glob("*.pdf"))
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX symlinks")
+def test_a_folder_swapped_for_a_link_during_the_run_is_not_recorded_as_saved(
+    sandbox, sandbox_profile, tmp_path
+):
+    """A school folder replaced by a link to another place between the check and the
+    download: what landed there is not recorded as saved, nor listed in the manifest."""
+    world = sandbox.state.world
+    row = _students_with_pdfs(world, 1)[0]
+    roster = tmp_path / "roster.csv"
+    roster.write_text(roster_csv([row]), encoding="utf-8")
+    out = tmp_path / "out"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    real = _fast_client_factory(sandbox.base_url)
+
+    class SwappingClient(EtsClient):
+        async def download_report(self, ssid, entry, dest, **kwargs):
+            folder = dest.parent
+            if not folder.is_symlink():
+                folder.rmdir()
+                folder.symlink_to(outside, target_is_directory=True)
+            return await super().download_report(ssid, entry, dest, **kwargs)
+
+    def factory(profile):
+        client = real(profile)
+        client.__class__ = SwappingClient
+        return client
+
+    options = BulkOptions(
+        out_dir=out, concurrency=1, layout="{school}/{ssid}_{test}_{year}_{language}"
+    )
+    run = BulkRun(open_roster(roster), options, client_factory=factory)
+    summary = asyncio.run(run.run())
+    rows = manifest(out)
+    assert summary.failed == len(rows) >= 1
+    assert all("symbolic link" in r["detail"] for r in rows)
+    with Ledger.in_folder(out) as ledger:
+        records = ledger.reports(row["SSID"], "||")
+    assert records and all(r.status == "failed" for r in records)

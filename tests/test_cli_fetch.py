@@ -250,3 +250,29 @@ def test_a_lone_client_secret_in_the_environment_is_refused_with_exit_4(
     assert "wrong-one" not in result.output
     assert not out.exists() or not list(out.glob("*.pdf"))
     assert sandbox.state.stats()["counters"].get("token_requests", 0) == before
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX symlinks")
+def test_a_link_at_a_reports_name_is_neither_adopted_nor_written_through(
+    cli, sandbox, sandbox_profile, tmp_path, out
+):
+    """A link at the report's name pointing to another child's report was taken as
+    "already there"."""
+    world = sandbox.state.world
+    ssid = world.examples()["english_only"]
+    other_ssid = world.examples()["spanish"]
+    other = tmp_path / "other"
+    assert cli("fetch", "--ssid", other_ssid, "--out", str(other)).exit_code == 0
+    victim = sorted(other.glob("*.pdf"))[0]
+    before = victim.read_bytes()
+    out.mkdir()
+    report = next(r for r in world.students[ssid].reports if r.format == "pdf")
+    planted = out / f"{ssid}_{report.test}_{report.year}_{report.language}.pdf"
+    planted.symlink_to(victim)
+    result = cli("fetch", "--ssid", ssid, "--out", str(out), "--json")
+    assert result.exit_code == 3, result.stdout + result.stderr
+    reports = json.loads(result.stdout)["reports"]
+    [refused] = [r for r in reports if r["outcome"] not in ("saved", "html_skipped")]
+    assert refused["outcome"] == "failed"
+    assert str(planted) in refused["detail"] and "symbolic link" in refused["detail"]
+    assert planted.is_symlink() and victim.read_bytes() == before

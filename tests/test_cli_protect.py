@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import stat
 from pathlib import Path
@@ -142,6 +143,62 @@ def test_bad_inputs_are_listed_with_their_reason_and_exit_3(
     assert table.exit_code == 3
     assert "not a PDF" in table.stdout
     assert "already protected" in table.stdout
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX symlinks")
+def test_an_input_that_is_a_link_is_not_read(cli, reports: Path, tmp_path: Path) -> None:
+    """A link in an input folder may lead to any file, another child's report among them."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    first = sorted(reports.glob("*.pdf"))[0]
+    shutil.copy(first, elsewhere / "other_child.pdf")
+    link = reports / "1999999999_CAASPP_2025_en.pdf"
+    link.symlink_to(elsewhere / "other_child.pdf")
+    out, sheet = tmp_path / "out", tmp_path / "passwords.csv"
+    result = cli("protect", str(reports), "--out", str(out), "--passwords", str(sheet), "--json")
+    assert result.exit_code == 3, result.output
+    files = {Path(f["input"]).name: f for f in json.loads(result.stdout)["files"]}
+    assert files[link.name]["outcome"] == "skipped"
+    assert "symbolic link" in files[link.name]["detail"]
+    assert not (out / link.name).exists()
+    assert link.name not in sheet.read_text(encoding="utf-8")
+    # Named on the command line, a link is refused outright.
+    named = cli("protect", str(link), "--out", str(out), "--passwords", str(sheet))
+    assert named.exit_code == 2
+    assert str(link) in named.stderr.replace("\n", "") and "symbolic link" in named.stderr
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX symlinks")
+def test_a_link_at_a_copys_name_is_neither_read_nor_written_through(
+    cli, reports: Path, tmp_path: Path
+) -> None:
+    """A link at the protected copy's name: taken as "already protected" (another child's
+    file under this child's name), or written through to wherever it leads."""
+    out, sheet = tmp_path / "out", tmp_path / "passwords.csv"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    victim = elsewhere / "victim.pdf"
+    victim.write_bytes(b"keep me")
+    out.mkdir()
+    names = sorted(p.name for p in reports.glob("*.pdf"))
+    (out / names[0]).symlink_to(victim)
+    # An input in a subfolder, whose folder in DIR is a link out of it.
+    (reports / "grade5").mkdir()
+    shutil.move(reports / names[1], reports / "grade5" / names[1])
+    (out / "grade5").symlink_to(elsewhere, target_is_directory=True)
+
+    result = cli("protect", str(reports), "--out", str(out), "--passwords", str(sheet), "--json")
+
+    assert result.exit_code == 3, result.output
+    files = {f["output"]: f for f in json.loads(result.stdout)["files"]}
+    assert files[names[0]]["outcome"] == "failed"
+    assert str(out.resolve() / names[0]) in files[names[0]]["detail"]
+    assert files[f"grade5/{names[1]}"]["outcome"] == "failed"
+    assert str(out.resolve() / "grade5") in files[f"grade5/{names[1]}"]["detail"]
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["victim.pdf"]
+    assert victim.read_bytes() == b"keep me"
+    assert (out / names[0]).is_symlink()
+    assert sum(f["outcome"] == "protected" for f in files.values()) == len(names) - 2
 
 
 def test_a_short_roster_password_is_refused_naming_the_row(

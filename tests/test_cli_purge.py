@@ -208,6 +208,40 @@ def test_purge_never_follows_or_removes_a_link_out_of_the_folder(cli: Any, tmp_p
     assert (folder / "linked-folder").is_symlink()
 
 
+@pytest.mark.skipif(os.name == "nt", reason="POSIX symlinks")
+def test_a_linked_purge_log_is_refused_before_anything_is_removed(cli: Any, tmp_path: Path) -> None:
+    """A purge.log that is a link was appended to, outside the folder."""
+    folder = make_folder(tmp_path / "reports", n=2)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n", encoding="utf-8")
+    (folder / PURGE_LOG).symlink_to(victim)
+    before = everything(folder)
+
+    result = cli("purge", str(folder), "--yes")
+
+    assert result.exit_code == 2, result.output
+    assert str(folder.resolve() / PURGE_LOG) in result.stderr.replace("\n", "")
+    assert "symbolic link" in result.stderr
+    assert victim.read_text(encoding="utf-8") == "keep me\n"
+    assert everything(folder) == before  # nothing removed that the log would not record
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX symlinks")
+def test_a_log_swapped_for_a_link_after_the_plan_is_not_appended_to(tmp_path: Path) -> None:
+    """Between the plan and the log line, the log became a link: the append refuses it."""
+    from caaspp_cli.fsutil import LinkRefusedError
+    from caaspp_cli.purge import plan_purge, purge
+
+    folder = make_folder(tmp_path / "reports", n=2)
+    plan = plan_purge(folder)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n", encoding="utf-8")
+    (folder / PURGE_LOG).symlink_to(victim)
+    with pytest.raises(LinkRefusedError):
+        purge(plan)
+    assert victim.read_text(encoding="utf-8") == "keep me\n"
+
+
 def test_older_than_removes_only_files_last_modified_before_then(cli: Any, tmp_path: Path) -> None:
     folder = make_folder(tmp_path / "reports", n=4)
     old = sorted(folder.glob("*.pdf"))[:3]

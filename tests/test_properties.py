@@ -23,7 +23,15 @@ from hypothesis import strategies as st
 
 from caaspp_cli.errors import BadInputError, ExitCode
 from caaspp_cli.ets.contract import LANGUAGES, TEST_CODES
-from caaspp_cli.layout import REPORT_FIELDS, REQUIRED_FIELDS, ROSTER_FIELDS, Layout
+from caaspp_cli.layout import (
+    MAX_PART,
+    REPORT_FIELDS,
+    REQUIRED_FIELDS,
+    ROSTER_FIELDS,
+    Layout,
+    LayoutError,
+    safe_component,
+)
 from caaspp_cli.roster import classify_ssid, open_roster
 
 SETTINGS = settings(
@@ -345,7 +353,14 @@ def test_a_report_path_stays_inside_the_folder_and_is_safe_everywhere(
 ) -> None:
     out = scratch / "out"
     layout = _layout(template)
-    relative = layout.relative_path(row)
+    try:
+        relative = layout.relative_path(row)
+    except LayoutError:
+        # Refused rather than cut, and only when a field that tells reports apart is longer
+        # than an SSID, test, year or language code ever is.
+        room = {"ssid": 10, "test": 10, "year": 4, "language": 10}
+        assert any(len(safe_component(str(row[f]))) > room[f] for f in REQUIRED_FIELDS)
+        return
 
     assert not relative.is_absolute()
     assert (out / relative).resolve().is_relative_to(out.resolve())
@@ -389,3 +404,85 @@ def test_two_reports_never_share_a_path(
     second = layout.relative_path({**row, **other})
     # Not even on a file system that ignores case (Windows, macOS).
     assert str(first).casefold() != str(second).casefold()
+
+
+# Fixed text of any length, up to well past the longest name a file system takes.
+long_literals = st.one_of(
+    literals,
+    st.integers(0, 200).map(lambda n: "r" * n),
+    st.text(alphabet=st.characters(exclude_characters="{}/\\"), min_size=50, max_size=200),
+)
+
+
+@st.composite
+def long_templates(draw: st.DrawFn) -> str:
+    """Like ``templates``, with fixed text long enough to crowd out the fields."""
+    fields = draw(st.lists(st.sampled_from(OPTIONAL), max_size=3)) + list(REQUIRED_FIELDS)
+    fields = draw(st.permutations(fields))
+    pieces = [draw(long_literals) + "{" + field + "}" for field in fields]
+    separators = [draw(st.sampled_from(["", "_", "/"])) for _ in pieces]
+    template = "".join(p + s for p, s in zip(pieces, separators, strict=True))
+    return template + draw(st.sampled_from(["", ".pdf", draw(long_literals) + ".pdf"]))
+
+
+@SETTINGS
+@given(
+    template=long_templates(),
+    row=st.fixed_dictionaries({f: values for f in OPTIONAL}),
+    one=reports,
+    other=reports,
+)
+def test_a_layout_is_refused_or_keeps_every_report_apart(
+    template: str, row: dict[str, str], one: dict[str, object], other: dict[str, object]
+) -> None:
+    """However long its fixed text: a layout is refused up front, or every report gets its
+    own path, whole, and none is refused at run time."""
+    assume(one != other)
+    try:
+        layout = Layout(template, FIELDS)
+    except LayoutError:
+        return
+    first = layout.relative_path({**row, **one})
+    second = layout.relative_path({**row, **other})
+    assert str(first).casefold() != str(second).casefold()
+    for relative in (first, second):
+        assert all(len(name) <= MAX_PART for name in relative.parts)
+
+
+def test_a_fixed_text_that_crowds_out_the_report_fields_is_refused() -> None:
+    """174 characters of fixed text before the default name: with names cut to fit, every
+    report of a roster became one file."""
+    with pytest.raises(LayoutError, match="too long"):
+        Layout("r" * 174 + "{ssid}_{test}_{year}_{language}.pdf", FIELDS)
+
+
+def test_only_links_and_junctions_count_as_links_among_windows_reparse_points() -> None:
+    """OneDrive's on-demand files are reparse points too, and plain files to the user."""
+    import os as _os
+    import stat as _stat
+
+    from caaspp_cli.fsutil import is_link_stat
+
+    class WindowsStat:
+        def __init__(self, tag: int | None) -> None:
+            self.st_mode = _stat.S_IFREG | 0o600
+            self.st_file_attributes = 0x400 if tag is not None else 0x20
+            if tag is not None:
+                self.st_reparse_tag = tag
+
+    def as_stat(info: WindowsStat) -> _os.stat_result:
+        return info  # type: ignore[return-value]
+
+    assert is_link_stat(as_stat(WindowsStat(0xA000000C)))  # symbolic link
+    assert is_link_stat(as_stat(WindowsStat(0xA0000003)))  # junction
+    assert not is_link_stat(as_stat(WindowsStat(0x9000001A)))  # OneDrive cloud file
+    assert not is_link_stat(as_stat(WindowsStat(None)))  # a plain file
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["{school}/{ssid}.pdf", "{ssid}_{test}_{year}.pdf", "{name}_{test}_{year}_{language}"],
+)
+def test_a_layout_without_the_fields_that_tell_reports_apart_is_refused(template: str) -> None:
+    with pytest.raises(BadInputError, match="must contain"):
+        Layout(template, FIELDS)
