@@ -23,6 +23,7 @@ import random
 import ssl
 import tempfile
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -71,8 +72,28 @@ ReportQuery = tuple[str | None, str | None, int | None]
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=30.0, pool=30.0)
 # One AsyncClient degrades past 8-16 connections (measured); the LEA may ask for fewer.
 DEFAULT_MAX_CONNECTIONS = 8
+# --- Wire limits: what a hostile or broken service can cost us, at most ------------------
 # An SSR is a few hundred kilobytes; a body this large is not one.
 DEFAULT_MAX_REPORT_BYTES = 64 * 1024 * 1024
+# A student's report list is a few kilobytes. The cap counts decompressed bytes, so a gzip
+# bomb is cut off here too (memory grows by at most one decompressed chunk beyond it).
+MAX_LIST_BYTES = 1024 * 1024
+# An error body is read only for its code and message.
+MAX_ERROR_BODY_BYTES = 64 * 1024
+# Every request, body included, ends within this many seconds: the read timeout alone is
+# per read, so a server dripping a byte at a time would hold a connection forever.
+DEFAULT_REQUEST_DEADLINE = 300.0
+# Throttling (429 with Retry-After) does not spend attempts; but one request waits at most
+# this long in total for the service to let it through, then fails with RateLimitedError.
+DEFAULT_MAX_THROTTLE_WAIT = 900.0
+# Adaptive pacing after a 429: the request rate is halved (and concurrency with it), then
+# grows by this share per successful request.
+THROTTLE_DECREASE = 0.5
+THROTTLE_INCREASE = 0.5
+THROTTLE_START_CONNECTIONS = 2
+# Pacing never goes below one request a second: slower than that, the Retry-After pause
+# the service asks for does the work.
+THROTTLE_MIN_RATE = 1.0
 # Expired links are refreshed this many times per download before giving up.
 DEFAULT_MAX_LINK_REFRESHES = 3
 CONNECTIONS_PER_POOL = 8
@@ -125,6 +146,8 @@ class RetryPolicy:
     max_delay: float = 30.0
     jitter: float = 0.25
     max_retry_after: float = 120.0
+    # Total seconds one request may spend waiting on 429s that said when to come back.
+    max_throttle_wait: float = DEFAULT_MAX_THROTTLE_WAIT
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -355,6 +378,8 @@ class EtsClient:
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         max_report_bytes: int = DEFAULT_MAX_REPORT_BYTES,
         max_link_refreshes: int = DEFAULT_MAX_LINK_REFRESHES,
+        request_deadline: float = DEFAULT_REQUEST_DEADLINE,
+        max_list_bytes: int = MAX_LIST_BYTES,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
         clock: Clock = time.monotonic,
@@ -370,6 +395,8 @@ class EtsClient:
         self._retry = retry or RetryPolicy()
         self._max_report_bytes = max_report_bytes
         self._max_link_refreshes = max_link_refreshes
+        self._request_deadline = request_deadline
+        self._max_list_bytes = max_list_bytes
         self._sleep = sleep
         self._clock = clock
         self._rand = rand
@@ -378,8 +405,10 @@ class EtsClient:
         self._token_worked = False  # a data call has succeeded: the credentials are good
         self._token_lock = asyncio.Lock()
         # Callers beyond the pool wait here rather than in the pool, where they would
-        # run into its timeout.
-        self._slots = asyncio.Semaphore(max_connections)
+        # run into its timeout; the throttle also paces them when the service says 429.
+        self._throttle = _Throttle(
+            max_connections, max_pause=self._retry.max_retry_after, clock=clock, sleep=sleep
+        )
         # One httpx pool slows down past 8-16 connections (its connection scan grows with
         # the square of their number): spread wider concurrency over several pools.
         pools = max(1, math.ceil(max_connections / CONNECTIONS_PER_POOL))
@@ -460,7 +489,7 @@ class EtsClient:
                 "POST", url, headers=headers, data=contract.token_form()
             )
             async with self._exchange(request) as response:
-                await self._read(response)
+                await self._read(response, MAX_ERROR_BODY_BYTES, "token request")
             if response.status_code == httpx.codes.OK:
                 return self._parse(TokenResponse, response, "token request")
             raise self._token_error(response)
@@ -516,7 +545,7 @@ class EtsClient:
                 },
             )
             async with self._exchange(request) as response:
-                await self._read(response)
+                await self._read(response, self._max_list_bytes, "score-reports call")
             if response.status_code == httpx.codes.OK:
                 return self._parse(ReportList, response, "score-reports call")
             raise self._data_error(response)
@@ -668,6 +697,12 @@ class EtsClient:
         )
 
     def _check_link(self, url: str) -> None:
+        problem = contract.link_problem(url)
+        if problem is not None:
+            raise EtsError(
+                f"The service gave a download link that cannot be used: {problem}.",
+                hint="Report this to the CDE/ETS help desk; the other reports go on.",
+            )
         if not _is_secure_url(url):
             raise EtsError(
                 f"The service gave a download link that is not https:// ({_origin(url)}); "
@@ -676,7 +711,13 @@ class EtsClient:
             )
 
     async def _download_once(self, entry: ReportEntry, dest: Path) -> DownloadResult:
-        request = self._http.build_request("GET", entry.url)
+        try:
+            request = self._http.build_request("GET", entry.url)
+        except httpx.InvalidURL as exc:
+            raise EtsError(
+                f"The service gave a download link that cannot be used: {_invalid_url(exc)}.",
+                hint="Report this to the CDE/ETS help desk; the other reports go on.",
+            ) from None
         stream = PdfStream()
         temp: Path | None = None
         try:
@@ -758,13 +799,32 @@ class EtsClient:
     # --- Plumbing --------------------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def _exchange(self, request: httpx.Request) -> AsyncIterator[httpx.Response]:
-        """Send ``request`` within a connection slot; the body is read by the caller."""
-        async with self._slots:
+        """Send ``request`` within a connection slot; the body is read by the caller.
+
+        From the moment the request is sent until the caller is done with the body, the
+        request deadline runs: past it the exchange ends as a timeout worth another try.
+        """
+        async with (
+            self._throttle.slot() as started,
+            _deadline(self._request_deadline, request.url),
+        ):
             log.debug("%s %s", request.method, redact_url(request.url))
             try:
                 response = await next(self._next_pool).send(request, stream=True)
             except httpx.RequestError as exc:
                 raise _transport_failure(exc, request.url) from exc
+            except (OverflowError, ValueError) as exc:
+                # A port out of range or an address the socket layer refuses.
+                raise BadInputError(
+                    f"{_origin(request.url)} is not an address caaspp can reach "
+                    f"({type(exc).__name__}).",
+                    hint=_ENDPOINT_HINT,
+                ) from None
+            self._throttle.observe(
+                response.status_code,
+                parse_retry_after(response.headers.get(contract.HEADER_RETRY_AFTER)),
+                started,
+            )
             try:
                 log.debug(
                     "%s %s -> %d", request.method, redact_url(request.url), response.status_code
@@ -773,20 +833,65 @@ class EtsClient:
             finally:
                 await response.aclose()
 
-    async def _read(self, response: httpx.Response) -> None:
+    async def _read(self, response: httpx.Response, limit: int, what: str) -> None:
+        """Read the body (decompressed) into ``response.content``, at most ``limit`` bytes."""
+        chunks: list[bytes] = []
+        size = 0
         try:
-            await response.aread()
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise _Retry(
+                        ServerError(
+                            f"The score-report service answered the {what} with more than "
+                            f"{limit} bytes; the answer was not read.",
+                            hint="A proxy between you and ETS may be answering instead: "
+                            + _BUSY_HINT,
+                            status=response.status_code,
+                        )
+                    )
+                chunks.append(chunk)
         except httpx.RequestError as exc:
             raise _transport_failure(exc, response.request.url) from exc
+        except httpx.DecodingError as exc:
+            raise _Retry(
+                ServerError(
+                    f"The score-report service answered the {what} with a body that could not "
+                    "be decompressed.",
+                    hint=_BUSY_HINT,
+                    status=response.status_code,
+                )
+            ) from exc
+        # What ``aread`` would have stored: the body as read, for ``response.content``.
+        response._content = b"".join(chunks)
 
     async def _with_retries(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
         """Run ``attempt`` until it succeeds, fails for good, or the attempts run out."""
         max_attempts = self._retry.max_attempts
         number = 1
+        throttled_for = 0.0
         while True:
             try:
                 return await attempt()
             except _Retry as retry:
+                # A 429 that says when to come back is the service pacing us, not a
+                # failure: it spends no attempt, only the (bounded) time this request waits.
+                throttled = (
+                    isinstance(retry.error, RateLimitedError) and retry.retry_after is not None
+                )
+                if throttled:
+                    delay = self._retry.delay(number, retry.retry_after, self._rand())
+                    throttled_for += delay
+                    if throttled_for > self._retry.max_throttle_wait:
+                        raise RateLimitedError(
+                            f"The score-report service kept answering the {what} with 429 "
+                            f"(too many requests) for over {self._retry.max_throttle_wait:.0f} s.",
+                            hint="Fetch fewer reports at once, or try again later.",
+                            retry_after=retry.retry_after,
+                        ) from None
+                    log.debug("%s throttled (429); again in %.2f s", what, delay)
+                    await self._sleep(delay)
+                    continue
                 if number >= max_attempts:
                     raise retry.error from retry.__cause__
                 delay = self._retry.delay(number, retry.retry_after, self._rand())
@@ -836,6 +941,102 @@ class EtsClient:
                 status=response.status_code,
             )
         )
+
+
+class _Throttle:
+    """The client's shared gate: how many requests are in flight, and how fast they start.
+
+    It starts wide open (``max_connections`` at once, no pacing). A 429 halves the
+    concurrency and the request rate (once per round: 429s of requests sent before the last
+    cut do not cut again) and holds every new request until the ``Retry-After`` moment;
+    each success then raises concurrency by ``1/limit`` and the rate by
+    ``THROTTLE_INCREASE`` of itself (additive increase, multiplicative decrease), so the
+    run settles just under what the service allows instead of failing rows.
+    """
+
+    def __init__(
+        self, max_connections: int, *, max_pause: float, clock: Clock, sleep: Sleep
+    ) -> None:
+        self._max = max_connections
+        self._max_pause = max_pause
+        self._clock = clock
+        self._sleep = sleep
+        # A slow start: a service that throttles answers the first burst with as many 429s
+        # as there are requests in flight, so the run starts narrow and widens as answers
+        # come (one more per round of successes: full width after a few dozen requests).
+        self._limit = float(min(max_connections, THROTTLE_START_CONNECTIONS))
+        self._in_flight = 0
+        self._free = asyncio.Condition()
+        self._rate: float | None = None  # requests per second; None: unpaced
+        self._next_start = -math.inf
+        self._paused_until = -math.inf
+        self._cut_at = -math.inf
+        self._recent: deque[float] = deque(maxlen=4096)  # start times, for the first cut
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[float]:
+        """Wait for a turn; yields the request's start time on the client's clock."""
+        async with self._free:
+            await self._free.wait_for(lambda: self._in_flight < max(1, int(self._limit)))
+            self._in_flight += 1
+        try:
+            now = self._clock()
+            start = max(now, self._next_start, self._paused_until)
+            if self._rate is not None:
+                self._next_start = start + 1.0 / self._rate
+            if start > now:
+                await self._sleep(start - now)
+            started = self._clock()
+            self._recent.append(started)
+            yield started
+        finally:
+            async with self._free:
+                self._in_flight -= 1
+                self._free.notify_all()
+
+    def observe(self, status: int, retry_after: float | None, started: float) -> None:
+        now = self._clock()
+        if status != httpx.codes.TOO_MANY_REQUESTS:
+            if status < 400:
+                self._limit = min(float(self._max), self._limit + 1.0 / self._limit)
+                if self._rate is not None:
+                    # Additive: about THROTTLE_INCREASE more requests a second, each second.
+                    self._rate += THROTTLE_INCREASE / self._rate
+            return
+        if retry_after is not None:
+            pause = min(retry_after, self._max_pause)
+            self._paused_until = max(self._paused_until, now + pause)
+        if started < self._cut_at:
+            return  # sent before the last cut: that cut already answered this burst
+        self._cut_at = now
+        self._limit = max(1.0, self._limit * THROTTLE_DECREASE)
+        if self._rate is None:
+            # The first 429: start pacing from what got through in the last second.
+            recent = sum(1 for t in self._recent if t > now - 1.0)
+            self._rate = float(max(recent, 1))
+        self._rate = max(THROTTLE_MIN_RATE, self._rate * THROTTLE_DECREASE)
+        log.debug("throttled: %d request(s) at once, %.2f per second", int(self._limit), self._rate)
+
+
+@contextlib.asynccontextmanager
+async def _deadline(seconds: float, url: httpx.URL) -> AsyncIterator[None]:
+    """Fail the request (worth another try) when it has not ended within ``seconds``."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise _Retry(
+            ServiceConnectionError(
+                f"{_origin(url)} did not finish answering within {seconds:g} s.",
+                hint=_BUSY_HINT,
+            )
+        ) from None
+
+
+def _invalid_url(exc: httpx.InvalidURL) -> str:
+    """httpx's reason, without the URL it may quote (a link's query is a secret)."""
+    text = str(exc)
+    return text.split(":", 1)[0].rstrip(".") if ":" in text else text.rstrip(".")
 
 
 def _link_expired(entry: ReportEntry) -> bool:
