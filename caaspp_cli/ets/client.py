@@ -87,15 +87,18 @@ DEFAULT_REQUEST_DEADLINE = 300.0
 # this long in total for the service to let it through, then fails with RateLimitedError.
 DEFAULT_MAX_THROTTLE_WAIT = 900.0
 # Adaptive pacing after a 429: the request rate is halved (and concurrency with it), then
-# grows by this share per successful request.
+# grows back by equal steps, one per successful request, regaining the halved rate after
+# this many: so a run against a steady limit meets about one 429 in that many requests.
 THROTTLE_DECREASE = 0.5
-THROTTLE_INCREASE = 0.5
+THROTTLE_RECOVERY_REQUESTS = 64
 THROTTLE_START_CONNECTIONS = 2
 # Pacing never goes below one request a second: slower than that, the Retry-After pause
 # the service asks for does the work.
 THROTTLE_MIN_RATE = 1.0
 # Expired links are refreshed this many times per download before giving up.
 DEFAULT_MAX_LINK_REFRESHES = 3
+# A link that expires while its request waits for the throttle is renewed, this many times.
+MAX_STALE_LINKS = 10
 CONNECTIONS_PER_POOL = 8
 # A token is renewed this long before it expires (or at 90% of a shorter lifetime).
 TOKEN_REFRESH_MARGIN = 60.0
@@ -342,6 +345,10 @@ class _Unauthorized(Exception):
 
 class _LinkRefused(Exception):
     """A pre-signed link was refused: it has expired."""
+
+
+class _LinkStale(Exception):
+    """A pre-signed link ran out while its request waited for its turn: never sent."""
 
 
 class _GiveUp(Exception):
@@ -665,9 +672,22 @@ class EtsClient:
             return await self._download_once(current, dest)
 
         refusals = 0
+        stale = 0
         while True:
             try:
                 return await self._with_retries("download", attempt)
+            except _LinkStale:
+                # Throttling held the request past the link's expiry: that is our pacing,
+                # not the service refusing, so it spends no refusal; but it is bounded.
+                stale += 1
+                if stale > MAX_STALE_LINKS:
+                    raise LinkExpiredError(
+                        f"The download link expired {stale} times while the request waited "
+                        "for its turn (the service is throttling).",
+                        hint="Fetch fewer reports at once, or try again later.",
+                    ) from None
+                attempts = 0
+                current = await self._fresh_entry(ssid, current, filters)
             except _LinkRefused:
                 if refusals >= self._max_link_refreshes:
                     raise LinkExpiredError(
@@ -721,7 +741,12 @@ class EtsClient:
         stream = PdfStream()
         temp: Path | None = None
         try:
-            async with self._exchange(request) as response:
+            # Only a link that runs out while waiting for its turn is renewed before it is
+            # sent: one already past its expiry by our clock is tried (clocks differ).
+            fresh_now = not _link_expired(entry)
+            async with self._exchange(
+                request, still_valid=lambda: not fresh_now or not _link_expired(entry)
+            ) as response:
                 self._check_download_response(response)
                 fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=dest.parent)
                 temp = Path(name)
@@ -798,7 +823,9 @@ class EtsClient:
 
     # --- Plumbing --------------------------------------------------------------------------
     @contextlib.asynccontextmanager
-    async def _exchange(self, request: httpx.Request) -> AsyncIterator[httpx.Response]:
+    async def _exchange(
+        self, request: httpx.Request, still_valid: Callable[[], bool] | None = None
+    ) -> AsyncIterator[httpx.Response]:
         """Send ``request`` within a connection slot; the body is read by the caller.
 
         From the moment the request is sent until the caller is done with the body, the
@@ -808,6 +835,8 @@ class EtsClient:
             self._throttle.slot() as started,
             _deadline(self._request_deadline, request.url),
         ):
+            if still_valid is not None and not still_valid():
+                raise _LinkStale()
             log.debug("%s %s", request.method, redact_url(request.url))
             try:
                 response = await next(self._next_pool).send(request, stream=True)
@@ -949,9 +978,9 @@ class _Throttle:
     It starts wide open (``max_connections`` at once, no pacing). A 429 halves the
     concurrency and the request rate (once per round: 429s of requests sent before the last
     cut do not cut again) and holds every new request until the ``Retry-After`` moment;
-    each success then raises concurrency by ``1/limit`` and the rate by
-    ``THROTTLE_INCREASE`` of itself (additive increase, multiplicative decrease), so the
-    run settles just under what the service allows instead of failing rows.
+    each success then raises concurrency by ``1/limit`` and the rate by a fixed step
+    (additive increase, multiplicative decrease), so the run settles just under what the
+    service allows instead of failing rows.
     """
 
     def __init__(
@@ -968,6 +997,7 @@ class _Throttle:
         self._in_flight = 0
         self._free = asyncio.Condition()
         self._rate: float | None = None  # requests per second; None: unpaced
+        self._step = 0.0  # added to the rate per success
         self._next_start = -math.inf
         self._paused_until = -math.inf
         self._cut_at = -math.inf
@@ -1000,8 +1030,7 @@ class _Throttle:
             if status < 400:
                 self._limit = min(float(self._max), self._limit + 1.0 / self._limit)
                 if self._rate is not None:
-                    # Additive: about THROTTLE_INCREASE more requests a second, each second.
-                    self._rate += THROTTLE_INCREASE / self._rate
+                    self._rate += self._step
             return
         if retry_after is not None:
             pause = min(retry_after, self._max_pause)
@@ -1015,6 +1044,7 @@ class _Throttle:
             recent = sum(1 for t in self._recent if t > now - 1.0)
             self._rate = float(max(recent, 1))
         self._rate = max(THROTTLE_MIN_RATE, self._rate * THROTTLE_DECREASE)
+        self._step = self._rate / THROTTLE_RECOVERY_REQUESTS
         log.debug("throttled: %d request(s) at once, %.2f per second", int(self._limit), self._rate)
 
 
