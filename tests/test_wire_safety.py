@@ -242,3 +242,27 @@ def test_a_gzip_bomb_report_list_is_cut_off_with_bounded_memory(tmp_path: Path) 
     assert "more than 1048576 bytes" in message
     print(f"gzip bomb: peak RSS {peak_mb} MB")
     assert int(peak_mb) < 200
+
+
+# --- Throttling ------------------------------------------------------------------------------
+def test_a_429_storm_with_retry_after_fails_no_row(
+    profile_factory: Any, tmp_path: Path, pdf_bytes: bytes
+) -> None:
+    # For 6.5 s every call is answered 429 with Retry-After: 1. Six attempts used to be
+    # spent in about five seconds and the row failed; a service that says when to come
+    # back is waited for (up to RetryPolicy.max_throttle_wait), then the row succeeds.
+    storm_ends = time.monotonic() + 6.5
+    with hostile_ets() as ets:
+        entries = [entry(ets.link("good"))]
+        listing = listing_body(SSID, entries)
+
+        def answer(ssid: str, path: str) -> tuple[int, dict[str, str], bytes]:
+            if time.monotonic() < storm_ends:
+                return 429, {"Retry-After": "1"}, b'{"error": "rate_limited"}'
+            return 200, {}, listing
+
+        ets.listing = answer
+        ets.download = lambda handler, name: send_pdf(handler, pdf_bytes)
+        summary, rows = run_bulk(ets, profile_factory, tmp_path)
+    assert [r["status"] for r in rows] == ["downloaded"]
+    assert summary.failed == 0
