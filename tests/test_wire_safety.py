@@ -241,7 +241,9 @@ def test_a_gzip_bomb_report_list_is_cut_off_with_bounded_memory(tmp_path: Path) 
     message, peak_mb = done.stdout.strip().splitlines()
     assert "more than 1048576 bytes" in message
     print(f"gzip bomb: peak RSS {peak_mb} MB")
-    assert int(peak_mb) < 200
+    # Python and its imports take about 60 MB; httpx inflates one network read (up to
+    # 64 KB, so up to about 64 MB of spaces) before the cap can see it. Whole, it is 400 MB.
+    assert int(peak_mb) < 300
 
 
 # --- Throttling ------------------------------------------------------------------------------

@@ -76,7 +76,8 @@ DEFAULT_MAX_CONNECTIONS = 8
 # An SSR is a few hundred kilobytes; a body this large is not one.
 DEFAULT_MAX_REPORT_BYTES = 64 * 1024 * 1024
 # A student's report list is a few kilobytes. The cap counts decompressed bytes, so a gzip
-# bomb is cut off here too (memory grows by at most one decompressed chunk beyond it).
+# bomb is cut off here too; memory grows by at most one inflated network read (64 KB of
+# gzip, at most about 64 MB) beyond it.
 MAX_LIST_BYTES = 1024 * 1024
 # An error body is read only for its code and message.
 MAX_ERROR_BODY_BYTES = 64 * 1024
