@@ -33,10 +33,11 @@ from caaspp_cli.errors import (
     NotEnrolledError,
     StudentNotFoundError,
 )
+from caaspp_cli.ets import contract
 from caaspp_cli.ets.client import EtsClient
 from caaspp_cli.ets.contract import ReportEntry
 from caaspp_cli.ets.pdfcheck import inspect_pdf_file
-from caaspp_cli.fetch import ReportFilters
+from caaspp_cli.fetch import DUPLICATE_DETAIL, ReportFilters, duplicate_entries
 from caaspp_cli.fsutil import (
     LinkRefusedError,
     is_link_stat,
@@ -70,6 +71,8 @@ STUDENT_NOT_FOUND: Final = "student_not_found"
 NOT_ENROLLED: Final = "not_enrolled"
 INVALID_SSID: Final = "invalid_ssid"
 DUPLICATE: Final = "duplicate"
+# ETS listed the same test, year and language twice for a student: the first is kept.
+DUPLICATE_ENTRY: Final = "duplicate_entry"
 NO_PROFILE: Final = "no_profile"
 FAILED: Final = "failed"
 STATUSES: Final = (
@@ -80,6 +83,7 @@ STATUSES: Final = (
     NOT_ENROLLED,
     INVALID_SSID,
     DUPLICATE,
+    DUPLICATE_ENTRY,
     NO_PROFILE,
     FAILED,
 )
@@ -478,8 +482,25 @@ class BulkRun:
             )
             self.progress.failures += 1
 
-        for entry in entries:
+        repeats = duplicate_entries(entries)
+        for position, entry in enumerate(entries):
             key = (entry.test, entry.year, entry.language, entry.format.lower())
+            if position in repeats:
+                self._record_bad_entry(
+                    ledger,
+                    run_id,
+                    ssid,
+                    entry,
+                    DUPLICATE_ENTRY,
+                    DUPLICATE_DETAIL,
+                    f"#{position + 1}",
+                )
+                continue
+            if (problem := contract.entry_problem(entry)) is not None:
+                # Its fields would become a path: nothing is requested or written for it.
+                self._record_bad_entry(ledger, run_id, ssid, entry, FAILED, problem + "; not saved")
+                self.progress.failures += 1
+                continue
             if not entry.is_pdf:
                 ledger.record_report(
                     self.query,
@@ -591,9 +612,38 @@ class BulkRun:
         # before this line lists the student again and adopts what was already saved.
         ledger.record_student(ssid, self.query, LISTED, "", profile.name)
 
+    def _record_bad_entry(
+        self,
+        ledger: Ledger,
+        run_id: int,
+        ssid: str,
+        entry: ReportEntry,
+        status: str,
+        detail: str,
+        tag: str = "",
+    ) -> None:
+        """Record a listed entry that is not downloaded; ``tag`` keeps a repeat's ledger key
+        apart from the first listing's."""
+        ledger.record_report(
+            self.query,
+            ReportRecord(
+                ssid,
+                entry.test,
+                entry.year,
+                entry.language,
+                entry.format.lower() + tag,
+                status,
+                "",
+                None,
+                None,
+                detail,
+                run_id,
+            ),
+        )
+
     def _still_good(self, record: ReportRecord) -> bool:
         """A ledger row is done when its file is there with the recorded checksum."""
-        if record.status == HTML:
+        if record.status in (HTML, DUPLICATE_ENTRY):
             return True
         if record.status != DOWNLOADED:
             return False
@@ -647,6 +697,8 @@ class BulkRun:
                 continue
             if record.status == DOWNLOADED:
                 status = DOWNLOADED if record.run == run_id else ALREADY_DOWNLOADED
+            elif record.status == DUPLICATE_ENTRY:
+                status = DUPLICATE_ENTRY
             else:
                 status = FAILED
             yield (

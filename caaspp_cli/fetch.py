@@ -18,6 +18,7 @@ from caaspp_cli import audit
 from caaspp_cli.errors import (
     BadInputError,
     CaasppError,
+    EtsError,
     InvalidReportError,
     NoReportsError,
     NotEnrolledError,
@@ -29,7 +30,7 @@ from caaspp_cli.ets.contract import ReportEntry
 from caaspp_cli.ets.pdfcheck import inspect_pdf_file
 from caaspp_cli.fsutil import LinkRefusedError, prepare_output_dir, refuse_link
 
-Outcome = Literal["saved", "already_saved", "listed", "html_skipped", "failed"]
+Outcome = Literal["saved", "already_saved", "listed", "html_skipped", "duplicate", "failed"]
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,39 @@ def check_ssid(ssid: str) -> str:
 
 
 def report_filename(ssid: str, entry: ReportEntry) -> str:
-    """`{ssid}_{test}_{year}_{language}.pdf`, the name TOMS users expect."""
+    """`{ssid}_{test}_{year}_{language}.pdf`, the name TOMS users expect.
+
+    Only for an entry whose fields are in the contract's vocabulary (``check_entry``): the
+    values come from the server and end up in a path.
+    """
+    check_ssid(ssid)
+    problem = contract.entry_problem(entry)
+    if problem is not None:
+        raise EtsError(
+            f"{problem}; it was not saved.", hint="Report this to the CDE/ETS help desk."
+        )
     return f"{ssid}_{entry.test}_{entry.year}_{entry.language}.pdf"
+
+
+def duplicate_entries(entries: list[ReportEntry]) -> set[int]:
+    """Positions of PDF entries that repeat an earlier one's test, year and language.
+
+    The first listing is the one kept; a repeat would be saved over it (or taken for it).
+    HTML entries are only links to open, never files: ETS lists several for one test.
+    """
+    seen: set[tuple[str, int, str, str]] = set()
+    repeats: set[int] = set()
+    for position, entry in enumerate(entries):
+        if not entry.is_pdf:
+            continue
+        key = (entry.test, entry.year, entry.language, entry.format.lower())
+        if key in seen:
+            repeats.add(position)
+        seen.add(key)
+    return repeats
+
+
+DUPLICATE_DETAIL = "ETS listed this test, year and language twice; the first listing is kept"
 
 
 @dataclass
@@ -182,14 +214,19 @@ async def fetch_student(
     out_dir = Path(os.path.realpath(out_dir))
     prepare_output_dir(out_dir)
 
-    async def save(entry: ReportEntry) -> FetchedReport:
+    repeats = duplicate_entries(entries)
+
+    async def save(position: int, entry: ReportEntry) -> FetchedReport:
+        if position in repeats:
+            audit.record(profile, ssid, "duplicate_entry", f"{entry.test} {entry.year}")
+            return FetchedReport(entry, "duplicate", detail=DUPLICATE_DETAIL)
         if not entry.is_pdf:
             return FetchedReport(entry, "html_skipped", detail="HTML report: open the link")
-        dest = out_dir / report_filename(ssid, entry)
         try:
+            dest = out_dir / report_filename(ssid, entry)
             # A link there could be another child's report: neither adopted nor replaced.
             refuse_link(dest)
-        except LinkRefusedError as exc:
+        except (EtsError, LinkRefusedError) as exc:
             audit.record(profile, ssid, "download_failed", type(exc).__name__)
             return FetchedReport(entry, "failed", detail=exc.message)
         if not force and (existing := _valid_existing(dest)) is not None:
@@ -214,7 +251,7 @@ async def fetch_student(
             on_saved(report)
         return report
 
-    result.reports = list(await asyncio.gather(*(save(e) for e in entries)))
+    result.reports = list(await asyncio.gather(*(save(i, e) for i, e in enumerate(entries))))
     return result
 
 

@@ -687,3 +687,37 @@ def test_a_folder_swapped_for_a_link_during_the_run_is_not_recorded_as_saved(
     with Ledger.in_folder(out) as ledger:
         records = ledger.reports(row["SSID"], "||")
     assert records and all(r.status == "failed" for r in records)
+
+
+@pytest.mark.parametrize(
+    ("rate_limit", "students"), [(10.0, 12), pytest.param(2.0, 8, marks=pytest.mark.slow)]
+)
+def test_a_rate_limited_service_slows_the_run_down_instead_of_failing_rows(
+    profile_factory, tmp_path, rate_limit, students
+):
+    # The sandbox's token bucket answers 429 with Retry-After once more than `rate_limit`
+    # requests a second arrive. At the default concurrency the run must pace itself: every
+    # report saved, and under 5% of the requests spent on 429s.
+    world = World.build(students, seed=21)
+    roster = write_roster(tmp_path / "roster.csv", world)
+    out = tmp_path / "out"
+    config = SandboxConfig(students=students, seed=21, rate_limit=rate_limit)
+    with SandboxServer(config) as server:
+        profile_factory(
+            "paced",
+            base_url=server.base_url,
+            client_key=DEMO_CLIENT_KEY,
+            client_secret=DEMO_CLIENT_SECRET,
+            make_default=True,
+        )
+        started = time.monotonic()
+        summary = asyncio.run(BulkRun(open_roster(roster), BulkOptions(out_dir=out)).run())
+        elapsed = time.monotonic() - started
+        counters = server.state.stats()["counters"]
+    assert summary.failed == 0, manifest(out)
+    assert pdf_names(out) == expected_files(world)
+    requests = counters.get("data_requests", 0) + counters.get("download_requests", 0)
+    limited = counters.get("rate_limited", 0)
+    print(f"rate {rate_limit}/s: {requests} requests, {limited} 429s, {elapsed:.1f} s")
+    assert limited >= 1  # the limit was really reached
+    assert limited / requests < 0.05

@@ -665,7 +665,7 @@ def test_jitter_shortens_the_wait_by_at_most_its_share(
 @pytest.mark.parametrize(
     ("response", "error_class"),
     [
-        (httpx.Response(429, headers={"Retry-After": "2"}), RateLimitedError),
+        (httpx.Response(429), RateLimitedError),
         (httpx.Response(500), ServerError),
         (httpx.Response(504), ServerError),
         (httpx.Response(408), ServerError),
@@ -687,10 +687,44 @@ def test_giving_up_after_the_last_attempt_raises_the_cause(
     assert route.call_count == 4
     assert len(fake.sleeps) == 3
     if isinstance(caught.value, RateLimitedError):
-        assert caught.value.retry_after == 2.0
-        assert fake.sleeps == [2.0, 2.0, 2.0]
+        assert caught.value.retry_after is None
     if isinstance(caught.value, ServerError):
         assert caught.value.status == getattr(response, "status_code", None)
+
+
+def test_throttling_with_retry_after_spends_no_attempt(
+    router: respx.Router, fake: FakeTime
+) -> None:
+    # Five 429s that say when to come back, then an answer: with two attempts allowed,
+    # the pacing of the service is not a failure.
+    mock_token(router)
+    route = router.get(REPORTS_URL).mock(
+        side_effect=[httpx.Response(429, headers={"Retry-After": "5"})] * 5
+        + [httpx.Response(200, json=listing_json(entry_json()))]
+    )
+
+    reports = run(
+        router, fake, lambda ets: ets.list_reports(SSID), retry=RetryPolicy(max_attempts=2)
+    )
+
+    assert len(reports) == 1
+    assert route.call_count == 6
+    assert fake.sleeps == [5.0] * 5
+
+
+def test_an_endless_429_storm_ends_at_the_throttle_wait_bound(
+    router: respx.Router, fake: FakeTime
+) -> None:
+    mock_token(router)
+    route = router.get(REPORTS_URL).respond(429, headers={"Retry-After": "5"})
+    policy = RetryPolicy(max_attempts=2, max_throttle_wait=60.0)
+
+    with pytest.raises(RateLimitedError) as caught:
+        run(router, fake, lambda ets: ets.list_reports(SSID), retry=policy)
+
+    assert "for over 60 s" in caught.value.message
+    assert route.call_count == 13  # 12 waits of 5 s fit in 60 s; the 13th would not
+    assert sum(fake.sleeps) == 60.0
 
 
 def _raise_or(response: Any) -> httpx.Response:

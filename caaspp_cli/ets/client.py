@@ -23,6 +23,7 @@ import random
 import ssl
 import tempfile
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -71,10 +72,34 @@ ReportQuery = tuple[str | None, str | None, int | None]
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=30.0, pool=30.0)
 # One AsyncClient degrades past 8-16 connections (measured); the LEA may ask for fewer.
 DEFAULT_MAX_CONNECTIONS = 8
+# --- Wire limits: what a hostile or broken service can cost us, at most ------------------
 # An SSR is a few hundred kilobytes; a body this large is not one.
 DEFAULT_MAX_REPORT_BYTES = 64 * 1024 * 1024
+# A student's report list is a few kilobytes. The cap counts decompressed bytes, so a gzip
+# bomb is cut off here too; memory grows by at most one inflated network read (64 KB of
+# gzip, at most about 64 MB) beyond it.
+MAX_LIST_BYTES = 1024 * 1024
+# An error body is read only for its code and message.
+MAX_ERROR_BODY_BYTES = 64 * 1024
+# Every request, body included, ends within this many seconds: the read timeout alone is
+# per read, so a server dripping a byte at a time would hold a connection forever.
+DEFAULT_REQUEST_DEADLINE = 300.0
+# Throttling (429 with Retry-After) does not spend attempts; but one request waits at most
+# this long in total for the service to let it through, then fails with RateLimitedError.
+DEFAULT_MAX_THROTTLE_WAIT = 900.0
+# Adaptive pacing after a 429: the request rate is halved (and concurrency with it), then
+# grows back by equal steps, one per successful request, regaining the halved rate after
+# this many: so a run against a steady limit meets about one 429 in that many requests.
+THROTTLE_DECREASE = 0.5
+THROTTLE_RECOVERY_REQUESTS = 64
+THROTTLE_START_CONNECTIONS = 2
+# Pacing never goes below one request a second: slower than that, the Retry-After pause
+# the service asks for does the work.
+THROTTLE_MIN_RATE = 1.0
 # Expired links are refreshed this many times per download before giving up.
 DEFAULT_MAX_LINK_REFRESHES = 3
+# A link that expires while its request waits for the throttle is renewed, this many times.
+MAX_STALE_LINKS = 10
 CONNECTIONS_PER_POOL = 8
 # A token is renewed this long before it expires (or at 90% of a shorter lifetime).
 TOKEN_REFRESH_MARGIN = 60.0
@@ -125,6 +150,8 @@ class RetryPolicy:
     max_delay: float = 30.0
     jitter: float = 0.25
     max_retry_after: float = 120.0
+    # Total seconds one request may spend waiting on 429s that said when to come back.
+    max_throttle_wait: float = DEFAULT_MAX_THROTTLE_WAIT
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -321,6 +348,10 @@ class _LinkRefused(Exception):
     """A pre-signed link was refused: it has expired."""
 
 
+class _LinkStale(Exception):
+    """A pre-signed link ran out while its request waited for its turn: never sent."""
+
+
 class _GiveUp(Exception):
     """An attempt failed in a way another attempt would not mend."""
 
@@ -355,6 +386,8 @@ class EtsClient:
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         max_report_bytes: int = DEFAULT_MAX_REPORT_BYTES,
         max_link_refreshes: int = DEFAULT_MAX_LINK_REFRESHES,
+        request_deadline: float = DEFAULT_REQUEST_DEADLINE,
+        max_list_bytes: int = MAX_LIST_BYTES,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
         clock: Clock = time.monotonic,
@@ -370,6 +403,8 @@ class EtsClient:
         self._retry = retry or RetryPolicy()
         self._max_report_bytes = max_report_bytes
         self._max_link_refreshes = max_link_refreshes
+        self._request_deadline = request_deadline
+        self._max_list_bytes = max_list_bytes
         self._sleep = sleep
         self._clock = clock
         self._rand = rand
@@ -378,8 +413,10 @@ class EtsClient:
         self._token_worked = False  # a data call has succeeded: the credentials are good
         self._token_lock = asyncio.Lock()
         # Callers beyond the pool wait here rather than in the pool, where they would
-        # run into its timeout.
-        self._slots = asyncio.Semaphore(max_connections)
+        # run into its timeout; the throttle also paces them when the service says 429.
+        self._throttle = _Throttle(
+            max_connections, max_pause=self._retry.max_retry_after, clock=clock, sleep=sleep
+        )
         # One httpx pool slows down past 8-16 connections (its connection scan grows with
         # the square of their number): spread wider concurrency over several pools.
         pools = max(1, math.ceil(max_connections / CONNECTIONS_PER_POOL))
@@ -460,7 +497,7 @@ class EtsClient:
                 "POST", url, headers=headers, data=contract.token_form()
             )
             async with self._exchange(request) as response:
-                await self._read(response)
+                await self._read(response, MAX_ERROR_BODY_BYTES, "token request")
             if response.status_code == httpx.codes.OK:
                 return self._parse(TokenResponse, response, "token request")
             raise self._token_error(response)
@@ -516,7 +553,7 @@ class EtsClient:
                 },
             )
             async with self._exchange(request) as response:
-                await self._read(response)
+                await self._read(response, self._max_list_bytes, "score-reports call")
             if response.status_code == httpx.codes.OK:
                 return self._parse(ReportList, response, "score-reports call")
             raise self._data_error(response)
@@ -636,9 +673,22 @@ class EtsClient:
             return await self._download_once(current, dest)
 
         refusals = 0
+        stale = 0
         while True:
             try:
                 return await self._with_retries("download", attempt)
+            except _LinkStale:
+                # Throttling held the request past the link's expiry: that is our pacing,
+                # not the service refusing, so it spends no refusal; but it is bounded.
+                stale += 1
+                if stale > MAX_STALE_LINKS:
+                    raise LinkExpiredError(
+                        f"The download link expired {stale} times while the request waited "
+                        "for its turn (the service is throttling).",
+                        hint="Fetch fewer reports at once, or try again later.",
+                    ) from None
+                attempts = 0
+                current = await self._fresh_entry(ssid, current, filters)
             except _LinkRefused:
                 if refusals >= self._max_link_refreshes:
                     raise LinkExpiredError(
@@ -668,6 +718,12 @@ class EtsClient:
         )
 
     def _check_link(self, url: str) -> None:
+        problem = contract.link_problem(url)
+        if problem is not None:
+            raise EtsError(
+                f"The service gave a download link that cannot be used: {problem}.",
+                hint="Report this to the CDE/ETS help desk; the other reports go on.",
+            )
         if not _is_secure_url(url):
             raise EtsError(
                 f"The service gave a download link that is not https:// ({_origin(url)}); "
@@ -676,11 +732,22 @@ class EtsClient:
             )
 
     async def _download_once(self, entry: ReportEntry, dest: Path) -> DownloadResult:
-        request = self._http.build_request("GET", entry.url)
+        try:
+            request = self._http.build_request("GET", entry.url)
+        except httpx.InvalidURL as exc:
+            raise EtsError(
+                f"The service gave a download link that cannot be used: {_invalid_url(exc)}.",
+                hint="Report this to the CDE/ETS help desk; the other reports go on.",
+            ) from None
         stream = PdfStream()
         temp: Path | None = None
         try:
-            async with self._exchange(request) as response:
+            # Only a link that runs out while waiting for its turn is renewed before it is
+            # sent: one already past its expiry by our clock is tried (clocks differ).
+            fresh_now = not _link_expired(entry)
+            async with self._exchange(
+                request, still_valid=lambda: not fresh_now or not _link_expired(entry)
+            ) as response:
                 self._check_download_response(response)
                 fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=dest.parent)
                 temp = Path(name)
@@ -757,14 +824,37 @@ class EtsClient:
 
     # --- Plumbing --------------------------------------------------------------------------
     @contextlib.asynccontextmanager
-    async def _exchange(self, request: httpx.Request) -> AsyncIterator[httpx.Response]:
-        """Send ``request`` within a connection slot; the body is read by the caller."""
-        async with self._slots:
+    async def _exchange(
+        self, request: httpx.Request, still_valid: Callable[[], bool] | None = None
+    ) -> AsyncIterator[httpx.Response]:
+        """Send ``request`` within a connection slot; the body is read by the caller.
+
+        From the moment the request is sent until the caller is done with the body, the
+        request deadline runs: past it the exchange ends as a timeout worth another try.
+        """
+        async with (
+            self._throttle.slot() as started,
+            _deadline(self._request_deadline, request.url),
+        ):
+            if still_valid is not None and not still_valid():
+                raise _LinkStale()
             log.debug("%s %s", request.method, redact_url(request.url))
             try:
                 response = await next(self._next_pool).send(request, stream=True)
             except httpx.RequestError as exc:
                 raise _transport_failure(exc, request.url) from exc
+            except (OverflowError, ValueError) as exc:
+                # A port out of range or an address the socket layer refuses.
+                raise BadInputError(
+                    f"{_origin(request.url)} is not an address caaspp can reach "
+                    f"({type(exc).__name__}).",
+                    hint=_ENDPOINT_HINT,
+                ) from None
+            self._throttle.observe(
+                response.status_code,
+                parse_retry_after(response.headers.get(contract.HEADER_RETRY_AFTER)),
+                started,
+            )
             try:
                 log.debug(
                     "%s %s -> %d", request.method, redact_url(request.url), response.status_code
@@ -773,20 +863,65 @@ class EtsClient:
             finally:
                 await response.aclose()
 
-    async def _read(self, response: httpx.Response) -> None:
+    async def _read(self, response: httpx.Response, limit: int, what: str) -> None:
+        """Read the body (decompressed) into ``response.content``, at most ``limit`` bytes."""
+        chunks: list[bytes] = []
+        size = 0
         try:
-            await response.aread()
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise _Retry(
+                        ServerError(
+                            f"The score-report service answered the {what} with more than "
+                            f"{limit} bytes; the answer was not read.",
+                            hint="A proxy between you and ETS may be answering instead: "
+                            + _BUSY_HINT,
+                            status=response.status_code,
+                        )
+                    )
+                chunks.append(chunk)
         except httpx.RequestError as exc:
             raise _transport_failure(exc, response.request.url) from exc
+        except httpx.DecodingError as exc:
+            raise _Retry(
+                ServerError(
+                    f"The score-report service answered the {what} with a body that could not "
+                    "be decompressed.",
+                    hint=_BUSY_HINT,
+                    status=response.status_code,
+                )
+            ) from exc
+        # What ``aread`` would have stored: the body as read, for ``response.content``.
+        response._content = b"".join(chunks)
 
     async def _with_retries(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
         """Run ``attempt`` until it succeeds, fails for good, or the attempts run out."""
         max_attempts = self._retry.max_attempts
         number = 1
+        throttled_for = 0.0
         while True:
             try:
                 return await attempt()
             except _Retry as retry:
+                # A 429 that says when to come back is the service pacing us, not a
+                # failure: it spends no attempt, only the (bounded) time this request waits.
+                throttled = (
+                    isinstance(retry.error, RateLimitedError) and retry.retry_after is not None
+                )
+                if throttled:
+                    delay = self._retry.delay(number, retry.retry_after, self._rand())
+                    throttled_for += delay
+                    if throttled_for > self._retry.max_throttle_wait:
+                        raise RateLimitedError(
+                            f"The score-report service kept answering the {what} with 429 "
+                            f"(too many requests) for over {self._retry.max_throttle_wait:.0f} s.",
+                            hint="Fetch fewer reports at once, or try again later.",
+                            retry_after=retry.retry_after,
+                        ) from None
+                    log.debug("%s throttled (429); again in %.2f s", what, delay)
+                    await self._sleep(delay)
+                    continue
                 if number >= max_attempts:
                     raise retry.error from retry.__cause__
                 delay = self._retry.delay(number, retry.retry_after, self._rand())
@@ -836,6 +971,103 @@ class EtsClient:
                 status=response.status_code,
             )
         )
+
+
+class _Throttle:
+    """The client's shared gate: how many requests are in flight, and how fast they start.
+
+    It starts wide open (``max_connections`` at once, no pacing). A 429 halves the
+    concurrency and the request rate (once per round: 429s of requests sent before the last
+    cut do not cut again) and holds every new request until the ``Retry-After`` moment;
+    each success then raises concurrency by ``1/limit`` and the rate by a fixed step
+    (additive increase, multiplicative decrease), so the run settles just under what the
+    service allows instead of failing rows.
+    """
+
+    def __init__(
+        self, max_connections: int, *, max_pause: float, clock: Clock, sleep: Sleep
+    ) -> None:
+        self._max = max_connections
+        self._max_pause = max_pause
+        self._clock = clock
+        self._sleep = sleep
+        # A slow start: a service that throttles answers the first burst with as many 429s
+        # as there are requests in flight, so the run starts narrow and widens as answers
+        # come (one more per round of successes: full width after a few dozen requests).
+        self._limit = float(min(max_connections, THROTTLE_START_CONNECTIONS))
+        self._in_flight = 0
+        self._free = asyncio.Condition()
+        self._rate: float | None = None  # requests per second; None: unpaced
+        self._step = 0.0  # added to the rate per success
+        self._next_start = -math.inf
+        self._paused_until = -math.inf
+        self._cut_at = -math.inf
+        self._recent: deque[float] = deque(maxlen=4096)  # start times, for the first cut
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[float]:
+        """Wait for a turn; yields the request's start time on the client's clock."""
+        async with self._free:
+            await self._free.wait_for(lambda: self._in_flight < max(1, int(self._limit)))
+            self._in_flight += 1
+        try:
+            now = self._clock()
+            start = max(now, self._next_start, self._paused_until)
+            if self._rate is not None:
+                self._next_start = start + 1.0 / self._rate
+            if start > now:
+                await self._sleep(start - now)
+            started = self._clock()
+            self._recent.append(started)
+            yield started
+        finally:
+            async with self._free:
+                self._in_flight -= 1
+                self._free.notify_all()
+
+    def observe(self, status: int, retry_after: float | None, started: float) -> None:
+        now = self._clock()
+        if status != httpx.codes.TOO_MANY_REQUESTS:
+            if status < 400:
+                self._limit = min(float(self._max), self._limit + 1.0 / self._limit)
+                if self._rate is not None:
+                    self._rate += self._step
+            return
+        if retry_after is not None:
+            pause = min(retry_after, self._max_pause)
+            self._paused_until = max(self._paused_until, now + pause)
+        if started < self._cut_at:
+            return  # sent before the last cut: that cut already answered this burst
+        self._cut_at = now
+        self._limit = max(1.0, self._limit * THROTTLE_DECREASE)
+        if self._rate is None:
+            # The first 429: start pacing from what got through in the last second.
+            recent = sum(1 for t in self._recent if t > now - 1.0)
+            self._rate = float(max(recent, 1))
+        self._rate = max(THROTTLE_MIN_RATE, self._rate * THROTTLE_DECREASE)
+        self._step = self._rate / THROTTLE_RECOVERY_REQUESTS
+        log.debug("throttled: %d request(s) at once, %.2f per second", int(self._limit), self._rate)
+
+
+@contextlib.asynccontextmanager
+async def _deadline(seconds: float, url: httpx.URL) -> AsyncIterator[None]:
+    """Fail the request (worth another try) when it has not ended within ``seconds``."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise _Retry(
+            ServiceConnectionError(
+                f"{_origin(url)} did not finish answering within {seconds:g} s.",
+                hint=_BUSY_HINT,
+            )
+        ) from None
+
+
+def _invalid_url(exc: httpx.InvalidURL) -> str:
+    """httpx's reason, without the URL it may quote (a link's query is a secret)."""
+    text = str(exc)
+    return text.split(":", 1)[0].rstrip(".") if ":" in text else text.rstrip(".")
 
 
 def _link_expired(entry: ReportEntry) -> bool:

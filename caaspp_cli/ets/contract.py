@@ -12,6 +12,7 @@ import base64
 import re
 from datetime import datetime
 from typing import Any, Final, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -87,6 +88,13 @@ LANGUAGE_ALIASES: Final[dict[str, str]] = {
 FORMAT_PDF: Final = "pdf"
 FORMAT_HTML: Final = "html"
 
+# School years a report can belong to (the spring year of the administration).
+MIN_REPORT_YEAR: Final = 2000
+MAX_REPORT_YEAR: Final = 2100
+
+# A pre-signed link is a few hundred characters; anything near this is not one.
+MAX_LINK_LENGTH: Final = 8 * 1024
+
 # Query parameter names of the score-reports call.
 PARAM_TEST: Final = "test"
 PARAM_LANGUAGE: Final = "language"
@@ -152,6 +160,51 @@ def normalize_language(value: str) -> str | None:
         if code.casefold() == folded:
             return code
     return LANGUAGE_ALIASES.get(folded)
+
+
+def entry_problem(entry: ReportEntry) -> str | None:
+    """Why a listed report cannot be saved, or None when its fields are in the vocabulary.
+
+    ``test``, ``year`` and ``language`` become part of a file name: a value the contract
+    does not know (``"../../victim"``, a control character, a year 99999) is refused here,
+    before it reaches any path.
+    """
+    if entry.test not in TEST_CODES:
+        return f"ETS listed a report with an unknown test code {_quote(entry.test)}"
+    if entry.language not in LANGUAGES:
+        return f"ETS listed a report with an unknown language code {_quote(entry.language)}"
+    if not MIN_REPORT_YEAR <= entry.year <= MAX_REPORT_YEAR:
+        return f"ETS listed a report with an impossible year {entry.year}"
+    return None
+
+
+def link_problem(url: str) -> str | None:
+    """Why a download link cannot be requested, or None when it is a well-formed URL.
+
+    Refused: a link longer than ``MAX_LINK_LENGTH``, one holding a space, a control or a
+    non-ASCII character, one without a host, and one whose port is not a port. Whether the
+    scheme is acceptable is the client's decision (it depends on the host).
+    """
+    if len(url) > MAX_LINK_LENGTH:
+        return f"the download link is {len(url)} characters long (at most {MAX_LINK_LENGTH})"
+    if not url.isascii() or any(ch <= " " or ch == "\x7f" for ch in url):
+        return "the download link holds a space, a control or a non-ASCII character"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "the download link is not a well-formed URL (bad host or port)"
+    if not parts.hostname:
+        return "the download link has no host"
+    if port == 0:
+        return "the download link names port 0"
+    return None
+
+
+def _quote(value: str, limit: int = 40) -> str:
+    """A wire value fit for a message: printable, short, quoted."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in value)
+    return repr(text[:limit] + ("..." if len(text) > limit else ""))
 
 
 # --- Authentication ------------------------------------------------------------------------
