@@ -36,6 +36,7 @@ from caaspp_cli.ets.client import EtsClient
 from caaspp_cli.ets.contract import ReportEntry
 from caaspp_cli.ets.pdfcheck import inspect_pdf_file
 from caaspp_cli.fetch import ReportFilters
+from caaspp_cli.folderlock import FolderLock
 from caaspp_cli.fsutil import prepare_output_dir, sweep_temp_files, write_private_bytes
 from caaspp_cli.layout import DEFAULT_LAYOUT, REPORT_FIELDS, ROSTER_FIELDS, Layout, column_key
 from caaspp_cli.ledger import Ledger, ReportRecord
@@ -306,6 +307,11 @@ class BulkRun:
         out = self.options.out_dir
         self.router()  # the profiles checked before anything is written
         prepare_output_dir(out)
+        # Taken before the sweep, which would remove the files that another run is writing.
+        with FolderLock.for_folder(out, "bulk"):
+            return await self._run_locked(out)
+
+    async def _run_locked(self, out: Path) -> BulkSummary:
         removed = sweep_temp_files(out)
         if removed:
             self.on_warning(f"removed {removed} unfinished download(s) left by an earlier run.")

@@ -186,7 +186,10 @@ async def fetch_student(
             on_saved(report)
         return report
 
-    result.reports = list(await asyncio.gather(*(save(e) for e in entries)))
+    from caaspp_cli.folderlock import FolderLock
+
+    with FolderLock.for_folder(out_dir, "fetch"):
+        result.reports = list(await asyncio.gather(*(save(e) for e in entries)))
     return result
 
 

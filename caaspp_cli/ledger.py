@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal, Self
 
-from caaspp_cli.errors import BadInputError, CaasppError, ExitCode
+from caaspp_cli.errors import BadInputError
+from caaspp_cli.folderlock import FOLDER_LOCK_NAME, FolderBusyError, FolderLock
 from caaspp_cli.fsutil import PRIVATE_FILE_MODE, prepare_output_dir
 
 LEDGER_NAME = ".caaspp-ledger.sqlite"
@@ -251,7 +251,7 @@ class Ledger(_RunLedger):
 
 # --- The send ledger -----------------------------------------------------------------------
 SEND_LEDGER_NAME: Final = ".caaspp-send-ledger.sqlite"
-SEND_LOCK_NAME: Final = ".caaspp-send.lock"
+SEND_LOCK_NAME: Final = FOLDER_LOCK_NAME
 SEND_SCHEMA_VERSION: Final = 1
 
 MessageKind = Literal["report", "password"]
@@ -348,7 +348,7 @@ class SendLedger(_RunLedger):
     """
 
     def __init__(self, path: Path, *, lock: bool = True) -> None:
-        self._lock = _FolderLock(path.parent / SEND_LOCK_NAME) if lock else None
+        self._lock = FolderLock(path.parent / SEND_LOCK_NAME, "send") if lock else None
         try:
             self._db = open_database(
                 path,
@@ -453,49 +453,5 @@ class SendLedger(_RunLedger):
         return {(kind, status): n for kind, status, n in rows}
 
 
-class SendInProgressError(CaasppError):
-    """Another ``caaspp send`` holds the folder."""
-
-    exit_code = ExitCode.FAILED
-
-
-class _FolderLock:
-    """An exclusive lock on a file, which the OS releases when the process ends."""
-
-    def __init__(self, path: Path) -> None:
-        prepare_output_dir(path.parent, "folder", _LEDGER_FOLDER_HINT)
-        try:
-            self._fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
-        except OSError as exc:
-            raise BadInputError(
-                f"the lock file {path} cannot be opened ({exc.strerror or exc}).",
-                hint=_LEDGER_FOLDER_HINT,
-            ) from None
-        try:
-            _lock_fd(self._fd)
-        except OSError:
-            os.close(self._fd)
-            self._fd = None
-            raise SendInProgressError(
-                f"another caaspp send is running from {path.parent}.",
-                hint="wait for it to finish: two runs at once could send a family the same "
-                "message twice.",
-            ) from None
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing releases the lock
-            self._fd = None
-
-
-if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-    import msvcrt
-
-    def _lock_fd(fd: int) -> None:
-        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-
-else:
-    import fcntl
-
-    def _lock_fd(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+# The send ledger's folder lock is the one every command takes (see folderlock).
+SendInProgressError = FolderBusyError

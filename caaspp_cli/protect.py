@@ -1297,10 +1297,39 @@ def protect_reports(
             hint="name PDF files, or folders holding them (a `caaspp bulk` output folder).",
         )
     contacts, roster_passwords = _read_roster(roster, password_column, files)
+    from caaspp_cli.folderlock import FolderLock
+
+    # Both locks before the sheet is read: two runs that each read it, then each add a
+    # password for the same student, would leave that student with two. The sheet's first,
+    # so that a sheet that cannot be written leaves no --out folder behind.
+    with FolderLock.for_file(password_file, "protect", "password file"):
+        prepare_output_dir(out_dir)
+        with FolderLock.for_folder(out_dir, "protect"):
+            return _protect_locked(
+                files,
+                out_dir,
+                password_file,
+                contacts,
+                roster_passwords,
+                password_column,
+                workers,
+                on_progress,
+            )
+
+
+def _protect_locked(
+    files: list[InputFile],
+    out_dir: Path,
+    password_file: Path,
+    contacts: dict[str, _Contact],
+    roster_passwords: dict[str, str | None],
+    password_column: str | None,
+    workers: int | None,
+    on_progress: Callable[[ProtectProgress], None] | None,
+) -> ProtectSummary:
     sheet = PasswordSheet(password_file)
     plan = _plan(files, out_dir, sheet, contacts, roster_passwords, password_column)
     sheet.check_writable()
-    prepare_output_dir(out_dir)
     # A run killed mid-way (kill -9, a power cut) leaves its temp files: hidden copies of
     # reports that nothing else would ever remove.
     sweep_temp_files(out_dir)
