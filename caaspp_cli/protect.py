@@ -69,6 +69,7 @@ import secrets
 import signal
 import sys
 import tempfile
+import time
 import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -1225,10 +1226,51 @@ def _remove_temps(done: Iterable[_Done]) -> None:
             result.temp.unlink(missing_ok=True)
 
 
-def _worker_init() -> None:
+def _worker_init(parent_pid: int | None = None) -> None:
     # Ctrl-C reaches the whole process group: the parent alone decides, and lets running
     # tasks finish so that it can clean up their temp files.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if parent_pid is not None:
+        import threading
+
+        threading.Thread(
+            target=_exit_when_gone, args=(parent_pid,), name="caaspp-parent-watch", daemon=True
+        ).start()
+
+
+_PARENT_POLL_SECONDS: Final = 0.5
+
+
+def _exit_when_gone(parent_pid: int) -> None:
+    """Exit once the run that started this worker is gone (killed with kill -9, say).
+
+    Nothing else would end it: a forkserver worker's parent is the forkserver, which lives
+    as long as its workers do, and they wait for work forever, holding memory and the
+    folder's files. What a dead run left half done, the next run sweeps away.
+    """
+    while _parent_alive(parent_pid):
+        time.sleep(_PARENT_POLL_SECONDS)
+    os._exit(1)
+
+
+def _parent_alive(parent_pid: int) -> bool:
+    if sys.platform == "win32":  # pragma: no cover - spawn: the parent is the run itself
+        import multiprocessing
+
+        parent = multiprocessing.parent_process()
+        return parent is None or parent.is_alive()
+    try:
+        os.kill(parent_pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # the number now belongs to another user's process
+        return False
+    try:  # Linux: a killed run not yet reaped by its shell is a zombie, not alive
+        with open(f"/proc/{parent_pid}/stat", "rb") as handle:
+            state = handle.read().rsplit(b")", 1)[-1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in (b"Z", b"X")
 
 
 def default_workers() -> int:
@@ -1250,7 +1292,12 @@ def _executor(workers: int) -> Executor:
         context.set_forkserver_preload([__name__])
     else:  # pragma: no cover
         context = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init)
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_worker_init,
+        initargs=(os.getpid(),),
+    )
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -184,3 +185,48 @@ def test_two_real_bulk_runs_into_one_folder_download_each_report_once(
     assert codes == [ExitCode.OK, ExitCode.BUSY], outputs
     assert "caaspp bulk" in " ".join("".join(outputs).split())
     assert downloads and max(downloads.values()) == 1, "a report was downloaded twice"
+
+
+def _marked_processes(mark: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if mark.encode() in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="walks /proc")
+def test_protect_killed_with_sigkill_leaves_no_worker_behind(corpus: Path, tmp_path: Path) -> None:
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    pdfs = sorted(corpus.glob("*.pdf"))
+    for number in range(240):
+        source = pdfs[number % len(pdfs)]
+        (inputs / f"{9000000000 + number}_CAASPP_2025_en.pdf").write_bytes(source.read_bytes())
+    out = tmp_path / "out"
+    mark = f"CAASPP_TEST_RUN={os.getpid()}-{time.monotonic_ns()}"
+    env = {**os.environ, mark.split("=")[0]: mark.split("=")[1]}
+    exe = str(Path(sys.executable).with_name("caaspp"))
+    args = [exe, "protect", str(inputs), "--out", str(out), "--passwords", str(tmp_path / "p.csv")]
+    run = subprocess.Popen([*args, "--workers", "2"], env=env, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len(list(out.glob("*.pdf"))) < 5 and run.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert run.poll() is None, "the run ended before it could be killed"
+    assert len(_marked_processes(mark)) >= 3  # the run, and its workers
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait()
+    deadline = time.monotonic() + 5
+    while (left := _marked_processes(mark)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in left:  # do not leave them to the next test
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    assert not left, f"{len(left)} process(es) of the killed run still running"
