@@ -1481,6 +1481,9 @@ def _plan(
     plan = _Plan(list(files), results, [], {}, {})
     for _key, indexes in sorted(groups.items()):
         first = files[indexes[0]]
+        if first.ssid and password_column is None and len(by_ssid.get(first.ssid, ())) > 1:
+            _plan_several_passwords(plan, indexes, by_file, out_dir)
+            continue
         password, problem, new = _password_for(
             first, by_ssid, by_file, roster_passwords, password_column
         )
@@ -1509,6 +1512,47 @@ def _plan(
             plan.tasks.append(_Task(password, tuple(tasks)))
             plan.new_password.append(new)
     return plan
+
+
+def _plan_several_passwords(
+    plan: _Plan, indexes: Sequence[int], by_file: Mapping[str, SheetRow], out_dir: Path
+) -> None:
+    """A student to whom the sheet gives several passwords (two runs at once, before runs
+    took the folder's lock, or a sheet edited by hand): each file the sheet lists keeps the
+    password it is listed with, which its family may already have; a file it does not list
+    fails, naming the files of each password, since caaspp cannot know which one the
+    family would expect."""
+    from caaspp_cli.roster import neutralize_cell
+
+    files = plan.files
+    ssid = files[indexes[0]].ssid
+    listed = sorted((row for row in by_file.values() if row.ssid == ssid), key=lambda row: row.file)
+    by_password: dict[str, list[str]] = defaultdict(list)
+    for row in listed:
+        by_password[row.password].append(row.file)
+    which = "; ".join(
+        f"password {number} for {', '.join(names)}"
+        for number, names in enumerate(by_password.values(), start=1)
+    )
+    problem = (
+        f"the password file holds {len(by_password)} passwords for this student ({which}), "
+        "so caaspp will not guess which one this file gets"
+    )
+    groups: dict[str, list[_FileTask]] = defaultdict(list)
+    for index in indexes:
+        item = files[index]
+        recorded = by_file.get(neutralize_cell(item.output.as_posix()))
+        if recorded is None or recorded.ssid != ssid:
+            plan.results[index] = _result(item, Outcome.FAILED, problem)
+            continue
+        plan.passwords[index] = recorded.password
+        plan.sheet_file[index] = True
+        groups[recorded.password].append(_FileTask(index, item.source, out_dir / item.output))
+    for password, tasks in groups.items():
+        for task in tasks:
+            plan.group_of[task.index] = len(plan.tasks)
+        plan.tasks.append(_Task(password, tuple(tasks)))
+        plan.new_password.append(False)
 
 
 def _password_for(

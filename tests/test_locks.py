@@ -230,3 +230,55 @@ def test_protect_killed_with_sigkill_leaves_no_worker_behind(corpus: Path, tmp_p
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
     assert not left, f"{len(left)} process(es) of the killed run still running"
+
+
+def _sheet_rows(sheet: Path) -> list[dict[str, str]]:
+    import csv
+
+    with sheet.open(newline="", encoding="utf-8-sig") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_protect_keeps_each_files_recorded_password_when_a_student_has_two(
+    corpus: Path, tmp_path: Path
+) -> None:
+    from caaspp_cli.protect import verify_protected_pdf
+
+    first, second = sorted(corpus.glob("*.pdf"))[:2]
+    assert first.name[:10] == second.name[:10]  # one student's two reports
+    out, sheet = tmp_path / "out", tmp_path / "passwords.csv"
+    # What two runs at once left before the lock: each file of the student protected with
+    # its own password, both in the sheet.
+    for number, source in enumerate((first, second)):
+        inputs = tmp_path / f"in{number}"
+        inputs.mkdir()
+        shutil.copy(source, inputs)
+        part = tmp_path / f"part{number}.csv"
+        result = _caaspp("protect", str(inputs), "--out", str(out), "--passwords", str(part))
+        assert result.returncode == ExitCode.OK, result.stderr
+    lines = (tmp_path / "part0.csv").read_text(encoding="utf-8").splitlines()
+    lines += (tmp_path / "part1.csv").read_text(encoding="utf-8").splitlines()[1:]
+    sheet.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    passwords = {row["file"]: row["password"] for row in _sheet_rows(sheet)}
+    assert len(set(passwords.values())) == 2
+
+    inputs = tmp_path / "all"
+    inputs.mkdir()
+    for source in (first, second):
+        shutil.copy(source, inputs)
+    rerun = ["protect", str(inputs), "--out", str(out), "--passwords", str(sheet)]
+    result = _caaspp(*rerun)
+    assert result.returncode == ExitCode.OK, result.stdout + result.stderr
+    for name, password in passwords.items():
+        verify_protected_pdf(out / name, password)
+
+    # A new report of that student: which password would the family expect? Not guessed.
+    third = inputs / (first.name[:10] + "_ELPAC_2024_en.pdf")
+    shutil.copy(first, third)
+    result = _caaspp(*rerun)
+    said = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == ExitCode.FAILED, said
+    assert "2 passwords" in said and first.name in said and second.name in said
+    assert not (out / third.name).exists()
+    assert len(_sheet_rows(sheet)) == 2
+    assert _caaspp(*rerun).returncode == ExitCode.FAILED  # the same answer, not worse
