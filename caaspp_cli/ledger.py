@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal, Self
 
-from caaspp_cli.errors import BadInputError
+from caaspp_cli.errors import BadInputError, CaasppError, ExitCode
 from caaspp_cli.folderlock import FOLDER_LOCK_NAME, FolderBusyError, FolderLock
 from caaspp_cli.fsutil import PRIVATE_FILE_MODE, prepare_output_dir
 
@@ -455,3 +455,30 @@ class SendLedger(_RunLedger):
 
 # The send ledger's folder lock is the one every command takes (see folderlock).
 SendInProgressError = FolderBusyError
+
+
+class LedgerError(CaasppError):
+    """A ledger went bad during a run: a full disk, or a damaged file."""
+
+    exit_code = ExitCode.FAILED
+
+
+def ledger_error(path: Path, exc: sqlite3.DatabaseError) -> CaasppError:
+    """The sentence for a ledger error met during a run (opening has its own)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code == sqlite3.SQLITE_FULL or "full" in str(exc):
+        return LedgerError(
+            f"the disk holding the ledger {path} is full.",
+            hint="free some space, then run the same command again: what was saved and "
+            "recorded is kept, and nothing is downloaded twice.",
+        )
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or "malformed" in str(exc):
+        return BadInputError(
+            f"the ledger {path} is damaged ({exc}).",
+            hint="move it aside (do not delete it) and run the same command again: the "
+            "reports already in the folder are checked and kept, not downloaded again.",
+        )
+    return LedgerError(
+        f"the ledger {path} cannot be used ({exc}).",
+        hint="check the disk and the folder, then run the same command again.",
+    )
