@@ -107,3 +107,42 @@ def test_a_full_disk_during_bulk_is_one_sentence_and_keeps_what_was_saved(
             assert pdf.read_bytes().rstrip().endswith(b"%%EOF")
     finally:
         subprocess.run(["umount", "-l", str(out)], check=False)
+
+
+def _purgeable(folder: Path, count: int) -> None:
+    folder.mkdir(exist_ok=True)
+    (folder / "manifest.csv").write_text("ssid\n", encoding="utf-8")
+    for number in range(count):
+        (folder / f"{1000000000 + number}_CAASPP_2025_en.pdf").write_bytes(b"%PDF-1.7\n%%EOF\n")
+
+
+def test_purge_that_cannot_write_its_log_says_what_it_removed_and_what_not(
+    cli: Any, tmp_path: Path
+) -> None:
+    folder = tmp_path / "reports"
+    _purgeable(folder, 3)
+    (folder / "purge.log").mkdir()
+    result = cli("purge", str(folder), "--yes")
+    said = _said(result)
+    assert result.exit_code == ExitCode.FAILED, said
+    assert "unexpected" not in said.lower()
+    assert "removed 3 file(s)" in said and "purge.log" in said
+
+
+def test_purge_on_a_read_only_file_system_is_refused_before_anything(
+    cli: Any, tmp_path: Path
+) -> None:
+    folder = tmp_path / "ro"
+    if not _can_mount_tmpfs(folder):
+        pytest.skip("mounting a small tmpfs is not possible here")
+    try:
+        _purgeable(folder, 3)
+        subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+        result = cli("purge", str(folder), "--yes")
+        said = _said(result)
+        assert result.exit_code == ExitCode.BAD_INPUT, said
+        assert "unexpected" not in said.lower()
+        assert str(folder) in said and "Read-only file system" in said
+        assert len(list(folder.glob("*.pdf"))) == 3
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
