@@ -16,6 +16,7 @@ import csv
 import io
 import os
 import signal
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -29,6 +30,7 @@ from caaspp_cli.errors import (
     CaasppError,
     ConfigError,
     CredentialsError,
+    ExitCode,
     InvalidReportError,
     NotEnrolledError,
     StudentNotFoundError,
@@ -38,6 +40,7 @@ from caaspp_cli.ets.client import EtsClient
 from caaspp_cli.ets.contract import ReportEntry
 from caaspp_cli.ets.pdfcheck import inspect_pdf_file
 from caaspp_cli.fetch import DUPLICATE_DETAIL, ReportFilters, duplicate_entries
+from caaspp_cli.folderlock import FolderLock
 from caaspp_cli.fsutil import (
     LinkRefusedError,
     is_link_stat,
@@ -56,7 +59,7 @@ from caaspp_cli.layout import (
     LayoutError,
     column_key,
 )
-from caaspp_cli.ledger import Ledger, ReportRecord
+from caaspp_cli.ledger import LEDGER_NAME, Ledger, ReportRecord, ledger_error
 from caaspp_cli.profiles import Profile, ProfileStore, activate, load_store
 from caaspp_cli.roster import Roster, RosterRow, neutralize_cell
 
@@ -333,6 +336,14 @@ class BulkRun:
         out = self.options.out_dir
         self.router()  # the profiles checked before anything is written
         prepare_output_dir(out)
+        # Taken before the sweep, which would remove the files that another run is writing.
+        with FolderLock.for_folder(out, "bulk"):
+            try:
+                return await self._run_locked(out)
+            except sqlite3.DatabaseError as exc:
+                raise ledger_error(out / LEDGER_NAME, exc) from None
+
+    async def _run_locked(self, out: Path) -> BulkSummary:
         removed = sweep_temp_files(out)
         if removed:
             self.on_warning(f"removed {removed} unfinished download(s) left by an earlier run.")
@@ -670,8 +681,31 @@ class BulkRun:
                 writer.writerow([neutralize_cell(str(c)) for c in cells])
         manifest = self.options.out_dir / MANIFEST_NAME
         # UTF-8 with a BOM: Excel then shows accented names correctly.
-        write_private_bytes(manifest, buffer.getvalue().encode("utf-8-sig"))
+        data = buffer.getvalue().encode("utf-8-sig")
+        try:
+            write_private_bytes(manifest, data)
+        except OSError as exc:
+            manifest = self._write_manifest_beside(manifest, data, exc)
         return manifest, statuses
+
+    def _write_manifest_beside(self, manifest: Path, data: bytes, exc: OSError) -> Path:
+        """manifest.csv cannot be replaced (a folder by that name; on Windows, open in
+        Excel): the manifest goes beside it under a dated name, and the run's work stands."""
+        reason = exc.strerror or str(exc)
+        beside = manifest.with_name(f"manifest-{time.strftime('%Y%m%d-%H%M%S')}.csv")
+        try:
+            write_private_bytes(beside, data)
+        except OSError:
+            raise ManifestError(
+                f"the manifest {manifest} cannot be written ({reason}), nor one beside it; "
+                "every report saved is in the folder and its ledger.",
+                hint="close the program holding manifest.csv (or free space), then run the "
+                "same command again: it downloads nothing twice and writes the manifest.",
+            ) from None
+        self.on_warning(
+            f"{manifest} cannot be replaced ({reason}): this run's manifest is {beside.name}."
+        )
+        return beside
 
     def _manifest_rows(
         self, ledger: Ledger, run_id: int, row: RosterRow, router: ProfileRouter
@@ -711,6 +745,12 @@ class BulkRun:
                 record.detail,
                 line,
             )
+
+
+class ManifestError(CaasppError):
+    """The manifest could not be written anywhere; the reports and the ledger stand."""
+
+    exit_code = ExitCode.FAILED
 
 
 def _adopt(dest: Path) -> tuple[int, str] | None:

@@ -19,6 +19,7 @@ class ExitCode(IntEnum):
     FAILED = 3  # some rows or files failed (after retries, or bad files); a re-run retries them
     CREDENTIALS = 4
     NOTHING_TO_FETCH = 5
+    BUSY = 6  # another caaspp run holds the folder (or the password sheet); nothing was done
     INTERRUPTED = 130
 
 

@@ -251,7 +251,10 @@ async def fetch_student(
             on_saved(report)
         return report
 
-    result.reports = list(await asyncio.gather(*(save(i, e) for i, e in enumerate(entries))))
+    from caaspp_cli.folderlock import FolderLock
+
+    with FolderLock.for_folder(out_dir, "fetch"):
+        result.reports = list(await asyncio.gather(*(save(i, e) for i, e in enumerate(entries))))
     return result
 
 

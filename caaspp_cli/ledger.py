@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any, Final, Literal, Self
 
 from caaspp_cli.errors import BadInputError, CaasppError, ExitCode
+from caaspp_cli.folderlock import FOLDER_LOCK_NAME, FolderBusyError, FolderLock
 from caaspp_cli.fsutil import (
     PRIVATE_FILE_MODE,
     LinkRefusedError,
@@ -281,7 +281,7 @@ class Ledger(_RunLedger):
 
 # --- The send ledger -----------------------------------------------------------------------
 SEND_LEDGER_NAME: Final = ".caaspp-send-ledger.sqlite"
-SEND_LOCK_NAME: Final = ".caaspp-send.lock"
+SEND_LOCK_NAME: Final = FOLDER_LOCK_NAME
 SEND_SCHEMA_VERSION: Final = 1
 
 MessageKind = Literal["report", "password"]
@@ -378,7 +378,7 @@ class SendLedger(_RunLedger):
     """
 
     def __init__(self, path: Path, *, lock: bool = True) -> None:
-        self._lock = _FolderLock(path.parent / SEND_LOCK_NAME) if lock else None
+        self._lock = FolderLock(path.parent / SEND_LOCK_NAME, "send") if lock else None
         try:
             self._db = open_database(
                 path,
@@ -483,49 +483,32 @@ class SendLedger(_RunLedger):
         return {(kind, status): n for kind, status, n in rows}
 
 
-class SendInProgressError(CaasppError):
-    """Another ``caaspp send`` holds the folder."""
+# The send ledger's folder lock is the one every command takes (see folderlock).
+SendInProgressError = FolderBusyError
+
+
+class LedgerError(CaasppError):
+    """A ledger went bad during a run: a full disk, or a damaged file."""
 
     exit_code = ExitCode.FAILED
 
 
-class _FolderLock:
-    """An exclusive lock on a file, which the OS releases when the process ends."""
-
-    def __init__(self, path: Path) -> None:
-        prepare_output_dir(path.parent, "folder", _LEDGER_FOLDER_HINT)
-        try:
-            self._fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
-        except OSError as exc:
-            raise BadInputError(
-                f"the lock file {path} cannot be opened ({exc.strerror or exc}).",
-                hint=_LEDGER_FOLDER_HINT,
-            ) from None
-        try:
-            _lock_fd(self._fd)
-        except OSError:
-            os.close(self._fd)
-            self._fd = None
-            raise SendInProgressError(
-                f"another caaspp send is running from {path.parent}.",
-                hint="wait for it to finish: two runs at once could send a family the same "
-                "message twice.",
-            ) from None
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing releases the lock
-            self._fd = None
-
-
-if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-    import msvcrt
-
-    def _lock_fd(fd: int) -> None:
-        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-
-else:
-    import fcntl
-
-    def _lock_fd(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+def ledger_error(path: Path, exc: sqlite3.DatabaseError) -> CaasppError:
+    """The sentence for a ledger error met during a run (opening has its own)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code == sqlite3.SQLITE_FULL or "full" in str(exc):
+        return LedgerError(
+            f"the disk holding the ledger {path} is full.",
+            hint="free some space, then run the same command again: what was saved and "
+            "recorded is kept, and nothing is downloaded twice.",
+        )
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or "malformed" in str(exc):
+        return BadInputError(
+            f"the ledger {path} is damaged ({exc}).",
+            hint="move it aside (do not delete it) and run the same command again: the "
+            "reports already in the folder are checked and kept, not downloaded again.",
+        )
+    return LedgerError(
+        f"the ledger {path} cannot be used ({exc}).",
+        hint="check the disk and the folder, then run the same command again.",
+    )

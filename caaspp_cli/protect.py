@@ -69,6 +69,7 @@ import secrets
 import signal
 import sys
 import tempfile
+import time
 import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -1253,10 +1254,51 @@ def _remove_temps(done: Iterable[_Done]) -> None:
             result.temp.unlink(missing_ok=True)
 
 
-def _worker_init() -> None:
+def _worker_init(parent_pid: int | None = None) -> None:
     # Ctrl-C reaches the whole process group: the parent alone decides, and lets running
     # tasks finish so that it can clean up their temp files.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if parent_pid is not None:
+        import threading
+
+        threading.Thread(
+            target=_exit_when_gone, args=(parent_pid,), name="caaspp-parent-watch", daemon=True
+        ).start()
+
+
+_PARENT_POLL_SECONDS: Final = 0.5
+
+
+def _exit_when_gone(parent_pid: int) -> None:
+    """Exit once the run that started this worker is gone (killed with kill -9, say).
+
+    Nothing else would end it: a forkserver worker's parent is the forkserver, which lives
+    as long as its workers do, and they wait for work forever, holding memory and the
+    folder's files. What a dead run left half done, the next run sweeps away.
+    """
+    while _parent_alive(parent_pid):
+        time.sleep(_PARENT_POLL_SECONDS)
+    os._exit(1)
+
+
+def _parent_alive(parent_pid: int) -> bool:
+    if sys.platform == "win32":  # pragma: no cover - spawn: the parent is the run itself
+        import multiprocessing
+
+        parent = multiprocessing.parent_process()
+        return parent is None or parent.is_alive()
+    try:
+        os.kill(parent_pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # the number now belongs to another user's process
+        return False
+    try:  # Linux: a killed run not yet reaped by its shell is a zombie, not alive
+        with open(f"/proc/{parent_pid}/stat", "rb") as handle:
+            state = handle.read().rsplit(b")", 1)[-1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in (b"Z", b"X")
 
 
 def default_workers() -> int:
@@ -1278,7 +1320,12 @@ def _executor(workers: int) -> Executor:
         context.set_forkserver_preload([__name__])
     else:  # pragma: no cover
         context = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init)
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_worker_init,
+        initargs=(os.getpid(),),
+    )
 
 
 @dataclass
@@ -1327,10 +1374,39 @@ def protect_reports(
             hint="name PDF files, or folders holding them (a `caaspp bulk` output folder).",
         )
     contacts, roster_passwords = _read_roster(roster, password_column, files)
+    from caaspp_cli.folderlock import FolderLock
+
+    # Both locks before the sheet is read: two runs that each read it, then each add a
+    # password for the same student, would leave that student with two. The sheet's first,
+    # so that a sheet that cannot be written leaves no --out folder behind.
+    with FolderLock.for_file(password_file, "protect", "password file"):
+        prepare_output_dir(out_dir)
+        with FolderLock.for_folder(out_dir, "protect"):
+            return _protect_locked(
+                files,
+                out_dir,
+                password_file,
+                contacts,
+                roster_passwords,
+                password_column,
+                workers,
+                on_progress,
+            )
+
+
+def _protect_locked(
+    files: list[InputFile],
+    out_dir: Path,
+    password_file: Path,
+    contacts: dict[str, _Contact],
+    roster_passwords: dict[str, str | None],
+    password_column: str | None,
+    workers: int | None,
+    on_progress: Callable[[ProtectProgress], None] | None,
+) -> ProtectSummary:
     sheet = PasswordSheet(password_file)
     plan = _plan(files, out_dir, sheet, contacts, roster_passwords, password_column)
     sheet.check_writable()
-    prepare_output_dir(out_dir)
     # A run killed mid-way (kill -9, a power cut) leaves its temp files: hidden copies of
     # reports that nothing else would ever remove.
     sweep_temp_files(out_dir)
@@ -1435,6 +1511,9 @@ def _plan(
     plan = _Plan(list(files), results, [], {}, {})
     for _key, indexes in sorted(groups.items()):
         first = files[indexes[0]]
+        if first.ssid and password_column is None and len(by_ssid.get(first.ssid, ())) > 1:
+            _plan_several_passwords(plan, indexes, by_file, out_dir)
+            continue
         password, problem, new = _password_for(
             first, by_ssid, by_file, roster_passwords, password_column
         )
@@ -1463,6 +1542,49 @@ def _plan(
             plan.tasks.append(_Task(password, tuple(tasks)))
             plan.new_password.append(new)
     return plan
+
+
+def _plan_several_passwords(
+    plan: _Plan, indexes: Sequence[int], by_file: Mapping[str, SheetRow], out_dir: Path
+) -> None:
+    """A student to whom the sheet gives several passwords (two runs at once, before runs
+    took the folder's lock, or a sheet edited by hand): each file the sheet lists keeps the
+    password it is listed with, which its family may already have; a file it does not list
+    fails, naming the files of each password, since caaspp cannot know which one the
+    family would expect."""
+    from caaspp_cli.roster import neutralize_cell
+
+    files = plan.files
+    ssid = files[indexes[0]].ssid
+    listed = sorted((row for row in by_file.values() if row.ssid == ssid), key=lambda row: row.file)
+    by_password: dict[str, list[str]] = defaultdict(list)
+    for row in listed:
+        by_password[row.password].append(row.file)
+    which = "; ".join(
+        f"password {number} for {', '.join(names)}"
+        for number, names in enumerate(by_password.values(), start=1)
+    )
+    problem = (
+        f"the password file holds {len(by_password)} passwords for this student ({which}), "
+        "so caaspp will not guess which one this file gets"
+    )
+    groups: dict[str, list[_FileTask]] = defaultdict(list)
+    for index in indexes:
+        item = files[index]
+        recorded = by_file.get(neutralize_cell(item.output.as_posix()))
+        if recorded is None or recorded.ssid != ssid:
+            plan.results[index] = _result(item, Outcome.FAILED, problem)
+            continue
+        plan.passwords[index] = recorded.password
+        plan.sheet_file[index] = True
+        groups[recorded.password].append(
+            _FileTask(index, item.source, out_dir / item.output, out_dir)
+        )
+    for password, tasks in groups.items():
+        for task in tasks:
+            plan.group_of[task.index] = len(plan.tasks)
+        plan.tasks.append(_Task(password, tuple(tasks)))
+        plan.new_password.append(False)
 
 
 def _password_for(

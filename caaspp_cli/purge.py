@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from caaspp_cli.bulk import MANIFEST_NAME
-from caaspp_cli.errors import BadInputError
+from caaspp_cli.errors import BadInputError, CaasppError, ExitCode
 from caaspp_cli.fsutil import append_private_line_nofollow, is_temp_name, refuse_link
 from caaspp_cli.ledger import LEDGER_NAME, SEND_LEDGER_NAME
 from caaspp_cli.mail import REPORT_FILE
@@ -170,6 +170,20 @@ def plan_purge(
 
 def purge(plan: PurgePlan) -> PurgeSummary:
     """Remove what ``plan`` lists, and append a line to the folder's purge log."""
+    from caaspp_cli.folderlock import FolderLock
+
+    # A purge while bulk or protect writes the folder would remove files they then record.
+    with FolderLock.for_folder(plan.folder, "purge"):
+        return _purge_locked(plan)
+
+
+class PurgeLogError(CaasppError):
+    """The purge happened, but its line in purge.log could not be written."""
+
+    exit_code = ExitCode.FAILED
+
+
+def _purge_locked(plan: PurgePlan) -> PurgeSummary:
     summary = PurgeSummary(
         plan.folder,
         kept_newer=plan.kept_newer,
@@ -202,7 +216,16 @@ def purge(plan: PurgePlan) -> PurgeSummary:
         or (summary.failed)
     ):
         summary.log = plan.folder / PURGE_LOG
-        append_private_line_nofollow(summary.log, _log_line(summary))
+        try:
+            append_private_line_nofollow(summary.log, _log_line(summary))
+        except OSError as exc:
+            removed = summary.pdfs_removed + summary.temps_removed
+            raise PurgeLogError(
+                f"removed {removed} file(s) and could not remove {len(summary.failed)}, but "
+                f"the log {summary.log} cannot be written ({exc.strerror or exc}).",
+                hint="make the folder and its purge.log writable, then run the same purge "
+                "again: it lists the files still there.",
+            ) from None
     return summary
 
 

@@ -850,7 +850,7 @@ MISUSES: dict[str, tuple[Callable[[Setup], list[str]], tuple[str, ...]]] = {
             "--passwords",
             str(s.a_file / "pw.csv"),
         ],
-        ("cannot be read (Not a directory)",),
+        ("is a file, not a folder",),
     ),
     "protect_passwords_inside_out": (
         lambda s: [

@@ -141,7 +141,8 @@ app = typer.Typer(
     help=(
         "Fetch, protect and deliver California CAASPP and ELPAC Student Score Reports.\n\n"
         "Exit codes: 0 ok, 1 unexpected, 2 bad input, 3 some rows or files failed, "
-        "4 credentials, 5 nothing to fetch, 130 interrupted."
+        "4 credentials, 5 nothing to fetch, 6 another caaspp run holds the folder, "
+        "130 interrupted."
     ),
     no_args_is_help=True,
     add_completion=False,

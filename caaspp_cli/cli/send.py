@@ -133,7 +133,8 @@ def send(
 
     Every row's outcome goes to send-report.csv, beside the PDFs.
 
-    Exit codes: 0 every student with reports got both; 3 some did not; 2 bad input; 4 login refused.
+    Exit codes: 0 every student with reports got both; 3 some did not; 2 bad input; 4 login
+    refused; 6 another caaspp run holds the folder.
     """
     from caaspp_cli.mail import SendOptions, send_reports
 
