@@ -58,6 +58,19 @@ class MemoryKeyring(KeyringBackend):
             raise keyring.errors.PasswordDeleteError("no such password") from None
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``posix`` need what Windows lacks: skip them there, saying so.
+
+    tests/test_suite_honesty.py checks that every test using such a facility is marked.
+    """
+    if os.name != "nt":
+        return
+    skip = pytest.mark.skip(reason="POSIX only: signals, file modes or mounts Windows lacks")
+    for item in items:
+        if item.get_closest_marker("posix"):
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def memory_keyring() -> Iterator[MemoryKeyring]:
     """The keyring every test sees; swap it with ``keyring.set_keyring`` (restored after)."""

@@ -28,6 +28,7 @@ def downloads(server) -> int:
     return server.state.stats()["counters"].get("downloads_ok", 0)
 
 
+@pytest.mark.posix
 def test_fetch_saves_english_and_spanish_pdfs_owner_only(cli, sandbox, sandbox_profile, out):
     ssid = sandbox.state.world.examples()["spanish"]
     result = cli("fetch", "--ssid", ssid, "--out", str(out))
@@ -199,6 +200,7 @@ def test_refused_credentials_are_exit_4_and_never_echoed(
                 assert secret.encode() not in content and b"key-5b1e" not in content
 
 
+@pytest.mark.posix
 def test_audit_log_records_each_request_without_secrets(cli, sandbox, sandbox_profile, out):
     ssid = sandbox.state.world.examples()["spanish"]
     assert cli("fetch", "--ssid", ssid, "--out", str(out)).exit_code == 0

@@ -210,6 +210,7 @@ def test_names_are_escaped_in_the_html_body(smtp_server: SmtpServer, tmp_path: P
 
 
 # --- Re-runs and the ledger -----------------------------------------------------------------
+@pytest.mark.posix
 def test_a_rerun_sends_nothing_new(server: SmtpServer, inputs: Any) -> None:
     run(inputs)
     again = run(inputs)
@@ -530,6 +531,7 @@ def test_the_built_in_templates_load_in_english_and_spanish() -> None:
 
 
 # --- Dry run ---------------------------------------------------------------------------------
+@pytest.mark.posix
 def test_dry_run_writes_owner_only_eml_files_and_sends_nothing(
     server: SmtpServer, inputs: Any, tmp_path: Path
 ) -> None:

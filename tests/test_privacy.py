@@ -217,6 +217,7 @@ def _run_every_command(cli: Any, ets: SandboxServer, smtp: Any, tmp_path: Path, 
     return run
 
 
+@pytest.mark.posix
 @pytest.mark.parametrize("debug", [False, True], ids=["default-level", "debug"])
 def test_every_command_keeps_secrets_out_of_output_and_files(
     cli: Any,
@@ -284,6 +285,7 @@ def _assert_no_student_on_stderr(run: Run) -> None:
                 assert not name.search(line), (args, line)
 
 
+@pytest.mark.posix
 @pytest.mark.parametrize("debug", [False, True], ids=["default-level", "debug"])
 def test_the_sandbox_run_briefly_writes_owner_only_and_logs_no_request(
     tmp_path: Path, debug: bool

@@ -70,7 +70,7 @@ def test_profile_accepts_https_and_loopback_http(url: str, stored: str) -> None:
         ("http://10.0.0.5:8000", "uses http://"),
         ("http://localhost.evil.org", "uses http://"),
         ("ftp://caaspp-aws.ets.org", "not an http"),
-        ("caaspp-aws.ets.org", "not an http"),
+        ("caaspp-aws.ets.org", "did you mean https://caaspp-aws.ets.org"),
         ("https://", "not an http"),
         ("https://user:pw@caaspp-aws.ets.org", "user name or password"),
         ("https://caaspp-aws.ets.org/?a=1", "query or fragment"),

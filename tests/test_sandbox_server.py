@@ -363,6 +363,7 @@ def test_bad_options_exit_2_with_one_line(cli, args):
     assert "Traceback" not in result.stderr + result.stdout
 
 
+@pytest.mark.posix
 def test_sandbox_command_prints_base_url_first_and_stops_on_ctrl_c(tmp_path):
     roster = tmp_path / "roster.csv"
     process = subprocess.Popen(

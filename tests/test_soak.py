@@ -122,6 +122,7 @@ def read_manifest(out: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.posix
 @pytest.mark.slow
 def test_a_thousand_students_with_every_fault_at_once_end_with_the_ground_truth(
     tmp_path: Path, profile_factory: Any
