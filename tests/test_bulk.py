@@ -72,6 +72,7 @@ def roster(tmp_path, sandbox):
     return write_roster(tmp_path / "roster.csv", sandbox.state.world)
 
 
+@pytest.mark.posix
 def test_bulk_saves_every_available_report_and_a_manifest_matching_the_truth(
     cli, sandbox, sandbox_profile, roster, tmp_path
 ):
@@ -444,6 +445,7 @@ def test_killed_run_resumes_without_downloading_saved_reports_again(profile_fact
     assert sum(n - 1 for n in downloads.values()) <= 4
 
 
+@pytest.mark.posix
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(profile_factory, tmp_path):
     world = World.build(60, seed=22)

@@ -49,6 +49,7 @@ def _assert_no_password_in(text: str, sheet: Path) -> None:
             assert f"-{word}-" not in text
 
 
+@pytest.mark.posix
 def test_protect_prints_a_summary_and_no_password(cli, reports: Path, tmp_path: Path) -> None:
     out, sheet = tmp_path / "out", tmp_path / "passwords.csv"
     result = cli("protect", str(reports), "--out", str(out), "--passwords", str(sheet))

@@ -356,6 +356,7 @@ def undeletable(folder: Path) -> Iterator[None]:
         subprocess.run([chattr, "-i", str(folder)], check=True)
 
 
+@pytest.mark.posix
 def test_a_file_that_cannot_be_deleted_is_exit_3_with_the_reason(cli: Any, tmp_path: Path) -> None:
     folder = make_folder(tmp_path / "reports", n=1)
     locked = folder / "locked"

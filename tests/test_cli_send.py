@@ -284,6 +284,7 @@ def inputs(tmp_path: Path) -> Any:
     return write_send_inputs(tmp_path / "case", [JOSE, SAM])
 
 
+@pytest.mark.posix
 def test_send_delivers_prints_a_summary_and_no_password_even_with_debug(
     cli: Any, server: SmtpServer, inputs: Any
 ) -> None:
@@ -441,6 +442,7 @@ def test_send_with_env_password_profile_and_no_variable_exits_4(
     assert "CAASPP_SMTP_PASSWORD is not set" in result.stderr
 
 
+@pytest.mark.posix
 def test_send_dry_run_writes_the_outbox_sends_nothing_and_says_to_delete_it(
     cli: Any, server: SmtpServer, inputs: Any, tmp_path: Path
 ) -> None:
@@ -524,6 +526,7 @@ def test_send_after_caaspp_protect_delivers_reports_that_open_with_the_second_me
         assert password not in report.get_body(("plain",)).get_content()
 
 
+@pytest.mark.posix
 def test_send_killed_while_the_server_accepts_never_sends_a_second_copy(
     server: SmtpServer, inputs: Any
 ) -> None:

@@ -346,6 +346,7 @@ def write_roster_of(inputs: Any, ssids: set[str], path: Path) -> Path:
     return path
 
 
+@pytest.mark.posix
 @pytest.mark.slow
 def test_send_killed_four_times_never_sends_a_family_a_second_copy(
     tmp_path: Path, slow_smtp_server: SmtpServer

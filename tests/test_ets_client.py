@@ -953,6 +953,7 @@ def test_answer_for_another_student_is_refused(router: respx.Router, fake: FakeT
 
 
 # --- Downloads -----------------------------------------------------------------------------
+@pytest.mark.posix
 def test_download_streams_a_chunked_pdf_to_an_owner_only_file(
     router: respx.Router, fake: FakeTime, pdf_bytes: bytes, tmp_path: Path
 ) -> None:

@@ -138,6 +138,7 @@ def test_purge_while_a_run_holds_the_folder_is_refused_and_removes_nothing(
     assert len(list(folder.glob("*.pdf"))) == len(list(corpus.glob("*.pdf")))
 
 
+@pytest.mark.posix
 def test_a_lock_held_by_a_process_killed_with_sigkill_does_not_block_the_next_run(
     tmp_path: Path, holders: list[subprocess.Popen[str]]
 ) -> None:
@@ -201,6 +202,7 @@ def _marked_processes(mark: str) -> list[int]:
     return found
 
 
+@pytest.mark.posix
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="walks /proc")
 def test_protect_killed_with_sigkill_leaves_no_worker_behind(corpus: Path, tmp_path: Path) -> None:
     inputs = tmp_path / "inputs"

@@ -439,6 +439,7 @@ def test_one_password_per_student_and_one_row_per_file(reports: Path, tmp_path: 
     assert len({next(iter(found)) for found in by_student.values()}) == 3
 
 
+@pytest.mark.posix
 def test_files_are_owner_only_and_inputs_unchanged(reports: Path, tmp_path: Path) -> None:
     before = _digests(reports)
     out, sheet = tmp_path / "new" / "out", tmp_path / "private" / "passwords.csv"
@@ -501,6 +502,7 @@ def test_new_reports_of_a_known_student_get_the_same_password(
     assert {row["password"] for row in rows} == {password}
 
 
+@pytest.mark.posix
 def test_a_sheet_edited_in_a_spreadsheet_is_added_to_in_its_own_columns(
     reports: Path, tmp_path: Path
 ) -> None:
@@ -605,6 +607,7 @@ def test_bad_inputs_are_skipped_with_their_reason(reports: Path, tmp_path: Path)
     assert {row["file"] for row in _sheet(sheet)} == {p.name for p in good}
 
 
+@pytest.mark.posix
 def test_a_bulk_manifest_maps_files_in_subfolders_to_students(
     reports: Path, tmp_path: Path
 ) -> None:
