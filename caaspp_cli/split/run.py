@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import os
 import stat
@@ -135,6 +136,9 @@ class _Report:
     pages: list[int]  # 0-based page indexes in the source
     numbers: list[int | None]  # the page numbers the pages print
     count: int | None  # "of N"
+    # The pages' text: the same report given twice (a zip and its PDF) is one report.
+    digest: Any = field(default_factory=hashlib.sha256, repr=False)
+    copies: list[str] = field(default_factory=list)  # where else the same report is
 
     def complete(self) -> bool:
         if self.count is None:
@@ -339,8 +343,8 @@ class SplitRun:
         for index, source in enumerate(sources):
             reader = _Reader(index, source.name)
             try:
-                for facts in (read_page(text, roster_ssids) for text in page_texts(source.path)):
-                    reader.add(facts)
+                for text in page_texts(source.path):
+                    reader.add(read_page(text, roster_ssids), text)
                     total += 1
                     self.progress.pages_read += 1
                     if self.on_progress is not None and self.progress.pages_read % 25 == 0:
@@ -364,8 +368,18 @@ class SplitRun:
             by_key.setdefault((report.ssid, report.test, report.year, report.language), []).append(
                 report
             )
+        for key, same in list(by_key.items()):
+            if len(same) > 1 and len({r.digest.digest() for r in same}) == 1:
+                # The very same report twice (the zip and its PDF both given): split once.
+                same[0].copies = [
+                    f"{sources[r.source].name} {page_range(r.pages)}" for r in same[1:]
+                ]
+                by_key[key] = same[:1]
+        kept = {id(r) for same in by_key.values() for r in same}
         keep: list[_Report] = []
         for report in reports:
+            if id(report) not in kept:
+                continue
             where = f"{sources[report.source].name} {page_range(report.pages)}"
             same = by_key[(report.ssid, report.test, report.year, report.language)]
             if len(same) > 1:
@@ -442,9 +456,10 @@ class SplitRun:
                         _copy_pages(pikepdf, pdf, report.pages, dest)
                         status = SPLIT
                         written += 1
-                    rows.append(
-                        self._report_row(report, status, f"from {where}", relative.as_posix())
+                    detail = f"from {where}" + "".join(
+                        f"; the same report is also in {copy}" for copy in report.copies
                     )
+                    rows.append(self._report_row(report, status, detail, relative.as_posix()))
                     self.progress.reports_done += 1
                     if self.on_progress is not None:
                         self.on_progress(self.progress)
@@ -501,7 +516,7 @@ class _Reader:
         self._loose_reason = ""
         self._loose_ssid = ""
 
-    def add(self, facts: PageFacts) -> None:
+    def add(self, facts: PageFacts, text: str) -> None:
         index = self._index
         self._index += 1
         if not facts.has_text:
@@ -528,10 +543,12 @@ class _Reader:
                 [facts.page],
                 facts.pages,
             )
+            self._current.digest.update(text.encode("utf-8", "surrogatepass") + b"\f")
         elif self._follows(facts):
             assert self._current is not None
             self._current.pages.append(index)
             self._current.numbers.append(facts.page)
+            self._current.digest.update(text.encode("utf-8", "surrogatepass") + b"\f")
         else:
             self._set_aside(
                 index,
