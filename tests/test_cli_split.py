@@ -187,7 +187,7 @@ def test_the_toms_route_reaches_each_family_with_its_own_childs_reports(
     for eml in sorted(outbox.glob("*.eml")):
         message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
         family = ssids_of[str(message["To"]).split("<")[-1].rstrip(">").strip().lower()]
-        for part in message.iter_attachments():  # type: ignore[attr-defined]
+        for part in message.iter_attachments():
             data = part.get_content()
             opened = None
             for ssid in family:
