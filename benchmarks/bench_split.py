@@ -34,13 +34,17 @@ from pathlib import Path
 import pikepdf
 
 _CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 from caaspp_cli.split.run import SplitOptions, SplitRun
 started = time.perf_counter()
 summary = SplitRun([Path(sys.argv[1])], SplitOptions(Path(sys.argv[2]))).run()
 elapsed = time.perf_counter() - started
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    import resource  # POSIX only: on Windows the peak RSS is not measured
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+except ImportError:
+    rss = 0
 print(json.dumps({"elapsed": elapsed, "rss_kib": rss, "pages": summary.pages,
                   "reports": summary.reports_written, "needs": summary.needs_a_person}))
 """

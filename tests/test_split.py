@@ -333,12 +333,17 @@ def test_two_reports_of_one_student_for_the_same_test_and_year_are_left_to_a_per
         f"Statewide Student Identifier (SSID)\n{a.ssid}\nPage 1 of 1"
     )
     again = merge([(other, None)], tmp_path / "again.pdf")
+    roster = tmp_path / "roster.csv"
+    roster.write_text(f"SSID,Last Name\n{a.ssid},One\n{b.ssid},Two\n", "utf-8")
 
-    summary = split([first, again], tmp_path / "out")
+    summary = split([first, again], tmp_path / "out", roster=roster)
 
     rows = manifest_rows(tmp_path / "out")
     duplicates = [r for r in rows if r["status"] == DUPLICATE]
     assert [r["ssid"] for r in duplicates] == [a.ssid, a.ssid]
+    assert [r["line"] for r in duplicates] == ["2", "2"]
+    # The student's reports wait for a person; the student is not said to have none.
+    assert [r for r in rows if r["status"] == NO_REPORTS] == []
     assert {r["detail"].split(" page")[0] for r in duplicates} == {str(first), str(again)}
     assert not list((tmp_path / "out").glob(f"{a.ssid}_*"))
     assert [r["ssid"] for r in rows if r["status"] == SPLIT] == [b.ssid]
@@ -534,3 +539,20 @@ def test_killed_mid_run_then_run_again_nothing_lost_nothing_twice(
     assert not [p for p in out.iterdir() if p.name.endswith(".part")]
     for path in out.glob("*.pdf"):
         assert pikepdf.open(path).pages
+
+
+def test_reopening_long_files_to_keep_memory_flat_changes_no_output(
+    toms: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import caaspp_cli.split.find as find
+    import caaspp_cli.split.run as run
+
+    split([toms / ZIP_NAME], tmp_path / "once")
+    monkeypatch.setattr(find, "PAGES_PER_OPENING", 3)
+    monkeypatch.setattr(run, "PAGES_PER_OPENING", 3)
+
+    split([toms / ZIP_NAME], tmp_path / "reopened")
+
+    once = {p.name: p.read_bytes() for p in (tmp_path / "once").glob("*.pdf")}
+    reopened = {p.name: p.read_bytes() for p in (tmp_path / "reopened").glob("*.pdf")}
+    assert once == reopened and len(once) > 10

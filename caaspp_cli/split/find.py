@@ -151,24 +151,35 @@ class UnreadablePdfError(Exception):
     """The file is not a PDF pdfium can open (damaged, encrypted, not a PDF)."""
 
 
+# PDFium keeps what it parsed of a document until the document is closed: reopening it
+# every so many pages keeps memory flat however long the merged file is.
+PAGES_PER_OPENING: Final = 1000
+
+
 def page_texts(path: Path) -> Iterator[str]:
     """Each page's text, in order, in one pass over the file; pages are freed as read."""
     import pypdfium2 as pdfium
 
-    try:
-        document = pdfium.PdfDocument(path)
-    except pdfium.PdfiumError as exc:
-        raise UnreadablePdfError(str(exc)) from None
-    try:
-        for index in range(len(document)):
-            page = document[index]
-            try:
-                textpage = page.get_textpage()
+    start = 0
+    while True:
+        try:
+            document = pdfium.PdfDocument(path)
+        except pdfium.PdfiumError as exc:
+            raise UnreadablePdfError(str(exc)) from None
+        try:
+            count = len(document)
+            for index in range(start, min(count, start + PAGES_PER_OPENING)):
+                page = document[index]
                 try:
-                    yield textpage.get_text_range()
+                    textpage = page.get_textpage()
+                    try:
+                        yield textpage.get_text_range()
+                    finally:
+                        textpage.close()
                 finally:
-                    textpage.close()
-            finally:
-                page.close()
-    finally:
-        document.close()
+                    page.close()
+        finally:
+            document.close()
+        start += PAGES_PER_OPENING
+        if start >= count:
+            return

@@ -54,7 +54,13 @@ from caaspp_cli.fsutil import (
 )
 from caaspp_cli.layout import DEFAULT_LAYOUT, REPORT_FIELDS, ROSTER_FIELDS, Layout, column_key
 from caaspp_cli.roster import Roster, RosterRow, neutralize_cell
-from caaspp_cli.split.find import PageFacts, UnreadablePdfError, page_texts, read_page
+from caaspp_cli.split.find import (
+    PAGES_PER_OPENING,
+    PageFacts,
+    UnreadablePdfError,
+    page_texts,
+    read_page,
+)
 
 SPLIT_LOCK_NAME: Final = ".caaspp-split.lock"
 # A zip member larger than this is not read: TOMS's merged files run to hundreds of MB, and
@@ -231,7 +237,7 @@ class SplitRun:
                     )
                 rows, keep = self._decide(sources, reports, rows)
                 written, already = self._write(sources, keep, rows)
-            rows += self._roster_rows_without_reports(keep)
+            rows += self._roster_rows_without_reports(rows)
             manifest, statuses = self._write_manifest(rows)
         finally:
             lock.release()
@@ -410,10 +416,12 @@ class SplitRun:
             str(row.line) if row is not None else "",
         )
 
-    def _roster_rows_without_reports(self, keep: Sequence[_Report]) -> list[_Row]:
+    def _roster_rows_without_reports(self, rows_so_far: Sequence[_Row]) -> list[_Row]:
+        """Roster rows the download has nothing for (a student whose pages are set aside
+        for a person has a row already, and is not said to have no report)."""
         if self.roster is None:
             return []
-        found = {r.ssid for r in keep}
+        found = {r.ssid for r in rows_so_far if r.ssid}
         rows: list[_Row] = []
         for row in self.roster:
             if row.problem is not None:
@@ -444,25 +452,24 @@ class SplitRun:
             by_source.setdefault(report.source, []).append(report)
         for index, reports in by_source.items():
             source = sources[index]
-            with pikepdf.open(source.path) as pdf:
-                for report in reports:
-                    relative = self.layout.relative_path(self._layout_values(report))
-                    dest = self.options.out_dir / relative
-                    where = f"{source.name} {page_range(report.pages)}"
-                    if _intact(dest, report):
-                        status = ALREADY_SPLIT
-                        already += 1
-                    else:
-                        _copy_pages(pikepdf, pdf, report.pages, dest)
-                        status = SPLIT
-                        written += 1
-                    detail = f"from {where}" + "".join(
-                        f"; the same report is also in {copy}" for copy in report.copies
-                    )
-                    rows.append(self._report_row(report, status, detail, relative.as_posix()))
-                    self.progress.reports_done += 1
-                    if self.on_progress is not None:
-                        self.on_progress(self.progress)
+            for pdf, report in _opened(pikepdf, source.path, reports):
+                relative = self.layout.relative_path(self._layout_values(report))
+                dest = self.options.out_dir / relative
+                where = f"{source.name} {page_range(report.pages)}"
+                if _intact(dest, report):
+                    status = ALREADY_SPLIT
+                    already += 1
+                else:
+                    _copy_pages(pikepdf, pdf, report.pages, dest)
+                    status = SPLIT
+                    written += 1
+                detail = f"from {where}" + "".join(
+                    f"; the same report is also in {copy}" for copy in report.copies
+                )
+                rows.append(self._report_row(report, status, detail, relative.as_posix()))
+                self.progress.reports_done += 1
+                if self.on_progress is not None:
+                    self.on_progress(self.progress)
         return written, already
 
     def _layout_values(self, report: _Report) -> dict[str, object]:
@@ -652,6 +659,23 @@ def _bounded_copy(
                 return False
             target.write(chunk)
     return True
+
+
+def _opened(pikepdf: Any, path: Path, reports: Sequence[_Report]) -> Iterator[tuple[Any, _Report]]:
+    """Each report with the source open; reopened every PAGES_PER_OPENING pages, since
+    qpdf keeps every object it has read until the file is closed."""
+    pages = 0
+    pdf = pikepdf.open(path)
+    try:
+        for report in reports:
+            if pages >= PAGES_PER_OPENING:
+                pdf.close()
+                pdf = pikepdf.open(path)
+                pages = 0
+            yield pdf, report
+            pages += len(report.pages)
+    finally:
+        pdf.close()
 
 
 def _copy_pages(pikepdf: Any, source: Any, pages: Sequence[int], dest: Path) -> None:
