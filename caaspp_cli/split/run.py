@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import gc
 import hashlib
 import io
 import os
@@ -463,6 +464,7 @@ class SplitRun:
                     _copy_pages(pikepdf, pdf, report.pages, dest)
                     status = SPLIT
                     written += 1
+                del pdf  # lets _opened free the file when it reopens it
                 detail = f"from {where}" + "".join(
                     f"; the same report is also in {copy}" for copy in report.copies
                 )
@@ -663,13 +665,18 @@ def _bounded_copy(
 
 def _opened(pikepdf: Any, path: Path, reports: Sequence[_Report]) -> Iterator[tuple[Any, _Report]]:
     """Each report with the source open; reopened every PAGES_PER_OPENING pages, since
-    qpdf keeps every object it has read until the file is closed."""
+    qpdf keeps every object it has read until the file is closed. (Opening a file costs
+    memory in proportion to its number of objects: about 95 MB for 20,000 report pages.)"""
     pages = 0
     pdf = pikepdf.open(path)
     try:
         for report in reports:
             if pages >= PAGES_PER_OPENING:
                 pdf.close()
+                # The closed file's objects hold references among themselves: collect them
+                # before the next opening, or both stay in memory at once.
+                del pdf
+                gc.collect()
                 pdf = pikepdf.open(path)
                 pages = 0
             yield pdf, report
