@@ -90,6 +90,23 @@ STATUSES: Final = (
     NO_PROFILE,
     FAILED,
 )
+# Statuses only `caaspp split` writes (it reuses NO_REPORTS, DUPLICATE and FAILED too): a
+# report split out of a TOMS download, one an earlier run split, pages no report could take,
+# and a report of a student the roster does not hold.
+SPLIT: Final = "split"
+ALREADY_SPLIT: Final = "already_split"
+UNASSIGNED: Final = "unassigned"
+NOT_IN_ROSTER: Final = "not_in_roster"
+SPLIT_STATUSES: Final = (
+    SPLIT,
+    ALREADY_SPLIT,
+    UNASSIGNED,
+    NOT_IN_ROSTER,
+    DUPLICATE,
+    NO_REPORTS,
+    INVALID_SSID,
+    FAILED,
+)
 # Answers ETS gave about a student that a re-run does not ask again.
 FINAL_ANSWERS: Final = frozenset({NO_REPORTS, STUDENT_NOT_FOUND, NOT_ENROLLED})
 LISTED: Final = "listed"

@@ -170,6 +170,27 @@ def main() -> int:
         ok=(0, 3),
     )
 
+    say("the TOMS route: a merged download from TOMS, split into one PDF per report")
+    caaspp(
+        "sandbox",
+        "--students",
+        "30",
+        "--toms-export",
+        str(OUT / "toms"),
+        "--roster-out",
+        str(OUT / "toms-roster.csv"),
+        env=env,
+    )
+    caaspp(
+        "split",
+        str(OUT / "toms" / "toms-download.zip"),
+        "--out",
+        str(OUT / "toms-reports"),
+        "--roster",
+        str(OUT / "toms-roster.csv"),
+        env=env,
+    )
+
     student = sorted((OUT / "student").glob("*.pdf"))
     protected = sorted((OUT / "protected").glob("*.pdf"))
     say("done")
@@ -180,6 +201,11 @@ def main() -> int:
     print(f"  {len(protected)} protected report(s) in {(OUT / 'protected').relative_to(ROOT)}")
     sheet = (OUT / "private" / "passwords.csv").relative_to(ROOT)
     print(f"  their passwords (keep apart): {sheet}")
+    split_out = (OUT / "toms-reports").relative_to(ROOT)
+    print(
+        f"  {len(list((OUT / 'toms-reports').glob('*.pdf')))} report(s) split from the TOMS "
+        f"download in {split_out}, ready for protect and send as the bulk folder"
+    )
     emails = sorted((OUT / "outbox").rglob("*.eml"))
     print(
         f"  {len(emails)} email(s) for review, report and password apart: "

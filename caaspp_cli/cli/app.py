@@ -191,7 +191,7 @@ def _configure_logging(debug: bool) -> None:
 
 
 def _register_commands() -> None:
-    from caaspp_cli.cli import bulk, config, fetch, protect, purge, sandbox, send
+    from caaspp_cli.cli import bulk, config, fetch, protect, purge, sandbox, send, split
 
     bulk.register(app)
     config.register(app)
@@ -200,6 +200,7 @@ def _register_commands() -> None:
     purge.register(app)
     sandbox.register(app)
     send.register(app)
+    split.register(app)
 
 
 _register_commands()

@@ -59,6 +59,14 @@ def sandbox(
             help="Keep rendered reports in this folder, so restarts serve them at once.",
         ),
     ] = None,
+    toms_export: Annotated[
+        Path | None,
+        typer.Option(
+            file_okay=False,
+            help="Write TOMS-style merged downloads (one PDF per year, school and grade, and "
+            "a zip) of the sandbox's reports into this folder, then exit, for caaspp split.",
+        ),
+    ] = None,
 ) -> None:
     """Run a local ETS-compatible score-report server until Ctrl-C.
 
@@ -86,6 +94,9 @@ def sandbox(
         raise BadInputError(f"{exc}.") from None
     if roster_out is not None:
         prepare_output_dir(roster_out.parent, "folder of --roster-out")
+    if toms_export is not None:
+        _export_toms(students, seed, toms_export, roster_out)
+        return
     if render_cache is not None:
         prepare_output_dir(render_cache, "--render-cache folder")
     sock = bind_socket(host, port)
@@ -118,6 +129,22 @@ def sandbox(
     )
     serve_foreground(state, sock)
     render.info("sandbox stopped.")
+
+
+def _export_toms(students: int, seed: int, folder: Path, roster_out: Path | None) -> None:
+    from caaspp_cli.fsutil import write_private_text
+    from caaspp_cli.sandbox.toms import export_toms
+    from caaspp_cli.sandbox.world import World
+
+    world = World.build(students, seed)
+    export = export_toms(world, folder)
+    if roster_out is not None:
+        write_private_text(roster_out, roster_csv(world.roster_rows()))
+        render.info(f"roster of {len(world.roster_rows())} rows written to {roster_out}")
+    render.info(
+        f"TOMS-style download: {export.reports} reports, {export.pages} pages, merged into "
+        f"{len(export.files)} PDFs and {export.zip_path}"
+    )
 
 
 def roster_csv(rows: list[dict[str, str]]) -> str:

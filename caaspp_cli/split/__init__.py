@@ -1,0 +1,1 @@
+"""`caaspp split`: merged TOMS downloads -> one PDF per student report."""
