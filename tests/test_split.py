@@ -493,11 +493,11 @@ def test_a_rerun_keeps_intact_reports_and_rewrites_a_damaged_one(
 
 
 def test_a_folder_held_by_another_split_is_refused(toms: Path, tmp_path: Path) -> None:
-    from caaspp_cli.split.run import SplitInProgressError
+    from caaspp_cli.folderlock import FolderBusyError
 
     held = take_folder(tmp_path / "out")
     try:
-        with pytest.raises(SplitInProgressError, match="another caaspp split"):
+        with pytest.raises(FolderBusyError, match=r"in use by caaspp split \(PID"):
             split([toms], tmp_path / "out")
     finally:
         held.release()

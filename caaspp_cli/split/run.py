@@ -42,8 +42,9 @@ from caaspp_cli.bulk import (
     SPLIT_STATUSES,
     UNASSIGNED,
 )
-from caaspp_cli.errors import BadInputError, CaasppError, ExitCode, InvalidReportError
+from caaspp_cli.errors import BadInputError, InvalidReportError
 from caaspp_cli.ets.pdfcheck import inspect_pdf_file
+from caaspp_cli.folderlock import FolderLock
 from caaspp_cli.fsutil import (
     PRIVATE_FILE_MODE,
     TEMP_PREFIX,
@@ -63,18 +64,11 @@ from caaspp_cli.split.find import (
     read_page,
 )
 
-SPLIT_LOCK_NAME: Final = ".caaspp-split.lock"
 # A zip member larger than this is not read: TOMS's merged files run to hundreds of MB, and
 # a member claiming (or inflating to) more is a mistake or a zip bomb.
 MAX_MEMBER_BYTES: Final = 2 * 1024**3
 # Statuses that leave pages or reports for a person: the run then exits 3.
 NEEDS_A_PERSON: Final = frozenset({UNASSIGNED, NOT_IN_ROSTER, DUPLICATE, FAILED})
-
-
-class SplitInProgressError(CaasppError):
-    """Another ``caaspp split`` writes to the folder."""
-
-    exit_code = ExitCode.FAILED
 
 
 @dataclass(frozen=True)
@@ -619,18 +613,12 @@ class _Reader:
         self._flush_loose()
 
 
-def take_folder(out_dir: Path) -> Any:
-    """The output folder, checked and held for this run; ``release()`` gives it back."""
-    from caaspp_cli.ledger import SendInProgressError, _FolderLock
-
+def take_folder(out_dir: Path) -> FolderLock:
+    """The output folder, checked and held for this run (the same lock every command that
+    writes a folder takes, so a bulk or a protect there is refused too); ``release()``
+    gives it back."""
     prepare_output_dir(out_dir)
-    try:
-        return _FolderLock(out_dir / SPLIT_LOCK_NAME)
-    except SendInProgressError:
-        raise SplitInProgressError(
-            f"another caaspp split is writing to {out_dir}.",
-            hint="wait for it to finish, then run this one again.",
-        ) from None
+    return FolderLock.for_folder(out_dir, "split")
 
 
 @contextlib.contextmanager
