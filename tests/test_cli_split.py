@@ -50,6 +50,7 @@ def test_split_help_names_every_option(cli: Any) -> None:
         assert option in result.output
 
 
+@pytest.mark.posix
 def test_split_prints_a_summary_and_no_ssid_or_name(
     cli: Any, download: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -64,6 +65,7 @@ def test_split_prints_a_summary_and_no_ssid_or_name(
         assert row["Last Name"] not in result.output
 
 
+@pytest.mark.posix
 def test_split_json_summary_and_exit_3_when_pages_need_a_person(
     cli: Any, download: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -113,6 +115,7 @@ def test_a_scanned_download_is_refused_with_exit_2(cli: Any, tmp_path: Path) -> 
     assert "scanned PDF" in result.stderr and "Traceback" not in result.output
 
 
+@pytest.mark.posix
 def test_the_toms_route_reaches_each_family_with_its_own_childs_reports(
     cli: Any, download: tuple[Path, Path], smtp_server: SmtpServer, tmp_path: Path
 ) -> None:

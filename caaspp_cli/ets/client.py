@@ -23,6 +23,7 @@ import random
 import ssl
 import tempfile
 import time
+import zlib
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -868,11 +869,18 @@ class EtsClient:
                 await response.aclose()
 
     async def _read(self, response: httpx.Response, limit: int, what: str) -> None:
-        """Read the body (decompressed) into ``response.content``, at most ``limit`` bytes."""
+        """Read the body (decompressed) into ``response.content``, at most ``limit`` bytes.
+
+        The body is decompressed here, never more than ``limit`` bytes at a time: httpx
+        would inflate a whole network read at once, and a few kilobytes of gzip can hold
+        hundreds of megabytes.
+        """
         chunks: list[bytes] = []
         size = 0
         try:
-            async for chunk in response.aiter_bytes():
+            decoder, raw_chunks = _wire_body(response)
+            async for raw in raw_chunks:
+                chunk = decoder.feed(raw, limit - size + 1)
                 size += len(chunk)
                 if size > limit:
                     raise _Retry(
@@ -885,9 +893,10 @@ class EtsClient:
                         )
                     )
                 chunks.append(chunk)
+            chunks.append(decoder.flush())
         except httpx.RequestError as exc:
             raise _transport_failure(exc, response.request.url) from exc
-        except httpx.DecodingError as exc:
+        except (httpx.DecodingError, zlib.error, _UnknownEncoding) as exc:
             raise _Retry(
                 ServerError(
                     f"The score-report service answered the {what} with a body that could not "
@@ -1056,6 +1065,60 @@ class _Throttle:
         self._rate = max(THROTTLE_MIN_RATE, self._rate * THROTTLE_DECREASE)
         self._step = self._rate / THROTTLE_RECOVERY_REQUESTS
         log.debug("throttled: %d request(s) at once, %.2f per second", int(self._limit), self._rate)
+
+
+def _wire_body(response: httpx.Response) -> tuple[_BoundedDecoder, AsyncIterator[bytes]]:
+    """The body as it comes over the wire, and what undoes its Content-Encoding; a response
+    already read (a test's mock) is given as httpx decoded it, with nothing left to undo."""
+    try:
+        content = response.content
+    except httpx.ResponseNotRead:
+        encoding = response.headers.get("content-encoding")
+        return _BoundedDecoder(encoding), response.aiter_raw()
+
+    async def once() -> AsyncIterator[bytes]:
+        yield content
+
+    return _BoundedDecoder(None), once()
+
+
+class _UnknownEncoding(Exception):
+    pass
+
+
+class _BoundedDecoder:
+    """Content-Encoding undone (identity, gzip or deflate) with a bound on each call's output:
+    never more than ``max_out`` bytes are inflated in memory at once."""
+
+    def __init__(self, encoding: str | None) -> None:
+        name = (encoding or "identity").strip().lower()
+        self._deflate = name == "deflate"
+        if name in ("", "identity"):
+            self._zlib = None
+        elif name in ("gzip", "x-gzip"):
+            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif self._deflate:
+            self._zlib = zlib.decompressobj()
+        else:  # we ask for gzip and deflate only (httpx's Accept-Encoding)
+            raise _UnknownEncoding(name)
+
+    def feed(self, data: bytes, max_out: int) -> bytes:
+        if self._zlib is None:
+            return data
+        try:
+            out = self._zlib.decompress(data, max_out)
+        except zlib.error:
+            if not self._deflate:
+                raise
+            # "deflate" is sent by some servers without its zlib header (as httpx allows).
+            self._deflate = False
+            self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+            out = self._zlib.decompress(data, max_out)
+        # Output was cut at max_out: the caller's limit is passed, whatever is left.
+        return out
+
+    def flush(self) -> bytes:
+        return b"" if self._zlib is None else self._zlib.flush()
 
 
 @contextlib.asynccontextmanager
