@@ -12,11 +12,12 @@ import errno
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePath
 from typing import BinaryIO
 
-from caaspp_cli.errors import BadInputError
+from caaspp_cli.errors import BadInputError, CaasppError, ExitCode
 
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
@@ -73,6 +74,45 @@ def prepare_output_dir(path: Path, what: str = "output folder", hint: str | None
     return path
 
 
+# Windows errors of a file another program holds open: access denied, sharing violation,
+# lock violation. An indexer or an antivirus scanner lets go within a second; Excel or a
+# PDF reader holds the file until it is closed there.
+_HELD_WINERRORS = frozenset({5, 32, 33})
+HELD_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4)
+HELD_HINT = "close it there (Excel, a PDF reader), then run the same command again."
+
+
+class FileHeldError(CaasppError):
+    """Another program holds a file caaspp must replace; what was done before is kept."""
+
+    exit_code = ExitCode.FAILED
+
+
+def held_by_another_program(exc: OSError) -> bool:
+    """True for the error Windows gives when another program has the file open."""
+    return isinstance(exc, PermissionError) and getattr(exc, "winerror", None) in _HELD_WINERRORS
+
+
+def replace_into_place(
+    temp: Path, target: Path, *, sleep: Callable[[float], None] = time.sleep
+) -> None:
+    """``os.replace(temp, target)``, waiting briefly while another program holds ``target``
+    (Windows), then FileHeldError naming it; ``temp`` is left for the caller to remove."""
+    for delay in (*HELD_RETRY_DELAYS, None):
+        try:
+            os.replace(temp, target)
+            return
+        except PermissionError as exc:
+            if not held_by_another_program(exc):
+                raise
+            if delay is None:
+                raise FileHeldError(
+                    f"{target} is open in another program, so caaspp cannot replace it.",
+                    hint=HELD_HINT,
+                ) from None
+            sleep(delay)
+
+
 def make_private(path: Path) -> None:
     os.chmod(path, PRIVATE_FILE_MODE)
 
@@ -93,7 +133,7 @@ def atomic_private_file(target: Path) -> Iterator[BinaryIO]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temp, target)
+        replace_into_place(temp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()

@@ -86,17 +86,21 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from caaspp_cli.errors import BadInputError, CaasppError, ExitCode
 from caaspp_cli.fsutil import (
+    HELD_HINT,
     PRIVATE_FILE_MODE,
     TEMP_PREFIX,
     TEMP_SUFFIX,
+    FileHeldError,
     LinkRefusedError,
     ensure_private_dir,
+    held_by_another_program,
     is_link_stat,
     make_private,
     open_nofollow,
     prepare_output_dir,
     private_dirs_within,
     refuse_link,
+    replace_into_place,
     sweep_temp_files,
 )
 from caaspp_cli.passwords import generate_password
@@ -1040,7 +1044,8 @@ class PasswordSheet:
             fd = os.open(self.path, flags, PRIVATE_FILE_MODE)
         except OSError as exc:
             raise PasswordFileError(
-                f"cannot write the password file {self.path}: {exc.strerror or exc}."
+                f"cannot write the password file {self.path}: {exc.strerror or exc}.",
+                hint=HELD_HINT if held_by_another_program(exc) else None,
             ) from None
         try:
             if not self._private:  # ours now, or the user's: passwords stay owner-only
@@ -1053,7 +1058,8 @@ class PasswordSheet:
             os.fsync(fd)
         except OSError as exc:
             raise PasswordFileError(
-                f"cannot write the password file {self.path}: {exc.strerror or exc}."
+                f"cannot write the password file {self.path}: {exc.strerror or exc}.",
+                hint=HELD_HINT if held_by_another_program(exc) else None,
             ) from None
         finally:
             os.close(fd)
@@ -1668,7 +1674,10 @@ def _record(
             outcome, detail = item.outcome, item.detail
             if item.temp is not None:
                 try:
-                    os.replace(item.temp, out_dir / source.output)
+                    replace_into_place(item.temp, out_dir / source.output)
+                except FileHeldError as exc:
+                    item.temp.unlink(missing_ok=True)
+                    outcome, detail = Outcome.FAILED, f"{exc.message} {exc.hint}"
                 except OSError as exc:
                     item.temp.unlink(missing_ok=True)
                     outcome, detail = Outcome.FAILED, f"cannot rename into place: {exc.strerror}"

@@ -66,3 +66,18 @@ def test_the_real_mount_table_is_read(tmp_path: Path) -> None:
         assert _mount_type(point / "reports", _mount_table()) == "tmpfs"
     finally:
         subprocess.run(["umount", str(point)], check=True)
+
+
+def test_bulk_into_a_onedrive_folder_warns_once_and_still_runs(
+    cli, sandbox, sandbox_profile, tmp_path: Path
+) -> None:
+    from caaspp_cli.cli.sandbox import roster_csv
+
+    roster = tmp_path / "roster.csv"
+    roster.write_text(roster_csv(sandbox.state.world.roster_rows()[:2]), encoding="utf-8")
+    out = tmp_path / "OneDrive - Lincoln Unified" / "reports"
+    result = cli("bulk", str(roster), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "OneDrive" in warnings[0]
+    assert list(out.rglob("*.pdf"))

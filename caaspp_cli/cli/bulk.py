@@ -62,6 +62,7 @@ def bulk(
 
     filters = ReportFilters.parse(test, language, year)
     roster = open_roster(roster_file, ssid_column=ssid_column)
+    render.storage_warning(out)
     options = BulkOptions(
         out_dir=out,
         filters=filters,

@@ -49,6 +49,7 @@ def fetch(
 
     ssid = check_ssid(ssid)
     filters = ReportFilters.parse(test, language, year)
+    render.storage_warning(out)
     profile, client = connect(state.profile, warn=render.warning)
 
     async def run() -> Any:

@@ -77,6 +77,8 @@ def protect(
     """
     from caaspp_cli.protect import protect_reports
 
+    render.storage_warning(out)
+
     with render.progress_bar("files", enabled=not as_json) as update:
 
         def on_progress(event: ProtectProgress) -> None:

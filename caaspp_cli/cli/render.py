@@ -60,6 +60,18 @@ def warning(message: str) -> None:
     stderr.print(Text.assemble(("warning:", "bold yellow"), " ", message))
 
 
+def storage_warning(folder: Any) -> None:
+    """Warn, once at the start of a run, about a folder on a network share or in a folder a
+    sync client (OneDrive, Dropbox, Google Drive) copies elsewhere."""
+    from pathlib import Path
+
+    from caaspp_cli.storage import storage_warning as problem
+
+    text = problem(Path(folder))
+    if text:
+        warning(text)
+
+
 def info(message: str) -> None:
     stderr.print(message)
 

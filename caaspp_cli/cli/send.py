@@ -138,6 +138,7 @@ def send(
     """
     from caaspp_cli.mail import SendOptions, send_reports
 
+    render.storage_warning(pdfs)
     options = SendOptions(
         roster=roster,
         pdfs=pdfs,

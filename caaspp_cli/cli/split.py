@@ -57,6 +57,7 @@ def split(
     from caaspp_cli.split.run import SplitOptions, SplitProgress, SplitRun
 
     roster = open_roster(roster_file, ssid_column=ssid_column) if roster_file else None
+    render.storage_warning(out)
     run = SplitRun(inputs, SplitOptions(out_dir=out, layout=layout or DEFAULT_LAYOUT), roster)
     with render.progress_bar(
         "reports",

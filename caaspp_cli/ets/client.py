@@ -57,7 +57,14 @@ from caaspp_cli.errors import (
 from caaspp_cli.ets import contract
 from caaspp_cli.ets.contract import ReportEntry, ReportList, TokenResponse
 from caaspp_cli.ets.pdfcheck import PdfStream, is_pdf_content_type, verify_pdf_file
-from caaspp_cli.fsutil import PRIVATE_FILE_MODE, TEMP_PREFIX, TEMP_SUFFIX, ensure_private_dir
+from caaspp_cli.fsutil import (
+    PRIVATE_FILE_MODE,
+    TEMP_PREFIX,
+    TEMP_SUFFIX,
+    FileHeldError,
+    ensure_private_dir,
+    replace_into_place,
+)
 from caaspp_cli.hosts import is_loopback_host
 
 log = logging.getLogger(__name__)
@@ -766,13 +773,18 @@ class EtsClient:
             # From here on nothing awaits: a cancellation cannot land between the checks
             # and the rename, so ``dest`` holds a complete report or nothing.
             verify_pdf_file(temp)
-            os.replace(temp, dest)
+            # A report open in a PDF reader (Windows) is waited for at most a second, on
+            # the loop itself: nothing may be awaited between the checks and the rename.
+            replace_into_place(temp, dest)
         except InvalidReportError as exc:
             _remove(temp)
             raise _Retry(exc) from exc.__cause__
         except _GiveUp as give_up:
             _remove(temp)
             raise give_up.error from None
+        except FileHeldError:
+            _remove(temp)
+            raise
         except OSError as exc:
             _remove(temp)
             raise CaasppError(
