@@ -104,7 +104,7 @@ def report_filename(ssid: str, entry: ReportEntry) -> str:
     problem = contract.entry_problem(entry)
     if problem is not None:
         raise EtsError(
-            f"{problem}; it was not saved.", hint="Report this to the CDE/ETS help desk."
+            f"{problem}; it was not saved.", hint="report this to the CDE/ETS help desk."
         )
     return f"{ssid}_{entry.test}_{entry.year}_{entry.language}.pdf"
 

@@ -118,15 +118,15 @@ TOKEN_REFRESH_MARGIN = 60.0
 
 _REFUSED_MESSAGE = "ETS refused the Client Key and Client Secret of this profile."
 _REFUSED_HINT = (
-    "They may have been regenerated in TOMS (for another vendor) or have expired: "
+    "they may have been regenerated in TOMS (for another vendor) or have expired: "
     "run `caaspp config rotate` to store the current pair."
 )
 _TLS_HINT = (
-    "If your network inspects HTTPS traffic, point SSL_CERT_FILE at your district's "
+    "if your network inspects HTTPS traffic, point SSL_CERT_FILE at your district's "
     "certificate bundle; verification is never turned off."
 )
-_BUSY_HINT = "The service may be busy or down; try again later."
-_ENDPOINT_HINT = "Check the base URL and endpoint paths of this profile."
+_BUSY_HINT = "the service may be busy or down; try again later."
+_ENDPOINT_HINT = "check the base URL and endpoint paths of this profile."
 
 
 # --- Configuration -------------------------------------------------------------------------
@@ -252,15 +252,15 @@ def check_base_url(url: str) -> str:
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise BadInputError(
-            f"The base URL {redact_url(url)} is not an https:// address with a host name.",
-            hint=f"The production service is {contract.PRODUCTION_BASE_URL}.",
+            f"the base URL {redact_url(url)} is not an https:// address with a host name.",
+            hint=f"the production service is {contract.PRODUCTION_BASE_URL}.",
         )
     if not _is_secure_url(url):
         raise BadInputError(
-            f"The base URL {_origin(url)} uses plain http://, which would send credentials "
+            f"the base URL {_origin(url)} uses plain http://, which would send credentials "
             "and children's reports unencrypted; only https:// is allowed, and http:// only "
             "for a sandbox on this machine (localhost, 127.0.0.1, ::1).",
-            hint="Use the https:// address of the service.",
+            hint="use the https:// address of the service.",
         )
     return url
 
@@ -268,8 +268,8 @@ def check_base_url(url: str) -> str:
 def _check_ssid(ssid: str) -> None:
     if not contract.is_valid_ssid(ssid):
         raise BadInputError(
-            "An SSID is exactly 10 digits; this one is not.",
-            hint="Check the Statewide Student Identifier in CALPADS.",
+            "an SSID is exactly 10 digits; this one is not.",
+            hint="check the Statewide Student Identifier in CALPADS.",
         )
 
 
@@ -573,9 +573,9 @@ class EtsClient:
         listing = await self._authorized("score-reports call", attempt)
         if listing.ssid != ssid:
             raise EtsError(
-                "The score-report service answered for a different student than asked; "
+                "the score-report service answered for a different student than asked; "
                 "nothing was saved.",
-                hint="Report this to the CDE/ETS help desk.",
+                hint="report this to the CDE/ETS help desk.",
             )
         log.debug("SSID %s: %d report(s)", ssid, len(listing.reports))
         return listing.reports
@@ -623,19 +623,19 @@ class EtsClient:
         if status == httpx.codes.BAD_REQUEST:
             detail = _server_text(body)
             return BadRequestError(
-                "The score-report service rejected the request"
+                "the score-report service rejected the request"
                 + (f": {detail.rstrip('.')}." if detail else "."),
-                hint="Check the SSID and the test, language and year filters.",
+                hint="check the SSID and the test, language and year filters.",
             )
         if status == httpx.codes.FORBIDDEN and code == contract.ERR_NOT_ENROLLED:
             return NotEnrolledError(
-                "This student is not (or no longer) enrolled in this LEA, so ETS does not "
+                "this student is not (or no longer) enrolled in this LEA, so ETS does not "
                 "show their reports.",
-                hint="An LEA sees current students, and past years it was the last to enrol.",
+                hint="an LEA sees current students, and past years it was the last to enrol.",
             )
         if status == httpx.codes.NOT_FOUND and code == contract.ERR_STUDENT_NOT_FOUND:
             return StudentNotFoundError(
-                "ETS has no record of this SSID.", hint="Check the SSID against CALPADS."
+                "ETS has no record of this SSID.", hint="check the SSID against CALPADS."
             )
         return _unexpected_status(response, "score-reports call")
 
@@ -660,7 +660,7 @@ class EtsClient:
         _check_ssid(ssid)
         if not entry.is_pdf:
             raise BadInputError(
-                f"This {entry.test} {entry.year} report is {entry.format}, not a PDF; "
+                f"this {entry.test} {entry.year} report is {entry.format}, not a PDF; "
                 "only PDF reports are downloaded."
             )
         dest = Path(dest)
@@ -668,8 +668,8 @@ class EtsClient:
             ensure_private_dir(dest.parent)
         except OSError as exc:
             raise CaasppError(
-                f"Could not create the folder {dest.parent}: {exc.strerror or exc}.",
-                hint="Check the path and its permissions.",
+                f"could not create the folder {dest.parent}: {exc.strerror or exc}.",
+                hint="check the path and its permissions.",
             ) from exc
         current = entry
         attempts = 0
@@ -695,16 +695,16 @@ class EtsClient:
                 stale += 1
                 if stale > MAX_STALE_LINKS:
                     raise LinkExpiredError(
-                        f"The download link expired {stale} times while the request waited "
+                        f"the download link expired {stale} times while the request waited "
                         "for its turn (the service is throttling).",
-                        hint="Fetch fewer reports at once, or try again later.",
+                        hint="fetch fewer reports at once, or try again later.",
                     ) from None
                 attempts = 0
                 current = await self._fresh_entry(ssid, current, filters)
             except _LinkRefused:
                 if refusals >= self._max_link_refreshes:
                     raise LinkExpiredError(
-                        "The download link was refused as expired, even after "
+                        "the download link was refused as expired, even after "
                         f"{refusals} fresh link(s).",
                         hint=_BUSY_HINT,
                     ) from None
@@ -725,7 +725,7 @@ class EtsClient:
             if candidate.same_report(entry):
                 return candidate
         raise LinkExpiredError(
-            "The download link expired, and the report is no longer listed for this student.",
+            "the download link expired, and the report is no longer listed for this student.",
             hint="ETS may have withdrawn it; list the student's reports again.",
         )
 
@@ -733,14 +733,14 @@ class EtsClient:
         problem = contract.link_problem(url)
         if problem is not None:
             raise EtsError(
-                f"The service gave a download link that cannot be used: {problem}.",
-                hint="Report this to the CDE/ETS help desk; the other reports go on.",
+                f"the service gave a download link that cannot be used: {problem}.",
+                hint="report this to the CDE/ETS help desk; the other reports go on.",
             )
         if not _is_secure_url(url):
             raise EtsError(
-                f"The service gave a download link that is not https:// ({_origin(url)}); "
+                f"the service gave a download link that is not https:// ({_origin(url)}); "
                 "a child's report is never fetched unencrypted.",
-                hint="Report this to the CDE/ETS help desk.",
+                hint="report this to the CDE/ETS help desk.",
             )
 
     async def _download_once(self, entry: ReportEntry, dest: Path) -> DownloadResult:
@@ -748,8 +748,8 @@ class EtsClient:
             request = self._http.build_request("GET", entry.url)
         except httpx.InvalidURL as exc:
             raise EtsError(
-                f"The service gave a download link that cannot be used: {_invalid_url(exc)}.",
-                hint="Report this to the CDE/ETS help desk; the other reports go on.",
+                f"the service gave a download link that cannot be used: {_invalid_url(exc)}.",
+                hint="report this to the CDE/ETS help desk; the other reports go on.",
             ) from None
         stream = PdfStream()
         temp: Path | None = None
@@ -788,8 +788,8 @@ class EtsClient:
         except OSError as exc:
             _remove(temp)
             raise CaasppError(
-                f"Could not save the report as {dest}: {exc.strerror or exc}.",
-                hint="Check the folder exists, is writable and has free space.",
+                f"could not save the report as {dest}: {exc.strerror or exc}.",
+                hint="check the folder exists, is writable and has free space.",
             ) from exc
         except BaseException:
             _remove(temp)
@@ -811,7 +811,7 @@ class EtsClient:
         content_type = response.headers.get(contract.HEADER_CONTENT_TYPE)
         if not is_pdf_content_type(content_type):
             media_type = (content_type or "").split(";", 1)[0].strip()[:60]
-            raise InvalidReportError(f"The download is {media_type}, not a PDF.")
+            raise InvalidReportError(f"the download is {media_type}, not a PDF.")
 
     async def _stream_body(
         self, response: httpx.Response, stream: PdfStream, handle: BinaryIO
@@ -821,7 +821,7 @@ class EtsClient:
                 if stream.size + len(chunk) > self._max_report_bytes:
                     raise _GiveUp(
                         InvalidReportError(
-                            f"The download exceeds {self._max_report_bytes} bytes; an SSR is "
+                            f"the download exceeds {self._max_report_bytes} bytes; an SSR is "
                             "far smaller."
                         )
                     )
@@ -836,7 +836,7 @@ class EtsClient:
             ) from exc
         except httpx.RequestError as exc:
             raise InvalidReportError(
-                f"The download was cut short after {stream.size} bytes ({type(exc).__name__})."
+                f"the download was cut short after {stream.size} bytes ({type(exc).__name__})."
             ) from exc
 
     # --- Plumbing --------------------------------------------------------------------------
@@ -897,9 +897,9 @@ class EtsClient:
                 if size > limit:
                     raise _Retry(
                         ServerError(
-                            f"The score-report service answered the {what} with more than "
+                            f"the score-report service answered the {what} with more than "
                             f"{limit} bytes; the answer was not read.",
-                            hint="A proxy between you and ETS may be answering instead: "
+                            hint="a proxy between you and ETS may be answering instead: "
                             + _BUSY_HINT,
                             status=response.status_code,
                         )
@@ -911,7 +911,7 @@ class EtsClient:
         except (httpx.DecodingError, zlib.error, _UnknownEncoding) as exc:
             raise _Retry(
                 ServerError(
-                    f"The score-report service answered the {what} with a body that could not "
+                    f"the score-report service answered the {what} with a body that could not "
                     "be decompressed.",
                     hint=_BUSY_HINT,
                     status=response.status_code,
@@ -939,9 +939,9 @@ class EtsClient:
                     throttled_for += delay
                     if throttled_for > self._retry.max_throttle_wait:
                         raise RateLimitedError(
-                            f"The score-report service kept answering the {what} with 429 "
+                            f"the score-report service kept answering the {what} with 429 "
                             f"(too many requests) for over {self._retry.max_throttle_wait:.0f} s.",
-                            hint="Fetch fewer reports at once, or try again later.",
+                            hint="fetch fewer reports at once, or try again later.",
                             retry_after=retry.retry_after,
                         ) from None
                     log.debug("%s throttled (429); again in %.2f s", what, delay)
@@ -969,13 +969,13 @@ class EtsClient:
         error: EtsError
         if status == httpx.codes.TOO_MANY_REQUESTS:
             error = RateLimitedError(
-                f"The score-report service kept answering the {what} with 429 (too many requests).",
-                hint="Fetch fewer reports at once, or try again later.",
+                f"the score-report service kept answering the {what} with 429 (too many requests).",
+                hint="fetch fewer reports at once, or try again later.",
                 retry_after=retry_after,
             )
         else:
             error = ServerError(
-                f"The score-report service kept failing the {what} (HTTP {status}).",
+                f"the score-report service kept failing the {what} (HTTP {status}).",
                 hint=_BUSY_HINT,
                 status=status,
             )
@@ -990,9 +990,9 @@ class EtsClient:
             problem = exc.errors()[0]["type"] if exc.error_count() else "invalid"
         raise _Retry(
             ServerError(
-                f"The score-report service answered the {what} with a body that is not the "
+                f"the score-report service answered the {what} with a body that is not the "
                 f"expected JSON ({problem}).",
-                hint="A proxy between you and ETS may be answering instead: " + _BUSY_HINT,
+                hint="a proxy between you and ETS may be answering instead: " + _BUSY_HINT,
                 status=response.status_code,
             )
         )
@@ -1188,7 +1188,7 @@ def _unexpected_status(response: httpx.Response, what: str) -> EtsError:
     body = _error_body(response)
     code = f" ({body.error[:60]})" if body and body.error != "unknown" else ""
     return EtsError(
-        f"The score-report service answered the {what} with HTTP {response.status_code}{code}.",
+        f"the score-report service answered the {what} with HTTP {response.status_code}{code}.",
         hint=_ENDPOINT_HINT,
     )
 
@@ -1199,7 +1199,7 @@ def _transport_failure(exc: httpx.RequestError, url: httpx.URL) -> Exception:
     if isinstance(exc, httpx.ConnectError):
         reason = _tls_failure_reason(exc)
         if reason is not None:
-            return TLSError(f"The TLS connection to {origin} failed: {reason}.", hint=_TLS_HINT)
+            return TLSError(f"the TLS connection to {origin} failed: {reason}.", hint=_TLS_HINT)
     if isinstance(exc, httpx.UnsupportedProtocol):
         return BadInputError(f"{origin} is not an address caaspp can reach.", hint=_ENDPOINT_HINT)
     if isinstance(exc, httpx.TimeoutException):
@@ -1213,7 +1213,7 @@ def _transport_failure(exc: httpx.RequestError, url: httpx.URL) -> Exception:
     detail = (str(exc) or type(exc).__name__).replace(str(url), redact_url(url))
     return _Retry(
         ServiceConnectionError(
-            f"Could not reach {origin}: {detail}.",
-            hint="Check the network connection and the base URL of this profile.",
+            f"could not reach {origin}: {detail}.",
+            hint="check the network connection and the base URL of this profile.",
         )
     )

@@ -65,18 +65,18 @@ class PdfStream:
     def finish(self) -> None:
         """Check the body once it is complete: a PDF header and a trailer at the end."""
         if self.size == 0:
-            raise InvalidReportError("The download was empty.")
+            raise InvalidReportError("the download was empty.")
         if self._head != contract.PDF_HEADER:
             raise self._not_a_pdf()
         if not self._tail.rstrip(_TRAILING_WHITESPACE).endswith(contract.PDF_TRAILER):
             raise InvalidReportError(
-                f"The download was cut short: {self.size} bytes arrived and the PDF has no end."
+                f"the download was cut short: {self.size} bytes arrived and the PDF has no end."
             )
 
     def _not_a_pdf(self) -> InvalidReportError:
         if _looks_like_markup(self._head):
-            return InvalidReportError("The download is an HTML or XML page, not a PDF.")
-        return InvalidReportError("The download is not a PDF.")
+            return InvalidReportError("the download is an HTML or XML page, not a PDF.")
+        return InvalidReportError("the download is not a PDF.")
 
 
 def verify_pdf_file(path: Path) -> int:
@@ -85,9 +85,9 @@ def verify_pdf_file(path: Path) -> int:
         with pikepdf.open(path) as pdf:
             pages = len(pdf.pages)
     except (pikepdf.PdfError, ValueError) as exc:
-        raise InvalidReportError(f"The download is not a readable PDF: {exc}.") from None
+        raise InvalidReportError(f"the download is not a readable PDF: {exc}.") from None
     if pages == 0:
-        raise InvalidReportError("The downloaded PDF has no pages.")
+        raise InvalidReportError("the downloaded PDF has no pages.")
     return pages
 
 

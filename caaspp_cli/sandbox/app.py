@@ -360,7 +360,9 @@ def _filters(request: Request) -> tuple[tuple[str | None, str | None, int | None
 def _entry(
     state: SandboxState, base: str, student: SandboxStudent, report: SandboxReport
 ) -> dict[str, Any]:
-    expires = int(time.time()) + state.config.link_ttl
+    # Rounded up: a link lives at least link_ttl seconds (truncating gave a 1-second link
+    # anything from 0 to 1 s, and runs with short links failed by chance).
+    expires = math.ceil(time.time() + state.config.link_ttl)
     signature = state.sign(report.report_id, expires)
     url = (
         f"{base}{DOWNLOAD_PREFIX}{report.report_id}.{report.format}"
