@@ -316,8 +316,11 @@ def _delivered_ssids(folder: Path, force: bool) -> set[str]:
     if not stat.S_ISREG(info.st_mode) or info.st_size == 0:
         return set()
     try:
-        # immutable: read as it is, creating no journal file beside it
-        db = sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True)
+        # Read only. With no write-ahead log left (a run that ended cleanly), immutable: no
+        # journal file is created beside it; a log left by a killed run is read as well.
+        wal = Path(f"{path}-wal").exists()
+        mode = "mode=ro" if wal else "mode=ro&immutable=1"
+        db = sqlite3.connect(f"{path.as_uri()}?{mode}", uri=True)
         try:
             rows = db.execute(
                 "SELECT ssid FROM messages WHERE kind=? AND status=? INTERSECT "

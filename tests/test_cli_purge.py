@@ -524,3 +524,24 @@ def test_purge_of_a_bulk_folder_says_what_it_cannot_check_before_asking(
     said = " ".join(result.stderr.split())
     assert "cannot tell whether" in said and "unprotected" in said
     assert len(pdfs(folder)) == 2
+
+
+def test_deliveries_still_in_the_ledgers_write_ahead_log_count(cli: Any, tmp_path: Path) -> None:
+    from caaspp_cli.ledger import PASSWORD, REPORT, SendLedger
+
+    folder = make_folder(tmp_path / "protected", marker=False, n=2)
+    ledger = SendLedger.in_folder(folder, lock=False)  # open: as a run killed mid-way leaves it
+    try:
+        run = ledger.start_run()
+        for ssid in ("1000000000", "1000000001"):
+            for kind in (REPORT, PASSWORD):
+                ledger.mark_sending(ssid, kind, f"<{ssid}.{kind}@x>", ("a@example.org",), run)
+                ledger.mark_accepted(ssid, kind, ("a@example.org",))
+        assert Path(f"{ledger.path}-wal").exists()
+
+        result = cli("purge", str(folder), "--yes")
+
+        assert result.exit_code == 0, result.output
+        assert pdfs(folder) == []
+    finally:
+        ledger.close()
