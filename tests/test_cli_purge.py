@@ -474,6 +474,7 @@ def test_purge_refuses_a_protect_folder_whose_families_were_not_all_sent_unless_
 
     assert forced.exit_code == 0, forced.output
     assert pdfs(out) == [] and not sheet.exists()
+    assert "6 of them were not recorded as delivered (--force)." in forced.stdout
     assert "send-report.csv" in everything(out)
     logged = (out / PURGE_LOG).read_text("utf-8")
     assert "removed 10 PDF file(s)" in logged
@@ -545,3 +546,38 @@ def test_deliveries_still_in_the_ledgers_write_ahead_log_count(cli: Any, tmp_pat
         assert pdfs(folder) == []
     finally:
         ledger.close()
+
+
+def test_the_password_sheet_is_kept_while_a_newer_report_is_not_sent(
+    cli: Any, tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    out, sheet = _protect_and_send(cli, tmp_path, smtp_server, students=3, emailed=2)
+    for path in pdfs(out):
+        if not path.name.startswith("2000000002"):  # the family not sent: its reports newer
+            age(path, 60)
+    age(sheet, 60)
+
+    # The old reports were all delivered: they go, and the sheet is not asked for.
+    alone = cli("purge", str(out), "--older-than", "30", "--yes")
+    assert alone.exit_code == 0, alone.output
+    assert [p.name[:10] for p in pdfs(out)] == ["2000000002", "2000000002"]
+
+    # The sheet holds the password of the family still to be sent: refused.
+    refused = cli("purge", str(out), "--older-than", "30", "--passwords", str(sheet), "--yes")
+    assert refused.exit_code == 3, refused.output
+    assert "1 of 1 families" in " ".join(refused.stderr.split())
+    assert sheet.exists() and len(pdfs(out)) == 2
+
+
+def test_a_sent_protect_folder_inside_a_bulk_folder_is_checked_too(
+    cli: Any, tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    _out, _sheet = _protect_and_send(cli, tmp_path, smtp_server, students=3, emailed=1)
+    (tmp_path / "manifest.csv").write_text("ssid,status\n", encoding="utf-8")
+    before = len(pdfs(tmp_path))
+
+    result = cli("purge", str(tmp_path), "--yes")
+
+    assert result.exit_code == 3, result.output
+    assert "2 of 3 families" in " ".join(result.stderr.split())
+    assert len(pdfs(tmp_path)) == before

@@ -153,6 +153,10 @@ def _print(summary: PurgeSummary, as_json: bool) -> None:
         render.stdout.print(
             f"Deleted {what} ({_size(summary.bytes_removed)}) from {summary.folder}."
         )
+        if summary.undelivered_forced:
+            render.stdout.print(
+                f"{summary.undelivered_forced} of them were not recorded as delivered (--force)."
+            )
     elif not summary.failed and summary.password_file_removed is None:
         render.stdout.print(f"Nothing to delete in {summary.folder}.")
     if summary.password_file_removed is not None:
