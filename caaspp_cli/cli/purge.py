@@ -22,7 +22,7 @@ def purge(
         typer.Argument(
             metavar="DIR",
             show_default=False,
-            help="The --out folder of `caaspp bulk` or `caaspp protect`.",
+            help="The --out folder of `caaspp bulk`, `caaspp split` or `caaspp protect`.",
         ),
     ],
     older_than: Annotated[
