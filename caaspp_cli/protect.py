@@ -187,6 +187,10 @@ class InputProblem(Exception):
     """An input that cannot be protected: already encrypted, not a PDF, damaged."""
 
 
+class EncryptedInput(InputProblem):
+    """An input that is already encrypted."""
+
+
 # --- Passwords --------------------------------------------------------------------------------
 def check_password(password: str) -> str | None:
     """Why ``password`` cannot protect a report, or None if it can.
@@ -649,12 +653,12 @@ def open_input(path: Path) -> pikepdf.Pdf:
     try:
         pdf = pikepdf.open(path)
     except pikepdf.PasswordError:
-        raise InputProblem("already encrypted: it asks for a password") from None
+        raise EncryptedInput("already encrypted: it asks for a password") from None
     except (pikepdf.PdfError, ValueError, RuntimeError) as exc:
         raise InputProblem(f"damaged PDF: {_short_reason(exc, path)}") from None
     try:
         if pdf.is_encrypted:
-            raise InputProblem("already encrypted")
+            raise EncryptedInput("already encrypted")
         pages = len(pdf.pages)
         warnings = pdf.get_warnings()
         if warnings:
@@ -1379,6 +1383,7 @@ def protect_reports(
             "no PDF files found in " + ", ".join(str(path) for path in inputs) + ".",
             hint="name PDF files, or folders holding them (a `caaspp bulk` output folder).",
         )
+    _refuse_protected_inputs(inputs, files)
     contacts, roster_passwords = _read_roster(roster, password_column, files)
     from caaspp_cli.folderlock import FolderLock
 
@@ -1398,6 +1403,38 @@ def protect_reports(
                 workers,
                 on_progress,
             )
+
+
+def _refuse_protected_inputs(inputs: Sequence[Path], files: Sequence[InputFile]) -> None:
+    """BadInputError, before any work, when the inputs are protect's own output: every PDF
+    already encrypted, or a folder `caaspp send` has used (it sends only protected copies)."""
+    from caaspp_cli.ledger import SEND_LEDGER_NAME
+    from caaspp_cli.mail import REPORT_FILE
+
+    sent_from = any(
+        given.is_dir() and ((given / SEND_LEDGER_NAME).exists() or (given / REPORT_FILE).exists())
+        for given in inputs
+    )
+    if not sent_from and not all(_already_encrypted(item.source) for item in files):
+        return
+    names = ", ".join(str(given) for given in inputs)
+    why = "`caaspp send` has used it" if sent_from else "every PDF in it is already encrypted"
+    verb = "are" if len(inputs) > 1 else "is"
+    raise BadInputError(
+        f"{names} {verb} `caaspp protect`'s output ({why}): give the folder of unprotected "
+        "reports instead, the --out folder of `caaspp bulk` or `caaspp split`."
+    )
+
+
+def _already_encrypted(path: Path) -> bool:
+    try:
+        pdf = open_input(path)
+    except EncryptedInput:
+        return True
+    except InputProblem:
+        return False
+    pdf.close()
+    return False
 
 
 def _protect_locked(

@@ -12,7 +12,17 @@ What it will not do
   is ever reached.
 - Work on the file system's root, the home folder or a folder above it (``--force`` does
   not change that), nor, without ``--force``, on a folder that caaspp did not write: DIR
-  must hold a bulk ledger, a send ledger, a manifest or a send report.
+  must hold a bulk ledger or a manifest (``caaspp bulk``, ``caaspp split``), a send ledger
+  or a send report (``caaspp send``), or be named by the password sheet given with
+  ``--passwords`` (a ``caaspp protect`` --out folder no send has used yet).
+- Delete, without ``--force``, a protected report that is not recorded as delivered: in a
+  folder of ``caaspp protect`` (DIR or a folder under it that ``caaspp send`` used), each
+  PDF's student must have both messages recorded as accepted in the send ledger; if one
+  has not, nothing is deleted (exit 3) and the counts are given. The password sheet is
+  held to the same rule for every report of the folder, newer ones included. The
+  unprotected reports of ``caaspp bulk`` and ``caaspp split`` cannot be checked (what was
+  sent is recorded beside their protected copies): they are purged as asked, and the
+  confirmation says it could not check them.
 - Shred. Overwriting a file before unlinking it does not reach its old blocks on SSDs,
   copy-on-write and journaling file systems: reports belong on encrypted storage, where
   deleted blocks are unreadable without the key.
@@ -26,26 +36,36 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import sqlite3
 import stat
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Final
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, Final
 
 from caaspp_cli.bulk import MANIFEST_NAME
 from caaspp_cli.errors import BadInputError, CaasppError, ExitCode
 from caaspp_cli.fsutil import append_private_line_nofollow, is_temp_name, refuse_link
-from caaspp_cli.ledger import LEDGER_NAME, SEND_LEDGER_NAME
+from caaspp_cli.ledger import ACCEPTED, LEDGER_NAME, PASSWORD, REPORT, SEND_LEDGER_NAME
 from caaspp_cli.mail import REPORT_FILE
+
+if TYPE_CHECKING:
+    from caaspp_cli.protect import PasswordSheet
 
 log = logging.getLogger(__name__)
 
+SSID_FILE_NAME: Final = re.compile(r"^(\d{10})_")
+
 PURGE_LOG: Final = "purge.log"
 SECONDS_PER_DAY: Final = 86_400
-# What caaspp writes into a folder it owns: bulk's ledger and manifest, send's ledger and
-# report (send writes into the --out folder of `caaspp protect`).
-FOLDER_MARKERS: Final = (LEDGER_NAME, MANIFEST_NAME, SEND_LEDGER_NAME, REPORT_FILE)
+# What caaspp writes into a folder it owns: bulk's (and split's) ledger and manifest, send's
+# ledger and report (send writes into the --out folder of `caaspp protect`). A protect folder
+# no send has used is known by the password sheet that names its files.
+UNPROTECTED_MARKERS: Final = (LEDGER_NAME, MANIFEST_NAME)
+SEND_MARKERS: Final = (SEND_LEDGER_NAME, REPORT_FILE)
+FOLDER_MARKERS: Final = (*UNPROTECTED_MARKERS, *SEND_MARKERS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +87,16 @@ class PurgePlan:
     kept_newer: int = 0  # PDFs (and temp files) younger than --older-than
     password_file_kept: bool = False  # given, but younger than --older-than
     links_skipped: int = 0  # symbolic links named like a report: never followed or removed
+    # Delivery, in folders of `caaspp protect`: reports whose student is not recorded as
+    # sent both messages, and those students (a report of no known student counts as one).
+    undelivered_reports: int = 0
+    undelivered_families: int = 0
+    checked_reports: int = 0  # reports in protect folders (planned, or all with the sheet)
+    checked_families: int = 0
+    send_report: Path | None = None  # where to see which families (send-report.csv)
+    never_sent: bool = False  # a protect folder no `caaspp send` has used
+    unchecked: int = 0  # planned PDFs of bulk/split folders: delivery cannot be checked
+    forced: bool = False
 
     @property
     def files(self) -> list[PurgeFile]:
@@ -100,6 +130,7 @@ class PurgeSummary:
     password_file_kept: bool = False
     links_skipped: int = 0
     older_than_days: float | None = None
+    undelivered_forced: int = 0  # reports removed with --force though not recorded as sent
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path in DIR, reason)
     log: Path | None = None
 
@@ -117,6 +148,7 @@ class PurgeSummary:
             "kept_newer": self.kept_newer,
             "password_file_kept": self.password_file_kept,
             "links_skipped": self.links_skipped,
+            "undelivered_removed": self.undelivered_forced,
             "failed": len(self.failed),
             "log": str(self.log) if self.log else None,
         }
@@ -133,14 +165,30 @@ def plan_purge(
     """Check ``folder`` may be purged and list what would go; BadInputError if not."""
     if older_than_days is not None and older_than_days < 0:
         raise BadInputError("--older-than must be 0 or more days.")
-    root = _checked_folder(folder, force)
+    sheet = _checked_password_file(password_file) if password_file is not None else None
+    root = _checked_folder(folder, force, sheet)
     # The log is appended to after the files are gone: a link there is refused before.
     refuse_link(root / PURGE_LOG)
     cutoff = None
     if older_than_days is not None:
         cutoff = (time.time() if now is None else now) - older_than_days * SECONDS_PER_DAY
-    plan = PurgePlan(root, older_than_days=older_than_days)
+    plan = PurgePlan(root, older_than_days=older_than_days, forced=force)
+    # The protect folder each folder belongs to (it, or the nearest above that send used),
+    # or None for a bulk or split folder; the root is one when the sheet names its files.
+    send_folder: dict[Path, Path | None] = {}
+    # A manifest or a bulk ledger makes it a bulk or split folder: protect writes neither.
+    protect_root = (
+        sheet is not None
+        and not any((root / marker).exists() for marker in UNPROTECTED_MARKERS)
+        and _is_protect_folder(root, sheet[1])
+    )
+    checks: list[tuple[Path, Path, bool]] = []  # (PDF, its protect folder, planned)
     for current, _dirs, names in os.walk(root, followlinks=False):
+        here = Path(current)
+        if any(marker in names for marker in SEND_MARKERS) or (here == root and protect_root):
+            send_folder[here] = here
+        else:
+            send_folder[here] = None if here == root else send_folder.get(here.parent)
         for name in sorted(names):
             temp = is_temp_name(name)
             if not temp and not name.lower().endswith(".pdf"):
@@ -155,17 +203,141 @@ def plan_purge(
                 continue
             if not stat.S_ISREG(info.st_mode):
                 continue
-            if cutoff is not None and info.st_mtime >= cutoff:
+            planned = cutoff is None or info.st_mtime < cutoff
+            owner = send_folder[here]
+            if not temp and owner is not None:
+                checks.append((path, owner, planned))
+            elif not temp and planned:
+                plan.unchecked += 1
+            if not planned:
                 plan.kept_newer += 1
                 continue
             (plan.temps if temp else plan.pdfs).append(PurgeFile(path, info.st_size, info.st_mtime))
-    if password_file is not None:
-        sheet = _checked_password_file(password_file)
-        if cutoff is not None and sheet.mtime >= cutoff:
+    if sheet is not None:
+        if cutoff is not None and sheet[0].mtime >= cutoff:
             plan.password_file_kept = True
         else:
-            plan.password_file = sheet
+            plan.password_file = sheet[0]
+    _check_delivery(plan, checks, sheet[1] if sheet is not None else None)
     return plan
+
+
+class UndeliveredError(CaasppError):
+    """Reports not recorded as delivered: nothing is deleted without --force."""
+
+    exit_code = ExitCode.FAILED
+
+
+def _check_delivery(
+    plan: PurgePlan, checks: list[tuple[Path, Path, bool]], sheet: PasswordSheet | None
+) -> None:
+    """Count the reports of protect folders whose family is not recorded as sent; refuse
+    (UndeliveredError) unless --force. With the password sheet going, every report of
+    the folder counts, newer ones too: their families still need their password."""
+    from caaspp_cli.roster import neutralize_cell
+
+    whole = plan.password_file is not None
+    by_file = sheet.rows_by_file() if sheet is not None else {}
+    delivered: dict[Path, set[str]] = {}
+    families: set[str] = set()
+    undelivered: set[str] = set()
+    for path, folder, planned in checks:
+        if not (planned or whole):
+            continue
+        if folder not in delivered:
+            delivered[folder] = _delivered_ssids(folder, plan.forced)
+            if (folder / REPORT_FILE).is_file() and plan.send_report is None:
+                plan.send_report = folder / REPORT_FILE
+            if not any((folder / marker).exists() for marker in SEND_MARKERS):
+                plan.never_sent = True
+        relative = path.relative_to(folder).as_posix()
+        row = by_file.get(neutralize_cell(relative))
+        match = SSID_FILE_NAME.match(path.name)
+        family = (row.ssid if row is not None and row.ssid else None) or (
+            match.group(1) if match else f"file:{path}"
+        )
+        plan.checked_reports += 1
+        families.add(family)
+        if family not in delivered[folder]:
+            plan.undelivered_reports += 1
+            undelivered.add(family)
+    plan.checked_families = len(families)
+    plan.undelivered_families = len(undelivered)
+    if plan.undelivered_reports and not plan.forced:
+        raise _undelivered_error(plan)
+
+
+def _undelivered_error(plan: PurgePlan) -> UndeliveredError:
+    reports = plan.undelivered_reports
+    if plan.never_sent and plan.send_report is None:
+        return UndeliveredError(
+            f"nothing deleted: no `caaspp send` has run in {plan.folder}, so none of its "
+            f"{reports} reports ({plan.undelivered_families} families) is recorded as "
+            "delivered.",
+            hint=f"send them first (`caaspp send --pdfs {plan.folder} ...`), or pass --force "
+            "if they reached the families another way.",
+        )
+    where = (
+        f"{plan.send_report} lists each family's outcome"
+        if plan.send_report is not None
+        else f"the send ledger in {plan.folder} records what was sent"
+    )
+    return UndeliveredError(
+        f"nothing deleted: {plan.undelivered_families} of {plan.checked_families} families "
+        f"({reports} of {plan.checked_reports} reports) in {plan.folder} are not recorded as "
+        "having been sent both their reports and their password.",
+        hint=f"{where}; `caaspp send` again sends only what is missing. Pass --force if they "
+        "reached the families another way.",
+    )
+
+
+def _is_protect_folder(root: Path, sheet: PasswordSheet) -> bool:
+    """Whether the password sheet names a plain file in ``root``: its protect --out folder."""
+    for row in sheet.rows:
+        file = row.file[1:] if row.file[:1] == "'" and row.file[1:2] in "=+-@\t\r" else row.file
+        parts = PurePosixPath(file.replace("\\", "/")).parts
+        if not parts or ".." in parts or PurePosixPath(file).is_absolute():
+            continue
+        try:
+            if stat.S_ISREG(root.joinpath(*parts).lstat().st_mode):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _delivered_ssids(folder: Path, force: bool) -> set[str]:
+    """The students the folder's send ledger records as sent both messages (read only)."""
+    path = folder / SEND_LEDGER_NAME
+    try:
+        info = path.lstat()
+    except OSError:
+        return set()
+    if not stat.S_ISREG(info.st_mode) or info.st_size == 0:
+        return set()
+    try:
+        # Read only. With no write-ahead log left (a run that ended cleanly), immutable: no
+        # journal file is created beside it; a log left by a killed run is read as well.
+        wal = Path(f"{path}-wal").exists()
+        mode = "mode=ro" if wal else "mode=ro&immutable=1"
+        db = sqlite3.connect(f"{path.as_uri()}?{mode}", uri=True)
+        try:
+            rows = db.execute(
+                "SELECT ssid FROM messages WHERE kind=? AND status=? INTERSECT "
+                "SELECT ssid FROM messages WHERE kind=? AND status=?",
+                (REPORT, ACCEPTED, PASSWORD, ACCEPTED),
+            ).fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        if force:
+            return set()
+        raise BadInputError(
+            f"the send ledger {path} cannot be read ({exc}), so caaspp cannot tell which "
+            "reports were delivered; nothing deleted.",
+            hint="check the folder; pass --force if every family has its reports.",
+        ) from None
+    return {ssid for (ssid,) in rows}
 
 
 def purge(plan: PurgePlan) -> PurgeSummary:
@@ -186,6 +358,7 @@ class PurgeLogError(CaasppError):
 def _purge_locked(plan: PurgePlan) -> PurgeSummary:
     summary = PurgeSummary(
         plan.folder,
+        undelivered_forced=plan.undelivered_reports,
         kept_newer=plan.kept_newer,
         password_file_kept=plan.password_file_kept,
         links_skipped=plan.links_skipped,
@@ -230,7 +403,9 @@ def _purge_locked(plan: PurgePlan) -> PurgeSummary:
 
 
 # --- Checks ----------------------------------------------------------------------------------
-def _checked_folder(folder: Path, force: bool) -> Path:
+def _checked_folder(
+    folder: Path, force: bool, sheet: tuple[PurgeFile, PasswordSheet] | None = None
+) -> Path:
     if not folder.exists():
         raise BadInputError(f"{folder} does not exist.")
     if not folder.is_dir():
@@ -249,13 +424,18 @@ def _checked_folder(folder: Path, force: bool) -> Path:
             hint="give the folder of the reports itself (the --out of `caaspp bulk` or "
             "`caaspp protect`).",
         )
-    if not force and not any((root / marker).exists() for marker in FOLDER_MARKERS):
+    if (
+        not force
+        and not any((root / marker).exists() for marker in FOLDER_MARKERS)
+        and not (sheet is not None and _is_protect_folder(root, sheet[1]))
+    ):
+        named = " and the password sheet names none of its files" if sheet is not None else ""
         raise BadInputError(
-            f"{folder} holds no caaspp ledger, manifest or send report, so it does not look "
-            "like a folder caaspp wrote; caaspp purge deletes every PDF under the folder it "
-            "is given, and will not guess.",
-            hint="check the folder. A `caaspp protect` --out folder whose reports were sent "
-            "another way has none of those files: pass --force if you are sure.",
+            f"{folder} holds no caaspp ledger, manifest or send report{named}, so it does not "
+            "look like a folder caaspp wrote; caaspp purge deletes every PDF under the folder "
+            "it is given, and will not guess.",
+            hint="for a `caaspp protect` --out folder, give its password sheet with "
+            "--passwords; pass --force if you are sure of the folder.",
         )
     return root
 
@@ -267,7 +447,7 @@ def _home() -> Path | None:
         return None
 
 
-def _checked_password_file(path: Path) -> PurgeFile:
+def _checked_password_file(path: Path) -> tuple[PurgeFile, PasswordSheet]:
     from caaspp_cli.protect import PasswordSheet
 
     if path.is_symlink():
@@ -277,9 +457,9 @@ def _checked_password_file(path: Path) -> PurgeFile:
         )
     if not path.is_file():
         raise BadInputError(f"the password file {path} does not exist or is not a file.")
-    PasswordSheet(path)  # a BadInputError if it is not one: an arbitrary file is not deleted
+    sheet = PasswordSheet(path)  # a BadInputError if it is not one: no other file is deleted
     info = path.stat()
-    return PurgeFile(path, info.st_size, info.st_mtime)
+    return PurgeFile(path, info.st_size, info.st_mtime), sheet
 
 
 # --- Removing --------------------------------------------------------------------------------
@@ -314,10 +494,20 @@ def _log_line(summary: PurgeSummary) -> str:
         parts.append(f"password file {summary.password_file_removed} removed")
     elif summary.password_file_kept:
         parts.append("password file kept (newer)")
+    if summary.undelivered_forced:
+        parts.append(f"{summary.undelivered_forced} not recorded as delivered (--force)")
     if summary.failed:
         parts.append(f"{len(summary.failed)} could not be removed")
     # A line break in a path must not split the record.
     return " ".join(f"{moment}\tpurge\t{'; '.join(parts)}".splitlines())
 
 
-__all__ = ["PURGE_LOG", "PurgeFile", "PurgePlan", "PurgeSummary", "plan_purge", "purge"]
+__all__ = [
+    "PURGE_LOG",
+    "PurgeFile",
+    "PurgePlan",
+    "PurgeSummary",
+    "UndeliveredError",
+    "plan_purge",
+    "purge",
+]

@@ -265,3 +265,42 @@ def test_protect_has_help(cli) -> None:
     assert result.exit_code == 0
     assert "--passwords" in result.stdout
     assert "--password-column" in result.stdout
+
+
+def test_protecting_protects_output_says_so_in_one_sentence_and_writes_nothing(
+    cli, reports: Path, tmp_path: Path
+) -> None:
+    out, sheet = tmp_path / "out", tmp_path / "passwords.csv"
+    assert cli("protect", str(reports), "--out", str(out), "--passwords", str(sheet)).exit_code == 0
+    again_out, again_sheet = tmp_path / "again", tmp_path / "pw.csv"
+
+    result = cli("protect", str(out), "--out", str(again_out), "--passwords", str(again_sheet))
+
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.stderr.split())
+    assert "`caaspp protect`'s output" in said and "unprotected reports" in said
+    assert "--out folder of `caaspp bulk` or `caaspp split`" in said
+    assert result.stdout == "" and "Passwords of" not in result.output
+    assert not again_sheet.exists() and not again_out.exists()
+
+
+def test_a_run_that_protects_nothing_never_claims_a_password_file(
+    cli, reports: Path, tmp_path: Path
+) -> None:
+    out, sheet = tmp_path / "out", tmp_path / "passwords.csv"
+    assert cli("protect", str(reports), "--out", str(out), "--passwords", str(sheet)).exit_code == 0
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    shutil.copy(sorted(out.glob("*.pdf"))[0], mixed)  # already encrypted
+    (mixed / "notes.pdf").write_text("not a report", encoding="utf-8")
+    new_sheet = tmp_path / "pw.csv"
+
+    result = cli(
+        "protect", str(mixed), "--out", str(tmp_path / "o2"), "--passwords", str(new_sheet)
+    )
+
+    assert result.exit_code == 3, result.output
+    assert "already encrypted" in result.stdout and "not a PDF" in result.stdout
+    assert not new_sheet.exists()
+    assert "Passwords of" not in result.stdout
+    assert "No report was protected, so no password was written." in result.stdout

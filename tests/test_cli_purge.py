@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import SmtpServer, add_smtp_profile, report_pdf
 
 from caaspp_cli.cli import purge as purge_cli
 from caaspp_cli.cli.sandbox import roster_csv
@@ -155,14 +156,18 @@ def test_purge_refuses_a_folder_caaspp_did_not_write_unless_forced(
 
 
 @pytest.mark.parametrize("marker", [".caaspp-send-ledger.sqlite", "send-report.csv"])
-def test_a_folder_caaspp_send_has_used_may_be_purged(cli: Any, tmp_path: Path, marker: str) -> None:
+def test_a_send_folder_with_nothing_recorded_as_delivered_is_recognised_and_refused(
+    cli: Any, tmp_path: Path, marker: str
+) -> None:
     folder = make_folder(tmp_path / "protected", marker=False)
     (folder / marker).write_bytes(b"")
 
     result = cli("purge", str(folder), "--yes")
 
-    assert result.exit_code == 0, result.output
-    assert pdfs(folder) == []
+    assert result.exit_code == 3, result.output
+    assert "does not look like" not in result.stderr
+    assert "3 reports" in result.stderr and "--force" in result.stderr
+    assert len(pdfs(folder)) == 3
 
 
 def test_purge_refuses_the_root_even_with_force(cli: Any) -> None:
@@ -405,3 +410,174 @@ def test_a_folder_swapped_for_a_link_after_the_plan_leads_nowhere_outside(
         )
     ]
     assert len(pdfs(elsewhere)) == 1
+
+
+# --- Folders of `caaspp protect` and `caaspp send`: nothing undelivered goes without --force ------
+def _protect_and_send(
+    cli: Any, tmp_path: Path, smtp_server: SmtpServer, *, students: int, emailed: int
+) -> tuple[Path, Path]:
+    """Real reports protected by `caaspp protect`, then `caaspp send` to the first
+    ``emailed`` students only (the roster has no email for the others)."""
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    lines = ["SSID,First Name,Last Name,Guardian Email"]
+    for n in range(students):
+        ssid = f"{2000000000 + n}"
+        for test in ("CAASPP", "ELPAC"):
+            with report_pdf(f"Score report {ssid} {test}") as pdf:
+                pdf.save(reports / f"{ssid}_{test}_2025_en.pdf")
+        email = f"family{n}@example.org" if n < emailed else ""
+        lines.append(f"{ssid},Student{n},Lee,{email}")
+    roster = tmp_path / "roster.csv"
+    roster.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out, sheet = tmp_path / "protected", tmp_path / "private" / "passwords.csv"
+    protected = cli(
+        "protect", str(reports), "--out", str(out), "--passwords", str(sheet), "--workers", "1"
+    )
+    assert protected.exit_code == 0, protected.output
+    if emailed:
+        add_smtp_profile(smtp_server)
+        sent = cli(
+            "send",
+            "--roster",
+            str(roster),
+            "--pdfs",
+            str(out),
+            "--passwords",
+            str(sheet),
+            "--smtp",
+            "district",
+            "--rate",
+            "6000",
+        )
+        assert sent.exit_code == (0 if emailed == students else 3), sent.output
+        assert len(smtp_server.received) == 2 * emailed
+    return out, sheet
+
+
+def test_purge_refuses_a_protect_folder_whose_families_were_not_all_sent_unless_forced(
+    cli: Any, tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    out, sheet = _protect_and_send(cli, tmp_path, smtp_server, students=5, emailed=2)
+    before = everything(out)
+
+    refused = cli("purge", str(out), "--passwords", str(sheet), "--yes")
+
+    assert refused.exit_code == 3, refused.output
+    said = " ".join(refused.stderr.split())
+    assert "nothing deleted" in said
+    assert "3 of 5 families" in said and "6 of 10 reports" in said
+    assert "send-report.csv" in said and "--force" in said
+    assert everything(out) == before and sheet.exists()
+
+    forced = cli("purge", str(out), "--passwords", str(sheet), "--yes", "--force")
+
+    assert forced.exit_code == 0, forced.output
+    assert pdfs(out) == [] and not sheet.exists()
+    assert "6 of them were not recorded as delivered (--force)." in forced.stdout
+    assert "send-report.csv" in everything(out)
+    logged = (out / PURGE_LOG).read_text("utf-8")
+    assert "removed 10 PDF file(s)" in logged
+    assert "6 not recorded as delivered (--force)" in logged
+
+
+def test_purge_of_a_protect_folder_no_send_has_used_is_recognised_by_its_password_sheet(
+    cli: Any, tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    out, sheet = _protect_and_send(cli, tmp_path, smtp_server, students=3, emailed=0)
+
+    refused = cli("purge", str(out), "--passwords", str(sheet), "--yes")
+
+    assert refused.exit_code == 3, refused.output
+    said = " ".join(refused.stderr.split())
+    assert "does not look like" not in said
+    assert "no `caaspp send` has run" in said and "6 reports" in said and "3 families" in said
+    assert len(pdfs(out)) == 6 and sheet.exists()
+
+    # Without the sheet, nothing says this folder is caaspp's: refused as before.
+    unknown = cli("purge", str(out), "--yes")
+    assert unknown.exit_code == 2 and "--passwords" in unknown.stderr
+
+    forced = cli("purge", str(out), "--passwords", str(sheet), "--yes", "--force")
+    assert forced.exit_code == 0, forced.output
+    assert pdfs(out) == [] and not sheet.exists()
+
+
+def test_purge_of_a_protect_folder_every_family_got_needs_no_force(
+    cli: Any, tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    out, sheet = _protect_and_send(cli, tmp_path, smtp_server, students=2, emailed=2)
+
+    result = cli("purge", str(out), "--passwords", str(sheet), "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert pdfs(out) == [] and not sheet.exists()
+
+
+def test_purge_of_a_bulk_folder_says_what_it_cannot_check_before_asking(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = make_folder(tmp_path / "reports", n=2)
+    monkeypatch.setattr(purge_cli, "_stdin_is_terminal", lambda: True)
+
+    result = cli("purge", str(folder), input="n\n")
+
+    said = " ".join(result.stderr.split())
+    assert "cannot tell whether" in said and "unprotected" in said
+    assert len(pdfs(folder)) == 2
+
+
+def test_deliveries_still_in_the_ledgers_write_ahead_log_count(cli: Any, tmp_path: Path) -> None:
+    from caaspp_cli.ledger import PASSWORD, REPORT, SendLedger
+
+    folder = make_folder(tmp_path / "protected", marker=False, n=2)
+    ledger = SendLedger.in_folder(folder, lock=False)  # open: as a run killed mid-way leaves it
+    try:
+        run = ledger.start_run()
+        for ssid in ("1000000000", "1000000001"):
+            for kind in (REPORT, PASSWORD):
+                ledger.mark_sending(ssid, kind, f"<{ssid}.{kind}@x>", ("a@example.org",), run)
+                ledger.mark_accepted(ssid, kind, ("a@example.org",))
+        assert Path(f"{ledger.path}-wal").exists()
+
+        result = cli("purge", str(folder), "--yes")
+
+        assert result.exit_code == 0, result.output
+        assert pdfs(folder) == []
+    finally:
+        ledger.close()
+
+
+def test_the_password_sheet_is_kept_while_a_newer_report_is_not_sent(
+    cli: Any, tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    out, sheet = _protect_and_send(cli, tmp_path, smtp_server, students=3, emailed=2)
+    for path in pdfs(out):
+        if not path.name.startswith("2000000002"):  # the family not sent: its reports newer
+            age(path, 60)
+    age(sheet, 60)
+
+    # The old reports were all delivered: they go, and the sheet is not asked for.
+    alone = cli("purge", str(out), "--older-than", "30", "--yes")
+    assert alone.exit_code == 0, alone.output
+    assert [p.name[:10] for p in pdfs(out)] == ["2000000002", "2000000002"]
+
+    # The sheet holds the password of the family still to be sent: refused.
+    refused = cli("purge", str(out), "--older-than", "30", "--passwords", str(sheet), "--yes")
+    assert refused.exit_code == 3, refused.output
+    assert "1 of 1 families" in " ".join(refused.stderr.split())
+    assert sheet.exists() and len(pdfs(out)) == 2
+
+
+def test_a_sent_protect_folder_inside_a_bulk_folder_is_checked_too(
+    cli: Any, tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    _out, _sheet = _protect_and_send(cli, tmp_path, smtp_server, students=3, emailed=1)
+    (tmp_path / "manifest.csv").write_text("ssid,status\n", encoding="utf-8")
+    before = len(pdfs(tmp_path))
+
+    result = cli("purge", str(tmp_path), "--yes")
+
+    assert result.exit_code == 3, result.output
+    assert "2 of 3 families" in " ".join(result.stderr.split())
+    assert len(pdfs(tmp_path)) == before

@@ -142,6 +142,9 @@ def _print_summary(summary: ProtectSummary) -> None:
         render.stdout.print(listing)
         if len(problems) > _LISTED_PROBLEMS:
             render.stdout.print(f"... and {len(problems) - _LISTED_PROBLEMS} more (see --json).")
+    if not summary.students:  # no row was written: the password file may not even exist
+        render.stdout.print("No report was protected, so no password was written.")
+        return
     render.stdout.print(
         f"Passwords of {summary.students} students ({summary.new_passwords} new) are in "
         f"{summary.password_file}. Send each family its password apart from its reports."

@@ -22,7 +22,7 @@ def purge(
         typer.Argument(
             metavar="DIR",
             show_default=False,
-            help="The --out folder of `caaspp bulk` or `caaspp protect`.",
+            help="The --out folder of `caaspp bulk`, `caaspp split` or `caaspp protect`.",
         ),
     ],
     older_than: Annotated[
@@ -48,9 +48,9 @@ def purge(
         bool,
         typer.Option(
             "--force",
-            help="Purge a folder that holds no caaspp ledger, manifest or send report (a "
-            "`caaspp protect` folder whose reports were sent another way). Never allows "
-            "the root or the home folder.",
+            help="Purge even reports not recorded as delivered (families `caaspp send` has "
+            "not reached, or sent another way), or a folder that holds no caaspp ledger, "
+            "manifest or send report. Never allows the root or the home folder.",
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
@@ -63,7 +63,14 @@ def purge(
     showing how many files, how large and how old, unless --yes.
 
     Refuses the root, the home folder, and, without --force, a folder that caaspp did not
-    write. Each purge is recorded in DIR/purge.log (counts, no names).
+    write (a `caaspp protect` folder is known by its send ledger, or by the --passwords
+    sheet naming its files). Each purge is recorded in DIR/purge.log (counts, no names).
+
+    Protected reports: without --force, nothing is deleted (exit 3) while a family is not
+    recorded in the send ledger as sent both its messages; the counts are given, and
+    send-report.csv says which. Unprotected reports (`caaspp bulk`, `caaspp split`)
+    cannot be checked: what was sent is recorded beside their protected copies, so the
+    confirmation says so; purge the protected folder first, or use --older-than.
 
     Deleted, not shredded: overwriting does not reach old blocks on SSDs and modern file
     systems, so keep reports on encrypted storage.
@@ -120,6 +127,17 @@ def _describe(plan: PurgePlan) -> str:
         lines.append(f"  and the password file {plan.password_file.path}")
     if plan.kept_newer:
         lines.append(f"  ({plan.kept_newer} newer file(s) are kept)")
+    if plan.undelivered_reports:
+        lines.append(
+            f"  including {plan.undelivered_reports} report(s) of "
+            f"{plan.undelivered_families} families not recorded as delivered (--force)"
+        )
+    if plan.unchecked:
+        lines.append(
+            "caaspp cannot tell whether these reports reached families: they are unprotected "
+            "reports, and what `caaspp send` delivered is recorded beside the protected "
+            "copies (purge that folder first: it refuses while a family is not sent)."
+        )
     lines.append("They are deleted, not shredded; the manifest and the ledgers are kept.")
     return "\n".join(lines)
 
@@ -135,6 +153,10 @@ def _print(summary: PurgeSummary, as_json: bool) -> None:
         render.stdout.print(
             f"Deleted {what} ({_size(summary.bytes_removed)}) from {summary.folder}."
         )
+        if summary.undelivered_forced:
+            render.stdout.print(
+                f"{summary.undelivered_forced} of them were not recorded as delivered (--force)."
+            )
     elif not summary.failed and summary.password_file_removed is None:
         render.stdout.print(f"Nothing to delete in {summary.folder}.")
     if summary.password_file_removed is not None:
