@@ -30,7 +30,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from caaspp_cli import credentials as creds
 from caaspp_cli.addresses import parse_mailbox
 from caaspp_cli.credentials import CredentialSource
-from caaspp_cli.errors import BadInputError, CaasppError, ConfigError, CredentialsError
+from caaspp_cli.errors import (
+    BadInputError,
+    CaasppError,
+    ConfigError,
+    CredentialsError,
+    KeyringUnavailableError,
+)
 from caaspp_cli.hosts import is_loopback_host
 from caaspp_cli.profiles import (
     ProfileStore,
@@ -165,7 +171,24 @@ def save_smtp_profile(
         raise BadInputError(f"the CA file {profile.ca_file} does not exist.")
     in_keyring = profile.user is not None and profile.credentials_source == "keyring"
     if in_keyring:
-        creds.keyring_backend()  # fail on a missing keyring before asking
+        try:
+            creds.keyring_backend()  # fail on a missing keyring before asking
+        except KeyringUnavailableError as exc:
+            env_set = bool(os.environ.get(creds.SMTP_PASSWORD_ENV))
+            first = (
+                f"no usable OS keyring to store the SMTP password in; {creds.SMTP_PASSWORD_ENV} "
+                "is set: add the profile with --env-password to read it at run time."
+                if env_set
+                else "no usable OS keyring to store the SMTP password in: "
+                + exc.message[:1].lower()
+                + exc.message[1:]
+            )
+            raise KeyringUnavailableError(
+                first,
+                hint=f"run a Secret Service or another OS keyring, or for unattended jobs set "
+                f"{creds.SMTP_PASSWORD_ENV} and add the profile with --env-password (it then "
+                "never uses the keyring).",
+            ) from None
         if password is None:
             raise BadInputError(f"no password given for SMTP user '{profile.user}'.")
         secret = password() if callable(password) else password
@@ -180,6 +203,25 @@ def save_smtp_profile(
     store.other[SMTP_TABLE] = dict(sorted(tables.items()))
     store.save()
     return existing is not None
+
+
+def remove_smtp_profile(name: str) -> str | None:
+    """Remove an SMTP profile and its keyring password; returns why the keyring entry could
+    not be removed, if it could not (the profile is removed all the same)."""
+    store = load_store()
+    profile = get_smtp_profile(name, store)
+    tables = store.other.get(SMTP_TABLE, {})
+    tables.pop(name, None)
+    if not tables:
+        store.other.pop(SMTP_TABLE, None)
+    store.save()
+    if profile.user is None or profile.credentials_source != "keyring":
+        return None
+    try:
+        creds.delete_smtp_password(name)
+    except CaasppError as exc:
+        return exc.message
+    return None
 
 
 def smtp_password(profile: SmtpProfile) -> str | None:

@@ -568,3 +568,74 @@ def test_every_config_command_has_help(cli) -> None:
         result = cli("config", command, "--help")
         assert result.exit_code == 0, command
         assert "Usage: caaspp config " + command in result.stdout
+
+
+# --- mail profiles beside connection profiles ------------------------------------------------
+def _add_mail(cli, name: str = "district-mail", *extra: str, env=None):
+    return cli(
+        "config",
+        "smtp",
+        name,
+        "--host",
+        "127.0.0.1",
+        "--security",
+        "none",
+        "--from",
+        "Lincoln USD <reports@lincoln.example.org>",
+        *extra,
+        env=env,
+    )
+
+
+def test_list_shows_mail_profiles_beside_connection_profiles(cli) -> None:
+    assert _add(cli, "district").exit_code == 0
+    assert _add_mail(cli).exit_code == 0
+    listed = cli("config", "list")
+    assert listed.exit_code == 0, listed.output
+    assert "district" in listed.stdout and "Mail profiles" in listed.stdout
+    assert "127.0.0.1:25 (none)" in listed.stdout
+    kinds = {(p["kind"], p["name"]) for p in json.loads(cli("config", "list", "--json").stdout)}
+    assert kinds == {("ets", "district"), ("mail", "district-mail")}
+
+
+def test_show_and_remove_find_a_mail_profile_by_its_name(cli, config_dir: Path) -> None:
+    assert _add_mail(cli).exit_code == 0
+    shown = cli("config", "show", "district-mail")
+    assert shown.exit_code == 0, shown.output
+    assert "mail (caaspp config smtp)" in shown.stdout
+    assert "reports@lincoln.example.org" in shown.stdout
+    removed = cli("config", "remove", "district-mail", "--yes")
+    assert removed.exit_code == 0, removed.output
+    assert removed.stdout.strip() == "Removed mail profile district-mail."
+    assert "smtp" not in _config(config_dir)
+    again = cli("config", "show", "district-mail", "--mail")
+    assert again.exit_code == 2
+    assert "no SMTP profile named 'district-mail'" in again.stderr
+
+
+def test_a_name_used_by_both_kinds_is_told_apart_with_mail(cli, memory_keyring) -> None:
+    assert _add(cli, "district").exit_code == 0
+    assert _add_mail(cli, "district").exit_code == 0
+    ets = cli("config", "show", "district")
+    assert "base URL" in ets.stdout and "--mail shows it" in ets.stderr
+    mail = cli("config", "show", "district", "--mail")
+    assert "mail (caaspp config smtp)" in mail.stdout
+    assert cli("config", "remove", "district", "--mail", "--yes").exit_code == 0
+    assert cli("config", "show", "district").exit_code == 0  # the connection profile stays
+    assert memory_keyring.entries[(SERVICE_NAME, "district:client_key")] == KEY
+
+
+def test_config_smtp_without_a_keyring_names_the_smtp_variable(cli) -> None:
+    keyring.set_keyring(fail.Keyring())
+    args = ("config", "smtp", "m", "--host", "smtp.example.org", "--user", "u@example.org")
+    args += ("--from", "reports@lincoln.example.org")
+    plain = cli(*args)
+    assert plain.exit_code == 4
+    assert "CAASPP_SMTP_PASSWORD" in plain.stderr and "CAASPP_CLIENT_KEY" not in plain.stderr
+    with_env = cli(*args, env={"CAASPP_SMTP_PASSWORD": "pw-123456"})
+    assert with_env.exit_code == 4
+    assert with_env.stderr.splitlines()[0] == (
+        "error: no usable OS keyring to store the SMTP password in; CAASPP_SMTP_PASSWORD is "
+        "set: add the profile with --env-password to read it at run time."
+    )
+    assert "pw-123456" not in with_env.output

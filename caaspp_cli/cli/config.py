@@ -69,6 +69,10 @@ SecretStdinOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+MailOption = Annotated[
+    bool,
+    typer.Option("--mail", help="The mail profile of that name (see `caaspp config smtp`)."),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -183,18 +187,29 @@ def add(
 @config_app.command("list")
 def list_profiles(as_json: JsonOption = False) -> None:
     """List the profiles: name, default, base URL, schools, expiry, credentials source."""
+    from caaspp_cli.smtp_profiles import smtp_profiles
+
     store = profiles.load_store()
+    mail = smtp_profiles(store)
     if as_json:
         render.print_json(
             [
-                {**_profile_json(p), "default": p.name == store.default}
+                {"kind": "ets", **_profile_json(p), "default": p.name == store.default}
                 for p in (store.profiles[n] for n in store.names())
             ]
+            + [{"kind": "mail", **_mail_json(mail[n])} for n in sorted(mail)]
         )
         return
-    if not store.profiles:
+    if not store.profiles and not mail:
         render.info("No profiles yet. Add one with: caaspp config add NAME --base-url URL")
         return
+    if store.profiles:
+        _print_ets_profiles(store)
+    if mail:
+        _print_mail_profiles(mail, title=bool(store.profiles))
+
+
+def _print_ets_profiles(store: profiles.ProfileStore) -> None:
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
     for column in ("name", "default", "base URL", "schools", "expires", "credentials"):
         table.add_column(column)
@@ -212,10 +227,51 @@ def list_profiles(as_json: JsonOption = False) -> None:
     render.stdout.print(table)
 
 
+def _print_mail_profiles(mail: dict[str, Any], *, title: bool) -> None:
+    if title:
+        render.stdout.print("\nMail profiles (caaspp config smtp):")
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    for column in ("name", "server", "from", "login", "password"):
+        table.add_column(column)
+    for name in sorted(mail):
+        profile = mail[name]
+        table.add_row(
+            name,
+            f"{profile.host}:{profile.port} ({profile.security})",
+            profile.from_address,
+            profile.user or "-",
+            _mail_password_source(profile),
+        )
+    render.stdout.print(table)
+
+
+def _mail_password_source(profile: Any) -> str:
+    if profile.user is None:
+        return "none (no login)"
+    return "environment" if profile.credentials_source == "env" else "keyring"
+
+
+def _mail_json(profile: Any) -> dict[str, Any]:
+    data: dict[str, Any] = profile.model_dump(mode="json", by_alias=True)
+    data["password"] = _mail_password_source(profile)
+    return data
+
+
 @config_app.command("show")
-def show(name: OptionalProfileName = None, as_json: JsonOption = False) -> None:
-    """Show every field of a profile; the key and secret only as <hidden>, and if present."""
+def show(
+    name: OptionalProfileName = None, as_json: JsonOption = False, mail_profile: MailOption = False
+) -> None:
+    """Show every field of a profile (connection or mail); secrets only as <hidden>, and if
+    present."""
+    from caaspp_cli.smtp_profiles import get_smtp_profile, smtp_profiles
+
     store = profiles.load_store()
+    mail = smtp_profiles(store)
+    if mail_profile or (name is not None and name not in store.profiles and name in mail):
+        if name is None:
+            raise BadInputError("--mail needs the NAME of a mail profile.")
+        _show_mail_profile(get_smtp_profile(name, store), as_json)
+        return
     profile = store.resolve(name or _global_profile())
     status = creds.credential_status(profile.name, source=profile.credentials_source)
     if as_json:
@@ -255,6 +311,47 @@ def show(name: OptionalProfileName = None, as_json: JsonOption = False) -> None:
     render.stdout.print(grid)
     if status.problem:
         render.warning(status.problem)
+    if profile.name in mail:
+        render.info(
+            f"A mail profile is called {profile.name} too: caaspp config show "
+            f"{profile.name} --mail shows it."
+        )
+
+
+def _confirm(question: str, name: str) -> bool:
+    try:
+        confirmed = typer.confirm(question, default=False, err=True)
+    except typer.Abort:
+        raise BadInputError(
+            f"profile '{name}' not removed: no confirmation was given.",
+            hint="pass --yes to remove without asking.",
+        ) from None
+    if not confirmed:
+        render.info(f"Kept profile {name}.")
+    return confirmed
+
+
+def _show_mail_profile(profile: Any, as_json: bool) -> None:
+    if as_json:
+        render.print_json({"kind": "mail", **_mail_json(profile)})
+        return
+    rows = [
+        ("name", profile.name),
+        ("kind", "mail (caaspp config smtp)"),
+        ("server", f"{profile.host}:{profile.port}"),
+        ("security", profile.security),
+        ("from", profile.from_address),
+        ("reply-to", profile.reply_to or "-"),
+        ("login", profile.user or "-"),
+        ("password", _mail_password_source(profile)),
+        ("CA file", profile.ca_file or "-"),
+    ]
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    for label, value in rows:
+        grid.add_row(label, value)
+    render.stdout.print(grid)
 
 
 # --- test ----------------------------------------------------------------------------------
@@ -303,24 +400,33 @@ def rotate(
 def remove(
     name: ProfileName,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    mail_profile: MailOption = False,
 ) -> None:
-    """Remove a profile and its Client Key and Client Secret from the OS keyring."""
-    profile = profiles.load_store().get(name)
+    """Remove a profile and its secrets from the OS keyring: a connection profile's Client Key
+    and Client Secret, or a mail profile's password."""
+    from caaspp_cli.smtp_profiles import remove_smtp_profile, smtp_profiles
+
+    store = profiles.load_store()
+    if mail_profile or (name not in store.profiles and name in smtp_profiles(store)):
+        if not yes and not _confirm(f"Remove mail profile {name} and its password?", name):
+            return
+        problem = remove_smtp_profile(name)
+        render.stdout.print(f"Removed mail profile {name}.")
+        if problem:
+            render.warning(
+                f"its keyring entry was not removed ({problem.rstrip('.')}); remove it with "
+                f"your keyring tool: service '{creds.SERVICE_NAME}', user "
+                f"'{creds.smtp_password_username(name)}'."
+            )
+        return
+    profile = store.get(name)
     if not yes:
         what = (
             " and its Client Key and Client Secret in the OS keyring"
             if profile.credentials_source == "keyring"
             else ""
         )
-        try:
-            confirmed = typer.confirm(f"Remove profile {name}{what}?", default=False, err=True)
-        except typer.Abort:
-            raise BadInputError(
-                f"profile '{name}' not removed: no confirmation was given.",
-                hint="pass --yes to remove without asking.",
-            ) from None
-        if not confirmed:
-            render.info(f"Kept profile {name}.")
+        if not _confirm(f"Remove profile {name}{what}?", name):
             return
     removed = profiles.remove_profile(name)
     render.stdout.print(f"Removed profile {name}.")
