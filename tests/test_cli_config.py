@@ -627,8 +627,8 @@ def test_a_name_used_by_both_kinds_is_told_apart_with_mail(cli, memory_keyring) 
 
 def test_config_smtp_without_a_keyring_names_the_smtp_variable(cli) -> None:
     keyring.set_keyring(fail.Keyring())
-    args = ("config", "smtp", "m", "--host", "smtp.example.org", "--user", "u@example.org")
-    args += ("--from", "reports@lincoln.example.org")
+    args = ["config", "smtp", "m", "--host", "smtp.example.org", "--user", "u@example.org"]
+    args += ["--from", "reports@lincoln.example.org"]
     plain = cli(*args)
     assert plain.exit_code == 4
     assert "CAASPP_SMTP_PASSWORD" in plain.stderr and "CAASPP_CLIENT_KEY" not in plain.stderr
