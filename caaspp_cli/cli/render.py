@@ -28,6 +28,10 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+# Counted nouns ("1 student", "2 students"): every command words its counts with these.
+from caaspp_cli.words import agree as agree
+from caaspp_cli.words import plural as plural
+
 # stdout carries results (tables, JSON); stderr carries errors, warnings and progress.
 stdout = Console(soft_wrap=True, highlight=False, markup=False, emoji=False)
 stderr = Console(stderr=True, soft_wrap=True, highlight=False, markup=False, emoji=False)
@@ -52,6 +56,19 @@ def _is_utf(stream: Any) -> bool:
 
 def error(message: str, hint: str | None = None) -> None:
     stderr.print(Text.assemble(("error:", "bold red"), " ", message))
+    if hint:
+        stderr.print(Text.assemble(("hint:", "bold"), " ", hint))
+
+
+def needs_a_person(message: str, hint: str | None = None) -> None:
+    """The closing line of a run that did its work but left rows for a person (exit 3).
+
+    An expected outcome (an invalid SSID in the roster, a family with no email), not a
+    failure of the tool: said as a plain sentence naming how many and where the reasons are
+    ("3 of 41 roster rows need a person (...); each one's reason is in ..."), not as a red
+    ``error:``.
+    """
+    stderr.print(Text(message, style="yellow"))
     if hint:
         stderr.print(Text.assemble(("hint:", "bold"), " ", hint))
 
