@@ -76,19 +76,22 @@ def split(
         render.print_json(summary.as_dict())
     else:
         render.counts_table(
-            f"caaspp split: {summary.pages} pages",
-            "Rows",
+            f"caaspp split: {render.plural(summary.pages, 'page')}",
+            "Manifest rows",
             {status: summary.statuses[status] for status in SPLIT_STATUSES},
         )
         render.info(
-            f"{summary.reports_written} report(s) written, {summary.reports_already} already "
-            f"there, in {summary.elapsed:.1f} s; manifest: {summary.manifest}"
+            f"{render.plural(summary.reports_written, 'report')} written, "
+            f"{summary.reports_already} already there, in {summary.elapsed:.1f} s; "
+            f"manifest: {summary.manifest}"
         )
     if summary.needs_a_person:
-        render.error(
-            f"{summary.needs_a_person} manifest row(s) need a person: pages no report could "
-            "take, duplicate reports, students not in the roster or unreadable files.",
-            f"see the rows with those statuses in {summary.manifest}; nothing was guessed.",
+        count = summary.needs_a_person
+        render.needs_a_person(
+            f"{render.plural(count, 'manifest row')} {render.agree(count, 'needs')} a person "
+            "(pages no report could take, duplicate reports, students not in the roster or "
+            f"unreadable files); each one's reason is in {summary.manifest}.",
+            "nothing was guessed: see the rows with those statuses.",
         )
         return ExitCode.FAILED
     return ExitCode.OK
