@@ -100,6 +100,7 @@ from caaspp_cli.fsutil import (
     sweep_temp_files,
 )
 from caaspp_cli.passwords import generate_password
+from caaspp_cli.words import plural
 
 __all__ = [
     "PERMISSIONS",
@@ -1467,7 +1468,7 @@ def _read_roster(
     if refused:
         shown = refused[:10] + ([f"and {len(refused) - 10} more"] if len(refused) > 10 else [])
         raise BadInputError(
-            f"{roster}: {len(refused)} password(s) in column {password_column!r} cannot be "
+            f"{roster}: {plural(len(refused), 'password')} in column {password_column!r} cannot be "
             "used: " + "; ".join(shown) + ".",
             hint=f"give each student a password of at least {MIN_PASSWORD_CHARS} characters.",
         )

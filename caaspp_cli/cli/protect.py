@@ -99,7 +99,7 @@ def protect(
     failed = summary.failed
     if failed:
         render.error(
-            f"{len(failed)} of {len(summary.files)} files could not be protected.",
+            f"{len(failed)} of {render.plural(len(summary.files), 'file')} could not be protected.",
             "the reasons are listed above; fix them and run the same command again: "
             "protected files are kept, and each student keeps their password.",
         )
@@ -141,7 +141,8 @@ def _print_summary(summary: ProtectSummary) -> None:
         if len(problems) > _LISTED_PROBLEMS:
             render.stdout.print(f"... and {len(problems) - _LISTED_PROBLEMS} more (see --json).")
     render.stdout.print(
-        f"Passwords of {summary.students} students ({summary.new_passwords} new) are in "
+        f"Passwords of {render.plural(summary.students, 'student')} ({summary.new_passwords} new) "
+        "are in "
         f"{summary.password_file}. Send each family its password apart from its reports."
     )
 
