@@ -148,7 +148,7 @@ def test_bad_rows_are_reported_never_guessed(cli, sandbox, sandbox_profile, tmp_
     # error (the run itself did all it could).
     assert result.exit_code == 3, result.stderr
     assert "error:" not in result.stderr
-    assert "6 of 7 roster rows need a person (5 invalid ssid, 1 duplicate)" in result.stderr
+    assert "6 of 7 roster rows need a person (5 invalid SSID, 1 duplicate)" in result.stderr
     assert str(out / "manifest.csv") in result.stderr
     # The same roster in a dry run: the same code, said as what would happen.
     dry = cli("bulk", str(roster), "--out", str(tmp_path / "dry"), "--dry-run")

@@ -134,7 +134,7 @@ def _print_summary(summary: BulkSummary) -> None:
         if not (rows or (status in REPORT_STATUSES and reports)):
             continue
         table.add_row(
-            status.replace("_", " "), str(rows), str(reports) if status in REPORT_STATUSES else ""
+            render.label(status), str(rows), str(reports) if status in REPORT_STATUSES else ""
         )
     render.stdout.print(table)
     render.info(
@@ -152,7 +152,7 @@ def _needs_a_person(summary: BulkSummary, out: Path) -> int:
     if not count:
         return ExitCode.OK
     why = ", ".join(
-        f"{summary.row_outcomes[status]} {status.replace('_', ' ')}"
+        f"{summary.row_outcomes[status]} {render.label(status)}"
         for status in NEEDS_A_PERSON
         if summary.row_outcomes[status]
     )
@@ -197,7 +197,7 @@ def _print_dry_run(summary: BulkSummary, rows: int, filters: ReportFilters) -> N
         render.stdout.print(f"  through profile {profile}: {count}")
     for status, count in sorted(summary.statuses.items()):
         render.stdout.print(
-            f"Would list {render.plural(count, 'roster row')} as {status.replace('_', ' ')}."
+            f"Would list {render.plural(count, 'roster row')} as {render.label(status)}."
         )
 
 

@@ -122,6 +122,11 @@ def progress_bar(
         yield update
 
 
+def label(outcome: str) -> str:
+    """An outcome as people read it: ``invalid_ssid`` -> ``invalid SSID``."""
+    return outcome.replace("_", " ").replace("ssid", "SSID")
+
+
 def counts_table(title: str, column: str, counts: Mapping[str, int]) -> None:
     """A summary on stdout: each outcome that occurred and how often."""
     table = Table(title=title, title_justify="left")
@@ -129,5 +134,5 @@ def counts_table(title: str, column: str, counts: Mapping[str, int]) -> None:
     table.add_column(column, justify="right")
     for outcome, count in counts.items():
         if count:
-            table.add_row(outcome.replace("_", " "), str(count))
+            table.add_row(label(outcome), str(count))
     stdout.print(table)

@@ -179,7 +179,7 @@ def send(
     if problems:
         count, rows = len(problems), len(summary.rows)
         why = ", ".join(
-            f"{number} {outcome.replace('_', ' ')}"
+            f"{number} {render.label(outcome)}"
             for outcome, number in summary.counts().items()
             if number and outcome in {row.outcome.value for row in problems}
         )
