@@ -482,7 +482,8 @@ def test_ctrl_c_leaves_rows_not_reached_not_failed_and_lists_every_saved_file(
     # Every roster row is in the manifest once at least, and the table counts them apart.
     assert {r["line"] for r in rows} == {str(n) for n in range(2, len(world.roster_rows()) + 2)}
     assert "not reached" in stdout and "failed" not in stdout
-    assert f"{len(not_reached)} roster rows not reached" in stderr
+    assert f"Interrupted: {len(not_reached)} roster rows not reached" in stderr
+    assert "error:" not in stderr and "resume" in stderr
 
 
 @pytest.mark.posix

@@ -110,9 +110,11 @@ def bulk(
     else:
         _print_summary(summary)
     if summary.interrupted:
-        render.error(
-            f"interrupted: {render.plural(summary.row_outcomes['not_reached'], 'roster row')} "
-            "not reached.",
+        # Stopped on purpose (Ctrl-C, SIGTERM): said plainly, not as a failure.
+        render.notice(
+            f"Interrupted: {render.plural(summary.row_outcomes['not_reached'], 'roster row')} "
+            f"not reached (not_reached in {summary.manifest}); "
+            f"{render.plural(summary.reports_saved, 'report')} saved in this run.",
             f"run the same command again to resume: reports already saved in {out} are kept.",
         )
         return ExitCode.INTERRUPTED

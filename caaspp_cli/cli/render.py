@@ -68,6 +68,12 @@ def needs_a_person(message: str, hint: str | None = None) -> None:
     ("3 of 41 roster rows need a person (...); each one's reason is in ..."), not as a red
     ``error:``.
     """
+    notice(message, hint)
+
+
+def notice(message: str, hint: str | None = None) -> None:
+    """A plain sentence about how a run ended (rows left for a person, rows not reached
+    after Ctrl-C), and what to do next: not an error of the tool."""
     stderr.print(Text(message, style="yellow"))
     if hint:
         stderr.print(Text.assemble(("hint:", "bold"), " ", hint))
