@@ -799,7 +799,9 @@ def verify_protected_pdf(path: Path, password: str, *, probe: ContentProbe | Non
 def _check_content(pdf: pikepdf.Pdf, data: bytes, key: bytes, probe: ContentProbe | None) -> None:
     pages = len(pdf.pages)
     if probe is not None and pages != probe.pages:
-        raise ProtectionCheckError(f"it has {pages} pages where the input has {probe.pages}")
+        raise ProtectionCheckError(
+            f"it has {plural(pages, 'page')} where the input has {probe.pages}"
+        )
     stream = _first_content_stream(pdf)
     if stream is None:
         if probe is not None and probe.first_content is not None:

@@ -126,7 +126,8 @@ def sandbox(
         rows = render.plural(len(state.world.roster_rows()), "row")
         render.info(f"roster of {rows} written to {roster_out}")
     render.info(
-        f"sandbox: {students} students, seed {seed}, listening on {base_url} (press Ctrl-C to stop)"
+        f"sandbox: {render.plural(students, 'student')}, seed {seed}, listening on "
+        f"{base_url} (press Ctrl-C to stop)"
     )
     serve_foreground(state, sock)
     render.info("sandbox stopped.")
@@ -144,8 +145,9 @@ def _export_toms(students: int, seed: int, folder: Path, roster_out: Path | None
         rows = render.plural(len(world.roster_rows()), "row")
         render.info(f"roster of {rows} written to {roster_out}")
     render.info(
-        f"TOMS-style download: {export.reports} reports, {export.pages} pages, merged into "
-        f"{len(export.files)} PDFs and {export.zip_path}"
+        f"TOMS-style download: {render.plural(export.reports, 'report')}, "
+        f"{render.plural(export.pages, 'page')}, merged into "
+        f"{render.plural(len(export.files), 'PDF')} and {export.zip_path}"
     )
 
 
