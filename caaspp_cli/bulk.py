@@ -62,6 +62,7 @@ from caaspp_cli.layout import (
 from caaspp_cli.ledger import LEDGER_NAME, Ledger, ReportRecord, ledger_error
 from caaspp_cli.profiles import Profile, ProfileStore, activate, load_store
 from caaspp_cli.roster import Roster, RosterRow, neutralize_cell
+from caaspp_cli.words import plural
 
 MANIFEST_NAME: Final = "manifest.csv"
 MANIFEST_COLUMNS: Final = ("ssid", "status", "test", "year", "language", "file", "detail", "line")
@@ -78,6 +79,9 @@ DUPLICATE: Final = "duplicate"
 DUPLICATE_ENTRY: Final = "duplicate_entry"
 NO_PROFILE: Final = "no_profile"
 FAILED: Final = "failed"
+# The run was stopped (Ctrl-C, SIGTERM) before it asked about this row: not a failure; the
+# same command run again asks.
+NOT_REACHED: Final = "not_reached"
 STATUSES: Final = (
     DOWNLOADED,
     ALREADY_DOWNLOADED,
@@ -89,7 +93,14 @@ STATUSES: Final = (
     DUPLICATE_ENTRY,
     NO_PROFILE,
     FAILED,
+    NOT_REACHED,
 )
+# Statuses that leave a roster row for a person: the run exits 3 (see the README's exit
+# codes). Every other one is a final answer that needs nobody: saved, already there, or what
+# ETS said of the student (no report, not found, not enrolled, a listing repeated).
+NEEDS_A_PERSON: Final = (INVALID_SSID, DUPLICATE, NO_PROFILE, FAILED)
+# Statuses a manifest line can have for one report (the others are one line per roster row).
+REPORT_STATUSES: Final = frozenset({DOWNLOADED, ALREADY_DOWNLOADED, DUPLICATE_ENTRY, FAILED})
 # Statuses only `caaspp split` writes (it reuses NO_REPORTS, DUPLICATE and FAILED too): a
 # report split out of a TOMS download, one an earlier run split, pages no report could take,
 # and a report of a student the roster does not hold.
@@ -167,16 +178,26 @@ class BulkSummary:
     interrupted: bool = False
     by_profile: dict[str, int] = field(default_factory=dict)
     dry_run: bool = False
+    # One outcome per roster row (statuses count manifest lines: one per report): a row
+    # with any status of NEEDS_A_PERSON counts under the first of them, else under
+    # not_reached, downloaded or already_downloaded, in that order, else its one answer.
+    row_outcomes: Counter[str] = field(default_factory=Counter)
 
     @property
     def failed(self) -> int:
         return self.statuses[FAILED]
+
+    @property
+    def rows_needing_a_person(self) -> int:
+        return sum(self.row_outcomes[status] for status in NEEDS_A_PERSON)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "rows": self.rows,
             "students_to_ask": self.students_to_ask,
             "statuses": {status: self.statuses[status] for status in STATUSES},
+            "roster_rows": {status: self.row_outcomes[status] for status in STATUSES},
+            "rows_needing_a_person": self.rows_needing_a_person,
             "reports_saved": self.reports_saved,
             "reports_already_downloaded": self.reports_already,
             "elapsed_seconds": round(self.elapsed, 3),
@@ -338,6 +359,7 @@ class BulkRun:
                 by_profile[profile.name] += 1
         return BulkSummary(
             statuses=statuses,
+            row_outcomes=Counter(statuses),
             rows=rows,
             students_to_ask=sum(by_profile.values()),
             reports_saved=0,
@@ -363,7 +385,9 @@ class BulkRun:
     async def _run_locked(self, out: Path) -> BulkSummary:
         removed = sweep_temp_files(out)
         if removed:
-            self.on_warning(f"removed {removed} unfinished download(s) left by an earlier run.")
+            self.on_warning(
+                f"removed {plural(removed, 'unfinished download')} left by an earlier run."
+            )
         self.progress = BulkProgress(students_total=self.roster.row_count)
         self._open_clients()
         interrupted = False
@@ -383,12 +407,13 @@ class BulkRun:
                 for client in self._clients.values():
                     with contextlib.suppress(Exception):
                         await client.aclose()
-            manifest, statuses = self._write_manifest(ledger, run_id)
+            manifest, statuses, row_outcomes = self._write_manifest(ledger, run_id)
             ledger.finish_run(run_id, "interrupted" if interrupted else "finished")
         if fatal is not None:
             raise fatal
         return BulkSummary(
             statuses=statuses,
+            row_outcomes=row_outcomes,
             rows=self.roster.row_count,
             students_to_ask=self.progress.students_total,
             reports_saved=self.progress.reports_saved,
@@ -686,16 +711,22 @@ class BulkRun:
         return size == record.size and digest == record.sha256
 
     # -- the manifest -----------------------------------------------------------------------
-    def _write_manifest(self, ledger: Ledger, run_id: int) -> tuple[Path, Counter[str]]:
+    def _write_manifest(
+        self, ledger: Ledger, run_id: int
+    ) -> tuple[Path, Counter[str], Counter[str]]:
         statuses: Counter[str] = Counter()
+        row_outcomes: Counter[str] = Counter()
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(MANIFEST_COLUMNS)
         router = self.router()
         for row in self.roster:
+            seen: set[str] = set()
             for cells in self._manifest_rows(ledger, run_id, row, router):
                 statuses[cells[1]] += 1
+                seen.add(cells[1])
                 writer.writerow([neutralize_cell(str(c)) for c in cells])
+            row_outcomes[_row_outcome(seen)] += 1
         manifest = self.options.out_dir / MANIFEST_NAME
         # UTF-8 with a BOM: Excel then shows accented names correctly.
         data = buffer.getvalue().encode("utf-8-sig")
@@ -703,7 +734,7 @@ class BulkRun:
             write_private_bytes(manifest, data)
         except OSError as exc:
             manifest = self._write_manifest_beside(manifest, data, exc)
-        return manifest, statuses
+        return manifest, statuses, row_outcomes
 
     def _write_manifest_beside(self, manifest: Path, data: bytes, exc: OSError) -> Path:
         """manifest.csv cannot be replaced (a folder by that name; on Windows, open in
@@ -738,11 +769,29 @@ class BulkRun:
             return
         student = ledger.student(ssid, self.query)
         if student is None:
-            yield (ssid, FAILED, "", "", "", "", "not reached: the run was interrupted", line)
+            # Stopped before its listing was complete: what it already has (reports saved
+            # are kept, and a re-run adopts them) is listed, then the row as not reached.
+            yield from self._report_lines(ledger, run_id, ssid, line)
+            yield (
+                ssid,
+                NOT_REACHED,
+                "",
+                "",
+                "",
+                "",
+                "the run was stopped before this student was done; run the same command "
+                "again to go on",
+                line,
+            )
             return
         if student.status != LISTED:
             yield (ssid, student.status, "", "", "", "", student.detail, line)
             return
+        yield from self._report_lines(ledger, run_id, ssid, line)
+
+    def _report_lines(
+        self, ledger: Ledger, run_id: int, ssid: str, line: int
+    ) -> Iterator[tuple[Any, ...]]:
         for record in ledger.reports(ssid, self.query):
             if record.status == HTML:
                 continue
@@ -762,6 +811,14 @@ class BulkRun:
                 record.detail,
                 line,
             )
+
+
+def _row_outcome(statuses: set[str]) -> str:
+    """The one outcome a roster row is counted under, from its manifest lines' statuses."""
+    for status in (*NEEDS_A_PERSON, NOT_REACHED, DOWNLOADED, ALREADY_DOWNLOADED):
+        if status in statuses:
+            return status
+    return min(statuses) if statuses else NOT_REACHED
 
 
 class ManifestError(CaasppError):

@@ -850,10 +850,15 @@ FINAL_OUTCOMES: Final = frozenset(
         SendOutcome.ALREADY_SENT,
         SendOutcome.WOULD_SEND,
         SendOutcome.NO_REPORT,
-        SendOutcome.DUPLICATE,
     }
 )
-"""Outcomes that need nothing more; any other one makes the run end with exit code 3."""
+"""Outcomes that need nothing more; any other one makes the run end with exit code 3.
+
+The rule is bulk's: a row is done when it reached an answer no person can improve on (sent,
+sent before, nothing to send). A duplicate row needs a person: it may carry another
+guardian's address that got nothing, or be a second student given the same SSID. A row with
+no email needs a person too: its family has a report and was sent nothing (print it, or add
+the address and run again)."""
 
 UNCERTAIN_HINT: Final = (
     "the server may have accepted it before the connection was lost or caaspp stopped: look "

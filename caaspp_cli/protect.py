@@ -104,6 +104,7 @@ from caaspp_cli.fsutil import (
     sweep_temp_files,
 )
 from caaspp_cli.passwords import generate_password
+from caaspp_cli.words import plural
 
 __all__ = [
     "PERMISSIONS",
@@ -806,7 +807,9 @@ def verify_protected_pdf(path: Path, password: str, *, probe: ContentProbe | Non
 def _check_content(pdf: pikepdf.Pdf, data: bytes, key: bytes, probe: ContentProbe | None) -> None:
     pages = len(pdf.pages)
     if probe is not None and pages != probe.pages:
-        raise ProtectionCheckError(f"it has {pages} pages where the input has {probe.pages}")
+        raise ProtectionCheckError(
+            f"it has {plural(pages, 'page')} where the input has {probe.pages}"
+        )
     stream = _first_content_stream(pdf)
     if stream is None:
         if probe is not None and probe.first_content is not None:
@@ -1510,7 +1513,7 @@ def _read_roster(
     if refused:
         shown = refused[:10] + ([f"and {len(refused) - 10} more"] if len(refused) > 10 else [])
         raise BadInputError(
-            f"{roster}: {len(refused)} password(s) in column {password_column!r} cannot be "
+            f"{roster}: {plural(len(refused), 'password')} in column {password_column!r} cannot be "
             "used: " + "; ".join(shown) + ".",
             hint=f"give each student a password of at least {MIN_PASSWORD_CHARS} characters.",
         )

@@ -50,6 +50,7 @@ from caaspp_cli.errors import BadInputError, CaasppError, ExitCode
 from caaspp_cli.fsutil import append_private_line_nofollow, is_temp_name, refuse_link
 from caaspp_cli.ledger import ACCEPTED, LEDGER_NAME, PASSWORD, REPORT, SEND_LEDGER_NAME
 from caaspp_cli.mail import REPORT_FILE
+from caaspp_cli.words import plural
 
 if TYPE_CHECKING:
     from caaspp_cli.protect import PasswordSheet
@@ -394,7 +395,8 @@ def _purge_locked(plan: PurgePlan) -> PurgeSummary:
         except OSError as exc:
             removed = summary.pdfs_removed + summary.temps_removed
             raise PurgeLogError(
-                f"removed {removed} file(s) and could not remove {len(summary.failed)}, but "
+                f"removed {plural(removed, 'file')} and could not remove "
+                f"{len(summary.failed)}, but "
                 f"the log {summary.log} cannot be written ({exc.strerror or exc}).",
                 hint="make the folder and its purge.log writable, then run the same purge "
                 "again: it lists the files still there.",

@@ -174,3 +174,35 @@ def test_the_fetch_table_fits_80_columns_with_subjects_and_whole_file_names(
     listed = cli("fetch", "--ssid", ssid, "--out", str(out), "--list")
     links = [line for line in listed.stdout.splitlines() if line[:1].isdigit() and ". " in line]
     assert links and all(line.split(". ", 1)[1].startswith("http://127.0.0.1:") for line in links)
+
+
+# --- Counted nouns ------------------------------------------------------------------------------
+def test_counts_agree_with_their_nouns_in_every_command(cli, sandbox, sandbox_profile, tmp_path):
+    """One student, one report: never "1 students", "(1 roster rows)" or "report(s)"."""
+    from caaspp_cli.cli import render
+
+    assert [render.plural(n, "student") for n in (0, 1, 2)] == [
+        "0 students",
+        "1 student",
+        "2 students",
+    ]
+    assert render.plural(3, "family") == "3 families" and render.agree(2, "needs") == "need"
+    ssid = sandbox.state.world.examples()["english_only"]
+    roster = tmp_path / "roster.csv"
+    roster.write_text(f"SSID,First Name\n{ssid},Ana\n", encoding="utf-8")
+    bulk = cli("bulk", str(roster), "--out", str(tmp_path / "out"))
+    dry = cli("bulk", str(roster), "--out", str(tmp_path / "dry"), "--dry-run")
+    protect = cli(
+        "protect",
+        str(tmp_path / "out"),
+        "--out",
+        str(tmp_path / "protected"),
+        "--passwords",
+        str(tmp_path / "pw.csv"),
+    )
+    said = bulk.output + dry.output + protect.output
+    assert bulk.exit_code == 0 and protect.exit_code == 0, said
+    assert "caaspp bulk: 1 roster row" in bulk.stdout and "Roster rows" in bulk.stdout
+    assert "Dry run: 1 roster row;" in dry.stdout and "about 1 student:" in dry.stdout
+    assert "Passwords of 1 student (1 new)" in protect.stdout
+    assert "(s)" not in said and " 1 students" not in said and "1 roster rows" not in said

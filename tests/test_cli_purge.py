@@ -89,7 +89,7 @@ def test_purge_deletes_every_report_and_temp_file_and_keeps_manifest_and_ledger(
     assert pdfs(bulk_out) == [] and not temp.exists()
     assert everything(bulk_out) == kept | {PURGE_LOG}
     assert {"manifest.csv", ".caaspp-ledger.sqlite"} <= kept
-    assert f"Deleted {count} PDF file(s) and 1 temp file(s)" in result.stdout
+    assert f"Deleted {count} PDF files and 1 temp file" in result.stdout
     log = (bulk_out / PURGE_LOG).read_text(encoding="utf-8")
     assert f"removed {count} PDF file(s) and 1 temp file(s)" in log
     assert len(log.splitlines()) == 1
@@ -122,7 +122,7 @@ def test_purge_asks_showing_count_size_and_dates_and_keeps_everything_on_no(
     result = cli("purge", str(folder), input="n\n")
 
     assert result.exit_code == 0
-    assert "3 PDF file(s), 327 bytes" in result.stderr
+    assert "3 PDF files, 327 bytes" in result.stderr
     oldest = time.strftime("%Y-%m-%d", time.localtime(time.time() - 10 * DAY))
     assert f"from {oldest} " in result.stderr
     assert "Delete them? [y/N]" in result.stderr
@@ -371,10 +371,10 @@ def test_a_file_that_cannot_be_deleted_is_exit_3_with_the_reason(cli: Any, tmp_p
         result = cli("purge", str(folder), "--yes")
 
     assert result.exit_code == 3
-    assert "1 file(s) could not be deleted (" in result.stderr
+    assert "1 file could not be deleted (" in result.stderr
     assert "3000000000" not in result.output
     assert pdfs(folder) == [locked / "3000000000_CAASPP_2025_en.pdf"]
-    assert "Deleted 1 PDF file(s)" in result.stdout
+    assert "Deleted 1 PDF file" in result.stdout
     assert "1 could not be removed" in (folder / PURGE_LOG).read_text("utf-8")
 
 

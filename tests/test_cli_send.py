@@ -292,7 +292,7 @@ def test_send_delivers_prints_a_summary_and_no_password_even_with_debug(
 
     assert result.exit_code == 0, result.output
     assert "sent" in result.stdout and "2" in result.stdout
-    assert "4 message(s) sent" in result.stderr
+    assert "4 messages sent" in result.stderr
     assert len(server.received) == 4
     _assert_no_password_in(result.output, inputs)
     report = inputs.pdfs / "send-report.csv"
@@ -348,7 +348,8 @@ def test_send_exits_3_and_lists_the_rows_that_were_not_sent(
     result = cli(*inputs.args())
 
     assert result.exit_code == 3
-    assert "1 of 2 roster rows were not sent" in result.stderr
+    assert "1 of 2 roster rows was not sent and needs a person (1 refused)" in result.stderr
+    assert "send-report.csv" in result.stderr and "error:" not in result.stderr
     assert "refused" in result.stdout and "550 5.1.1 No such mailbox" in result.stdout
     assert len(server.received) == 2  # José's two
 
@@ -455,7 +456,7 @@ def test_send_dry_run_writes_the_outbox_sends_nothing_and_says_to_delete_it(
     emls = sorted(outbox.glob("*.eml"))
     assert len(emls) == 4
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in emls)
-    assert "4 message(s) written to" in result.stderr and "delete the folder" in result.stderr
+    assert "4 messages written to" in result.stderr and "delete the folder" in result.stderr
     _assert_no_password_in(result.output, inputs)
 
     # A second dry run replaces the first one's messages.

@@ -58,7 +58,7 @@ def test_split_prints_a_summary_and_no_ssid_or_name(
     result = cli("split", str(folder / "toms-download.zip"), "--out", str(tmp_path / "out"))
 
     assert result.exit_code == 0, result.output
-    assert "caaspp split:" in result.output and "report(s) written" in result.stderr
+    assert "caaspp split:" in result.output and "written, " in result.stderr
     students = list(csv.DictReader(roster.open(encoding="utf-8")))
     for row in students:
         assert row["SSID"] not in result.output
@@ -81,7 +81,10 @@ def test_split_json_summary_and_exit_3_when_pages_need_a_person(
     assert result.exit_code == 3
     summary = json.loads(result.stdout)
     assert summary["statuses"]["unassigned"] == 1 and summary["needs_a_person"] == 1
-    assert "need a person" in result.stderr
+    assert (
+        "1 manifest row needs a person (1 unassigned)" in result.stderr
+        and "error:" not in result.stderr
+    )
     (row,) = [r for r in _manifest(tmp_path / "out") if r["status"] == "unassigned"]
     with pikepdf.open(extra) as pdf:
         assert row["detail"] == f"{extra} page {len(pdf.pages)}: no text on the page (a scan?)"
@@ -222,3 +225,24 @@ def _bytes_io(data: bytes) -> Any:
     import io
 
     return io.BytesIO(data)
+
+
+@pytest.mark.posix
+def test_split_with_an_invalid_roster_ssid_exits_3_as_bulk_and_send_do(
+    cli: Any, download: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Every page split, but a roster row Excel damaged: a person must look, as in bulk."""
+    folder, roster = download
+    with roster.open("a", encoding="utf-8") as handle:
+        handle.write("1.23457E+09,Bad,Row,Alder,5\n")
+    out = tmp_path / "out"
+    result = cli(
+        "split", str(folder / "toms-download.zip"), "--out", str(out), "--roster", str(roster)
+    )
+
+    assert result.exit_code == 3, result.output
+    assert (
+        "1 manifest row needs a person (1 invalid SSID)" in result.stderr
+        and "error:" not in result.stderr
+    )
+    assert [r["status"] for r in _manifest(out) if r["ssid"] == "1.23457E+09"] == ["invalid_ssid"]

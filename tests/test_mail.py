@@ -421,6 +421,7 @@ def test_rows_that_cannot_be_sent_are_recorded_with_their_reason_and_the_run_goe
         SendOutcome.NOT_ENCRYPTED,
         SendOutcome.MISSING_PASSWORD,
         SendOutcome.MISSING_PDF,
+        SendOutcome.DUPLICATE,  # may carry another guardian's address: a person looks
     }
     report = list(csv.DictReader(summary.report.read_text("utf-8-sig").splitlines()))
     assert [r["outcome"] for r in report] == [row.outcome.value for row in summary.rows]

@@ -217,6 +217,7 @@ def toms(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.posix
 @needs_tools
+@pytest.mark.posix
 def test_a_toms_zip_becomes_one_owner_only_pdf_per_report_with_its_pages_copied(
     toms: Path, tmp_path: Path
 ) -> None:

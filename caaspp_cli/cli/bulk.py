@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.table import Table
 
 from caaspp_cli.cli import render
 from caaspp_cli.cli.app import state
 from caaspp_cli.errors import ExitCode
+
+if TYPE_CHECKING:
+    from caaspp_cli.bulk import BulkSummary
+    from caaspp_cli.fetch import ReportFilters
 
 
 def bulk(
@@ -55,7 +60,7 @@ def bulk(
 ) -> int:
     """Fetch every student's score reports in a roster: one PDF per student and report,
     a manifest of who has none and why, and a re-run that resumes where it stopped."""
-    from caaspp_cli.bulk import FAILED, STATUSES, BulkOptions, BulkProgress, BulkRun
+    from caaspp_cli.bulk import BulkOptions, BulkProgress, BulkRun
     from caaspp_cli.fetch import ReportFilters
     from caaspp_cli.layout import DEFAULT_LAYOUT
     from caaspp_cli.roster import open_roster
@@ -77,7 +82,7 @@ def bulk(
             render.print_json(summary.as_dict())
         else:
             _print_dry_run(summary, roster.row_count, filters)
-        return ExitCode.OK
+        return _needs_a_person(summary, out)
 
     with render.progress_bar(
         "students",
@@ -104,30 +109,75 @@ def bulk(
     if as_json:
         render.print_json(summary.as_dict())
     else:
-        render.counts_table(
-            f"caaspp bulk: {roster.row_count} roster rows",
-            "Rows",
-            {status: summary.statuses[status] for status in STATUSES},
-        )
-        render.info(
-            f"{summary.reports_saved} report(s) saved, {summary.reports_already} already "
-            f"there, in {summary.elapsed:.1f} s; manifest: {summary.manifest}"
-        )
-    resume = f"run the same command again to resume: reports already saved in {out} are kept."
+        _print_summary(summary)
     if summary.interrupted:
-        render.error("interrupted.", resume)
+        # Stopped on purpose (Ctrl-C, SIGTERM): said plainly, not as a failure.
+        render.notice(
+            f"Interrupted: {render.plural(summary.row_outcomes['not_reached'], 'roster row')} "
+            f"not reached (not_reached in {summary.manifest}); "
+            f"{render.plural(summary.reports_saved, 'report')} saved in this run.",
+            f"run the same command again to resume: reports already saved in {out} are kept.",
+        )
         return ExitCode.INTERRUPTED
-    if summary.statuses[FAILED]:
-        render.error(f"{summary.statuses[FAILED]} row(s) failed after retries.", resume)
-        return ExitCode.FAILED
-    return ExitCode.OK
+    return _needs_a_person(summary, out)
 
 
-def _print_dry_run(summary: object, rows: int, filters: object) -> None:
-    from caaspp_cli.bulk import BulkSummary
-    from caaspp_cli.fetch import ReportFilters
+def _print_summary(summary: BulkSummary) -> None:
+    """One line per outcome: how many roster rows (students) ended so, and how many reports."""
+    from caaspp_cli.bulk import REPORT_STATUSES, STATUSES
 
-    assert isinstance(summary, BulkSummary) and isinstance(filters, ReportFilters)
+    table = Table(
+        title=f"caaspp bulk: {render.plural(summary.rows, 'roster row')}", title_justify="left"
+    )
+    table.add_column("Outcome")
+    table.add_column("Roster rows", justify="right")
+    table.add_column("Reports", justify="right")
+    for status in STATUSES:
+        rows, reports = summary.row_outcomes[status], summary.statuses[status]
+        if not (rows or (status in REPORT_STATUSES and reports)):
+            continue
+        table.add_row(
+            render.label(status), str(rows), str(reports) if status in REPORT_STATUSES else ""
+        )
+    render.stdout.print(table)
+    render.info(
+        f"{render.plural(summary.reports_saved, 'report')} saved, "
+        f"{summary.reports_already} already there, in {summary.elapsed:.1f} s; "
+        f"manifest: {summary.manifest}"
+    )
+
+
+def _needs_a_person(summary: BulkSummary, out: Path) -> int:
+    """Exit 3 when some roster rows need a person, saying how many, why and where."""
+    from caaspp_cli.bulk import NEEDS_A_PERSON
+
+    count = summary.rows_needing_a_person
+    if not count:
+        return ExitCode.OK
+    why = ", ".join(
+        f"{summary.row_outcomes[status]} {render.label(status)}"
+        for status in NEEDS_A_PERSON
+        if summary.row_outcomes[status]
+    )
+    if summary.dry_run:
+        render.needs_a_person(
+            f"{count} of {render.plural(summary.rows, 'roster row')} would need a person "
+            f"({why}); a run lists each one's reason in {out / 'manifest.csv'}.",
+            "fix those rows in the roster (or a profile's schools), or run anyway: every "
+            "other row is fetched.",
+        )
+    else:
+        render.needs_a_person(
+            f"{count} of {render.plural(summary.rows, 'roster row')} "
+            f"{render.agree(count, 'needs')} a person ({why}); each one's reason is in "
+            f"{summary.manifest}.",
+            "fix what they need (the roster, a profile's schools), then run the same command "
+            "again: it asks only for those rows, and reports already saved are kept.",
+        )
+    return ExitCode.FAILED
+
+
+def _print_dry_run(summary: BulkSummary, rows: int, filters: ReportFilters) -> None:
     wanted = (
         ", ".join(
             f"{name} {value}"
@@ -140,12 +190,18 @@ def _print_dry_run(summary: object, rows: int, filters: object) -> None:
         )
         or "every test, language and year"
     )
-    render.stdout.print(f"Dry run: {rows} roster rows; nothing was requested or written.")
-    render.stdout.print(f"Would ask ETS for {summary.students_to_ask} student(s): {wanted}.")
+    render.stdout.print(
+        f"Dry run: {render.plural(rows, 'roster row')}; nothing was requested or written."
+    )
+    render.stdout.print(
+        f"Would ask ETS about {render.plural(summary.students_to_ask, 'student')}: {wanted}."
+    )
     for profile, count in sorted(summary.by_profile.items()):
         render.stdout.print(f"  through profile {profile}: {count}")
     for status, count in sorted(summary.statuses.items()):
-        render.stdout.print(f"Would report {count} row(s) as {status}.")
+        render.stdout.print(
+            f"Would list {render.plural(count, 'roster row')} as {render.label(status)}."
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -87,7 +87,8 @@ def fetch(
         _print_table(result, list_only)
     if result.failed:
         render.error(
-            f"{len(result.failed)} of {len(result.reports)} reports could not be saved.",
+            f"{len(result.failed)} of {render.plural(len(result.reports), 'report')} could not be "
+            "saved.",
             "run the same command again: saved reports are kept and only the others are tried.",
         )
         return ExitCode.FAILED

@@ -101,7 +101,7 @@ def protect(
     failed = summary.failed
     if failed:
         render.error(
-            f"{len(failed)} of {len(summary.files)} files could not be protected.",
+            f"{len(failed)} of {render.plural(len(summary.files), 'file')} could not be protected.",
             "the reasons are listed above; fix them and run the same command again: "
             "protected files are kept, and each student keeps their password.",
         )
@@ -146,7 +146,8 @@ def _print_summary(summary: ProtectSummary) -> None:
         render.stdout.print("No report was protected, so no password was written.")
         return
     render.stdout.print(
-        f"Passwords of {summary.students} students ({summary.new_passwords} new) are in "
+        f"Passwords of {render.plural(summary.students, 'student')} ({summary.new_passwords} new) "
+        "are in "
         f"{summary.password_file}. Send each family its password apart from its reports."
     )
 

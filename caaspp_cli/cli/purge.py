@@ -106,7 +106,7 @@ def purge(
     if summary.failed:
         reason = summary.failed[0][1]
         render.error(
-            f"{len(summary.failed)} file(s) could not be deleted ({reason}).",
+            f"{render.plural(len(summary.failed), 'file')} could not be deleted ({reason}).",
             "check their permissions and run the same command again; --debug names them.",
         )
         return ExitCode.FAILED
@@ -119,18 +119,23 @@ def _describe(plan: PurgePlan) -> str:
     if plan.pdfs:
         span = f"from {_date(plan.oldest)} to {_date(plan.newest)}"
         lines.append(
-            f"  {len(plan.pdfs)} PDF file(s), {_size(plan.pdf_bytes)}, last modified {span}"
+            f"  {render.plural(len(plan.pdfs), 'PDF file')}, {_size(plan.pdf_bytes)}, "
+            f"last modified {span}"
         )
     if plan.temps:
-        lines.append(f"  {len(plan.temps)} unfinished temp file(s) of killed runs")
+        lines.append(f"  {render.plural(len(plan.temps), 'unfinished temp file')} of killed runs")
     if plan.password_file is not None:
         lines.append(f"  and the password file {plan.password_file.path}")
     if plan.kept_newer:
-        lines.append(f"  ({plan.kept_newer} newer file(s) are kept)")
+        lines.append(
+            f"  ({render.plural(plan.kept_newer, 'newer file')} "
+            f"{render.agree(plan.kept_newer, 'is')} kept)"
+        )
     if plan.undelivered_reports:
         lines.append(
-            f"  including {plan.undelivered_reports} report(s) of "
-            f"{plan.undelivered_families} families not recorded as delivered (--force)"
+            f"  including {render.plural(plan.undelivered_reports, 'report')} of "
+            f"{render.plural(plan.undelivered_families, 'family')} not recorded as delivered "
+            "(--force)"
         )
     if plan.unchecked:
         lines.append(
@@ -147,9 +152,9 @@ def _print(summary: PurgeSummary, as_json: bool) -> None:
         render.print_json(summary.as_dict())
         return
     if summary.pdfs_removed or summary.temps_removed:
-        what = f"{summary.pdfs_removed} PDF file(s)"
+        what = render.plural(summary.pdfs_removed, "PDF file")
         if summary.temps_removed:
-            what += f" and {summary.temps_removed} temp file(s)"
+            what += f" and {render.plural(summary.temps_removed, 'temp file')}"
         render.stdout.print(
             f"Deleted {what} ({_size(summary.bytes_removed)}) from {summary.folder}."
         )
@@ -164,10 +169,13 @@ def _print(summary: PurgeSummary, as_json: bool) -> None:
     elif summary.password_file_kept:
         render.stdout.print("Kept the password file: it is newer than --older-than.")
     if summary.kept_newer:
-        render.stdout.print(f"Kept {summary.kept_newer} file(s) newer than --older-than.")
+        render.stdout.print(
+            f"Kept {render.plural(summary.kept_newer, 'file')} newer than --older-than."
+        )
     if summary.links_skipped:
         render.stdout.print(
-            f"Left {summary.links_skipped} symbolic link(s) alone: links are not followed."
+            f"Left {render.plural(summary.links_skipped, 'symbolic link')} alone: links are "
+            "not followed."
         )
 
 

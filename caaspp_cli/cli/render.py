@@ -28,6 +28,10 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+# Counted nouns ("1 student", "2 students"): every command words its counts with these.
+from caaspp_cli.words import agree as agree
+from caaspp_cli.words import plural as plural
+
 # stdout carries results (tables, JSON); stderr carries errors, warnings and progress.
 stdout = Console(soft_wrap=True, highlight=False, markup=False, emoji=False)
 stderr = Console(stderr=True, soft_wrap=True, highlight=False, markup=False, emoji=False)
@@ -52,6 +56,25 @@ def _is_utf(stream: Any) -> bool:
 
 def error(message: str, hint: str | None = None) -> None:
     stderr.print(Text.assemble(("error:", "bold red"), " ", message))
+    if hint:
+        stderr.print(Text.assemble(("hint:", "bold"), " ", hint))
+
+
+def needs_a_person(message: str, hint: str | None = None) -> None:
+    """The closing line of a run that did its work but left rows for a person (exit 3).
+
+    An expected outcome (an invalid SSID in the roster, a family with no email), not a
+    failure of the tool: said as a plain sentence naming how many and where the reasons are
+    ("3 of 41 roster rows need a person (...); each one's reason is in ..."), not as a red
+    ``error:``.
+    """
+    notice(message, hint)
+
+
+def notice(message: str, hint: str | None = None) -> None:
+    """A plain sentence about how a run ended (rows left for a person, rows not reached
+    after Ctrl-C), and what to do next: not an error of the tool."""
+    stderr.print(Text(message, style="yellow"))
     if hint:
         stderr.print(Text.assemble(("hint:", "bold"), " ", hint))
 
@@ -117,6 +140,11 @@ def progress_bar(
         yield update
 
 
+def label(outcome: str) -> str:
+    """An outcome as people read it: ``invalid_ssid`` -> ``invalid SSID``."""
+    return outcome.replace("_", " ").replace("ssid", "SSID")
+
+
 def counts_table(title: str, column: str, counts: Mapping[str, int]) -> None:
     """A summary on stdout: each outcome that occurred and how often."""
     table = Table(title=title, title_justify="left")
@@ -124,5 +152,5 @@ def counts_table(title: str, column: str, counts: Mapping[str, int]) -> None:
     table.add_column(column, justify="right")
     for outcome, count in counts.items():
         if count:
-            table.add_row(outcome.replace("_", " "), str(count))
+            table.add_row(label(outcome), str(count))
     stdout.print(table)

@@ -123,9 +123,11 @@ def sandbox(
             "`pipx inject caaspp weblate-fonts uharfbuzz`)"
         )
     if roster_out is not None:
-        render.info(f"roster of {len(state.world.roster_rows())} rows written to {roster_out}")
+        rows = render.plural(len(state.world.roster_rows()), "row")
+        render.info(f"roster of {rows} written to {roster_out}")
     render.info(
-        f"sandbox: {students} students, seed {seed}, listening on {base_url} (press Ctrl-C to stop)"
+        f"sandbox: {render.plural(students, 'student')}, seed {seed}, listening on "
+        f"{base_url} (press Ctrl-C to stop)"
     )
     serve_foreground(state, sock)
     render.info("sandbox stopped.")
@@ -140,10 +142,12 @@ def _export_toms(students: int, seed: int, folder: Path, roster_out: Path | None
     export = export_toms(world, folder)
     if roster_out is not None:
         write_private_text(roster_out, roster_csv(world.roster_rows()))
-        render.info(f"roster of {len(world.roster_rows())} rows written to {roster_out}")
+        rows = render.plural(len(world.roster_rows()), "row")
+        render.info(f"roster of {rows} written to {roster_out}")
     render.info(
-        f"TOMS-style download: {export.reports} reports, {export.pages} pages, merged into "
-        f"{len(export.files)} PDFs and {export.zip_path}"
+        f"TOMS-style download: {render.plural(export.reports, 'report')}, "
+        f"{render.plural(export.pages, 'page')}, merged into "
+        f"{render.plural(len(export.files), 'PDF')} and {export.zip_path}"
     )
 
 

@@ -133,8 +133,9 @@ def send(
 
     Every row's outcome goes to send-report.csv, beside the PDFs.
 
-    Exit codes: 0 every student with reports got both; 3 some did not; 2 bad input; 4 login
-    refused; 6 another caaspp run holds the folder.
+    Exit codes: 0 every roster row is done (sent, sent before, or no report to send); 3 some
+    rows need a person (listed in send-report.csv); 2 bad input; 4 login refused; 6 another
+    caaspp run holds the folder.
     """
     from caaspp_cli.mail import SendOptions, send_reports
 
@@ -177,10 +178,21 @@ def send(
         _print_summary(summary)
     problems = summary.problems
     if problems:
-        render.error(
-            f"{len(problems)} of {len(summary.rows)} roster rows were not "
-            f"{'ready to send' if summary.dry_run else 'sent'}; each one's reason is in "
-            f"{summary.report}.",
+        count, rows = len(problems), len(summary.rows)
+        why = ", ".join(
+            f"{number} {render.label(outcome)}"
+            for outcome, number in summary.counts().items()
+            if number and outcome in {row.outcome.value for row in problems}
+        )
+        if summary.dry_run:
+            what = f"{render.agree(count, 'is')} not ready to send"
+        else:
+            what = (
+                f"{render.agree(count, 'was')} not sent and {render.agree(count, 'needs')} a person"
+            )
+        render.needs_a_person(
+            f"{count} of {render.plural(rows, 'roster row')} {what} ({why}); each one's reason "
+            f"is in {summary.report}.",
             "fix what they need and run the same command again: nothing the mail server "
             "accepted is sent twice.",
         )
@@ -212,7 +224,8 @@ def _as_json(summary: SendSummary) -> dict[str, Any]:
 
 def _print_summary(summary: SendSummary) -> None:
     title = "Dry run: nothing was sent" if summary.dry_run else "caaspp send"
-    render.counts_table(f"{title} ({len(summary.rows)} roster rows)", "Rows", summary.counts())
+    rows = render.plural(len(summary.rows), "roster row")
+    render.counts_table(f"{title} ({rows})", "Roster rows", summary.counts())
     problems = summary.problems
     if problems:
         listing = Table(title="Not sent", title_justify="left")
@@ -226,11 +239,14 @@ def _print_summary(summary: SendSummary) -> None:
             render.stdout.print(f"... and {len(problems) - _LISTED_PROBLEMS} more.")
     if summary.dry_run:
         render.info(
-            f"{summary.messages_written} message(s) written to {summary.outbox} for review. "
+            f"{render.plural(summary.messages_written, 'message')} written to {summary.outbox} "
+            "for review. "
             "They hold the passwords: delete the folder once reviewed."
         )
     else:
-        render.info(f"{summary.messages_sent} message(s) sent in {summary.elapsed:.1f} s.")
+        render.info(
+            f"{render.plural(summary.messages_sent, 'message')} sent in {summary.elapsed:.1f} s."
+        )
     render.info(f"Every row's outcome: {summary.report}")
 
 

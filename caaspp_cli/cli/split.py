@@ -47,14 +47,14 @@ def split(
     Reads each page's text to find where a report starts and whose it is (SSID, test,
     school year, language), copies each report's pages into its own owner-only PDF named as
     bulk names its downloads, and writes manifest.csv, so that protect and send take the
-    folder as they take a bulk folder. Pages no report can take, duplicate reports and
-    students the roster lacks are listed in the manifest for a person (exit 3); nothing is
-    guessed. A re-run keeps what is already split and intact.
+    folder as they take a bulk folder. Pages no report can take, duplicate reports, roster
+    rows with an invalid SSID and students the roster lacks are listed in the manifest for a
+    person (exit 3); nothing is guessed. A re-run keeps what is already split and intact.
     """
     from caaspp_cli.bulk import SPLIT_STATUSES
     from caaspp_cli.layout import DEFAULT_LAYOUT
     from caaspp_cli.roster import open_roster
-    from caaspp_cli.split.run import SplitOptions, SplitProgress, SplitRun
+    from caaspp_cli.split.run import NEEDS_A_PERSON, SplitOptions, SplitProgress, SplitRun
 
     roster = open_roster(roster_file, ssid_column=ssid_column) if roster_file else None
     render.storage_warning(out)
@@ -77,19 +77,26 @@ def split(
         render.print_json(summary.as_dict())
     else:
         render.counts_table(
-            f"caaspp split: {summary.pages} pages",
-            "Rows",
+            f"caaspp split: {render.plural(summary.pages, 'page')}",
+            "Manifest rows",
             {status: summary.statuses[status] for status in SPLIT_STATUSES},
         )
         render.info(
-            f"{summary.reports_written} report(s) written, {summary.reports_already} already "
-            f"there, in {summary.elapsed:.1f} s; manifest: {summary.manifest}"
+            f"{render.plural(summary.reports_written, 'report')} written, "
+            f"{summary.reports_already} already there, in {summary.elapsed:.1f} s; "
+            f"manifest: {summary.manifest}"
         )
     if summary.needs_a_person:
-        render.error(
-            f"{summary.needs_a_person} manifest row(s) need a person: pages no report could "
-            "take, duplicate reports, students not in the roster or unreadable files.",
-            f"see the rows with those statuses in {summary.manifest}; nothing was guessed.",
+        count = summary.needs_a_person
+        why = ", ".join(
+            f"{summary.statuses[status]} {render.label(status)}"
+            for status in SPLIT_STATUSES
+            if status in NEEDS_A_PERSON and summary.statuses[status]
+        )
+        render.needs_a_person(
+            f"{render.plural(count, 'manifest row')} {render.agree(count, 'needs')} a person "
+            f"({why}); each one's reason is in {summary.manifest}.",
+            "nothing was guessed: see the rows with those statuses.",
         )
         return ExitCode.FAILED
     return ExitCode.OK

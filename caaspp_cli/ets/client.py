@@ -66,6 +66,7 @@ from caaspp_cli.fsutil import (
     replace_into_place,
 )
 from caaspp_cli.hosts import is_loopback_host
+from caaspp_cli.words import plural
 
 log = logging.getLogger(__name__)
 
@@ -705,7 +706,7 @@ class EtsClient:
                 if refusals >= self._max_link_refreshes:
                     raise LinkExpiredError(
                         "the download link was refused as expired, even after "
-                        f"{refusals} fresh link(s).",
+                        f"{plural(refusals, 'fresh link')}.",
                         hint=_BUSY_HINT,
                     ) from None
                 refusals += 1

@@ -34,6 +34,7 @@ from caaspp_cli.bulk import (
     ALREADY_SPLIT,
     DUPLICATE,
     FAILED,
+    INVALID_SSID,
     MANIFEST_COLUMNS,
     MANIFEST_NAME,
     NO_REPORTS,
@@ -68,7 +69,8 @@ from caaspp_cli.split.find import (
 # a member claiming (or inflating to) more is a mistake or a zip bomb.
 MAX_MEMBER_BYTES: Final = 2 * 1024**3
 # Statuses that leave pages or reports for a person: the run then exits 3.
-NEEDS_A_PERSON: Final = frozenset({UNASSIGNED, NOT_IN_ROSTER, DUPLICATE, FAILED})
+# An invalid SSID in the roster needs one too, as in bulk and send (exit codes agree).
+NEEDS_A_PERSON: Final = frozenset({UNASSIGNED, NOT_IN_ROSTER, DUPLICATE, INVALID_SSID, FAILED})
 
 
 @dataclass(frozen=True)
