@@ -126,7 +126,7 @@ def test_purge_that_cannot_write_its_log_says_what_it_removed_and_what_not(
     said = _said(result)
     assert result.exit_code == ExitCode.FAILED, said
     assert "unexpected" not in said.lower()
-    assert "removed 3 file(s)" in said and "purge.log" in said
+    assert "removed 3 files" in said and "purge.log" in said
 
 
 def test_purge_on_a_read_only_file_system_is_refused_before_anything(
