@@ -516,7 +516,15 @@ class BulkRun:
         }
         query = (filters.test, filters.language, filters.year)
 
-        def fail(entry: ReportEntry, file: str, detail: str) -> None:
+        def record(
+            entry: ReportEntry,
+            status: str,
+            file: str,
+            saved: tuple[int, str] | None = None,
+            detail: str = "",
+            run: int = run_id,
+        ) -> None:
+            size, sha256 = saved if saved is not None else (None, None)
             ledger.record_report(
                 self.query,
                 ReportRecord(
@@ -525,14 +533,17 @@ class BulkRun:
                     entry.year,
                     entry.language,
                     "pdf",
-                    FAILED,
+                    status,
                     file,
-                    None,
-                    None,
+                    size,
+                    sha256,
                     detail,
-                    run_id,
+                    run,
                 ),
             )
+
+        def fail(entry: ReportEntry, file: str, detail: str) -> None:
+            record(entry, FAILED, file, detail=detail)
             self.progress.failures += 1
 
         repeats = duplicate_entries(entries)
@@ -612,22 +623,7 @@ class BulkRun:
                 continue
             if adopted is not None:
                 # Saved by an earlier run that was killed before it could tell the ledger.
-                ledger.record_report(
-                    self.query,
-                    ReportRecord(
-                        ssid,
-                        entry.test,
-                        entry.year,
-                        entry.language,
-                        "pdf",
-                        DOWNLOADED,
-                        relative.as_posix(),
-                        adopted[0],
-                        adopted[1],
-                        "",
-                        0,
-                    ),
-                )
+                record(entry, DOWNLOADED, relative.as_posix(), adopted, run=0)
                 self.progress.reports_already += 1
                 continue
             try:
@@ -644,22 +640,7 @@ class BulkRun:
             except LinkRefusedError as exc:
                 fail(entry, relative.as_posix(), exc.message)
                 continue
-            ledger.record_report(
-                self.query,
-                ReportRecord(
-                    ssid,
-                    entry.test,
-                    entry.year,
-                    entry.language,
-                    "pdf",
-                    DOWNLOADED,
-                    relative.as_posix(),
-                    saved.size,
-                    saved.sha256,
-                    "",
-                    run_id,
-                ),
-            )
+            record(entry, DOWNLOADED, relative.as_posix(), (saved.size, saved.sha256))
             self.progress.reports_saved += 1
         # Only now is the student's list of reports complete in the ledger: a run killed
         # before this line lists the student again and adopts what was already saved.

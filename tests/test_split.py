@@ -558,3 +558,32 @@ def test_reopening_long_files_to_keep_memory_flat_changes_no_output(
     once = {p.name: p.read_bytes() for p in (tmp_path / "once").glob("*.pdf")}
     reopened = {p.name: p.read_bytes() for p in (tmp_path / "reopened").glob("*.pdf")}
     assert once == reopened and len(once) > 10
+
+
+def test_without_fonts_the_export_leaves_out_english_stand_ins_and_splits_cleanly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without the fonts extra the sandbox draws Korean, Chinese and Arabic reports as
+    # English copies with a notice: in a TOMS download they would read as a second English
+    # report of the same test and year, and split would rightly hold both back.
+    from caaspp_cli.sandbox import fonts
+    from caaspp_cli.sandbox.render import drawn_in_its_language
+
+    monkeypatch.setattr(fonts, "candidate_families", lambda script: [])
+    fonts.forget_fonts()
+    try:
+        assert not drawn_in_its_language("ko") and drawn_in_its_language("es")
+        world = World.build(60, 2026)
+        export = export_toms(world, tmp_path / "toms")
+        translated = {r.language for _, r in world.iter_reports() if r.format == "pdf"} & {
+            "ko",
+            "zh-Hant",
+            "ar",
+        }
+        assert translated and set(export.left_out) == translated
+        summary = split([export.zip_path], tmp_path / "out")
+    finally:
+        fonts.forget_fonts()
+    rows = manifest_rows(tmp_path / "out")
+    assert {r["status"] for r in rows} <= {SPLIT, ALREADY_SPLIT}, summary
+    assert len(list((tmp_path / "out").glob("*.pdf"))) == export.reports

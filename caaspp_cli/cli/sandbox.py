@@ -149,6 +149,18 @@ def _export_toms(students: int, seed: int, folder: Path, roster_out: Path | None
         f"{render.plural(export.pages, 'page')}, merged into "
         f"{render.plural(len(export.files), 'PDF')} and {export.zip_path}"
     )
+    if export.left_out:
+        from caaspp_cli.ets.contract import LANGUAGES
+        from caaspp_cli.sandbox import i18n
+
+        which = ", ".join(
+            f"{render.plural(count, 'report')} in {LANGUAGES.get(language, language)}"
+            for language, count in sorted(export.left_out.items())
+        )
+        render.warning(
+            f"left out of the download, having no font to draw them: {which}. Install the "
+            f"fonts with: {i18n.FONTS_INSTALL_COMMAND}"
+        )
 
 
 def roster_csv(rows: list[dict[str, str]]) -> str:

@@ -153,6 +153,13 @@ class _Setup:
     notice: str | None  # set when the report's language could not be drawn
 
 
+def drawn_in_its_language(language: str) -> bool:
+    """False where a report in ``language`` would come out as an English copy with a notice
+    (Korean, Chinese, Arabic without their fonts)."""
+    script = fonts.SCRIPT_OF_LANGUAGE.get(language, fonts.LATIN)
+    return script == fonts.LATIN or fonts.prepared_font(script) is not None
+
+
 def _setup(student: SandboxStudent, report: SandboxReport, school_name: str) -> _Setup:
     language = report.language if report.language in LANGUAGES else "en"
     script = fonts.SCRIPT_OF_LANGUAGE[language]
