@@ -1307,7 +1307,8 @@ def test_requests_in_flight_never_exceed_max_connections(
     results = run(router, fake, many, max_connections=3)
 
     assert len(results) == 12
-    assert peak == 3
+    # Never more than max_connections; the slow start (two at first) may keep it under.
+    assert 2 <= peak <= 3
     assert len(folder_names(tmp_path)) == 12
 
 
