@@ -303,12 +303,7 @@ def show(
     ]
     if status.backend:
         rows.append(("keyring backend", status.backend))
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
-    for label, value in rows:
-        grid.add_row(label, value)
-    render.stdout.print(grid)
+    _print_fields(rows)
     if status.problem:
         render.warning(status.problem)
     if profile.name in mail:
@@ -331,6 +326,16 @@ def _confirm(question: str, name: str) -> bool:
     return confirmed
 
 
+def _print_fields(rows: list[tuple[str, str]]) -> None:
+    """A profile's fields, a label and its value a line."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    for label, value in rows:
+        grid.add_row(label, value)
+    render.stdout.print(grid)
+
+
 def _show_mail_profile(profile: Any, as_json: bool) -> None:
     if as_json:
         render.print_json({"kind": "mail", **_mail_json(profile)})
@@ -346,12 +351,7 @@ def _show_mail_profile(profile: Any, as_json: bool) -> None:
         ("password", _mail_password_source(profile)),
         ("CA file", profile.ca_file or "-"),
     ]
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
-    for label, value in rows:
-        grid.add_row(label, value)
-    render.stdout.print(grid)
+    _print_fields(rows)
 
 
 # --- test ----------------------------------------------------------------------------------
