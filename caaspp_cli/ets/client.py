@@ -893,20 +893,22 @@ class EtsClient:
         try:
             decoder, raw_chunks = _wire_body(response)
             async for raw in raw_chunks:
-                chunk = decoder.feed(raw, limit - size + 1)
-                size += len(chunk)
+                chunks.append(decoder.feed(raw, limit - size + 1))
+                size += len(chunks[-1])
                 if size > limit:
-                    raise _Retry(
-                        ServerError(
-                            f"the score-report service answered the {what} with more than "
-                            f"{limit} bytes; the answer was not read.",
-                            hint="a proxy between you and ETS may be answering instead: "
-                            + _BUSY_HINT,
-                            status=response.status_code,
-                        )
+                    break
+            else:
+                chunks.append(decoder.flush())  # counted too: nothing inflated goes unchecked
+                size += len(chunks[-1])
+            if size > limit:
+                raise _Retry(
+                    ServerError(
+                        f"the score-report service answered the {what} with more than "
+                        f"{limit} bytes; the answer was not read.",
+                        hint="a proxy between you and ETS may be answering instead: " + _BUSY_HINT,
+                        status=response.status_code,
                     )
-                chunks.append(chunk)
-            chunks.append(decoder.flush())
+                )
         except httpx.RequestError as exc:
             raise _transport_failure(exc, response.request.url) from exc
         except (httpx.DecodingError, zlib.error, _UnknownEncoding) as exc:
