@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pikepdf
 
-from caaspp_cli.protect import PERMISSIONS, ProtectProgress, default_workers, protect_reports
+from caaspp_cli.protect.run import PERMISSIONS, ProtectProgress, default_workers, protect_reports
 
 USER_PASSWORD = "cloak-gravy-tulip-swept-anger"  # noqa: S105 - a benchmark's dummy
 _world = None

@@ -153,8 +153,8 @@ def profile_factory() -> ProfileFactory:
     client_key=..., client_secret=..., credentials_source="keyring" | "env",
     make_default=False)``
     """
-    from caaspp_cli import profiles
-    from caaspp_cli.credentials import Credentials
+    from caaspp_cli.config import profiles
+    from caaspp_cli.config.credentials import Credentials
 
     def make(
         name: str = "district",
@@ -399,7 +399,7 @@ def write_send_inputs(folder: Path, families: list[Family]) -> SendInputs:
 
     import pikepdf
 
-    from caaspp_cli.protect import PasswordSheet
+    from caaspp_cli.protect.run import PasswordSheet
 
     folder.mkdir(parents=True, exist_ok=True)
     pdfs = folder / "protected"
@@ -463,7 +463,7 @@ def write_send_inputs(folder: Path, families: list[Family]) -> SendInputs:
 
 def add_smtp_profile(server: SmtpEndpoint, name: str = "district", **fields: Any) -> Any:
     """Save an SMTP profile pointing at a test server (plain SMTP on loopback by default)."""
-    from caaspp_cli.smtp_profiles import make_smtp_profile, save_smtp_profile
+    from caaspp_cli.config.mail_profiles import make_smtp_profile, save_smtp_profile
 
     password = fields.pop("password", None)
     settings: dict[str, Any] = {

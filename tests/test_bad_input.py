@@ -29,7 +29,7 @@ import pikepdf
 import pytest
 from conftest import Family, SmtpServer, add_smtp_profile, report_pdf, write_send_inputs
 
-from caaspp_cli import mail
+from caaspp_cli.send import run as mail
 
 BAD = Path(__file__).parent / "data" / "bad"
 ANA = Family("1000000001", "Ana", "Ruiz", guardian="Rosa Ruiz", email="rosa@example.org")

@@ -17,12 +17,12 @@ import httpx
 import pikepdf
 import pytest
 
-from caaspp_cli.bulk import BulkOptions, BulkRun
 from caaspp_cli.cli.sandbox import roster_csv
 from caaspp_cli.ets.client import EtsClient, RetryPolicy
+from caaspp_cli.fetch.bulk import BulkOptions, BulkRun
 from caaspp_cli.fsutil import TEMP_PREFIX, TEMP_SUFFIX, is_temp_name, sweep_temp_files
 from caaspp_cli.ledger import Ledger
-from caaspp_cli.roster import open_roster
+from caaspp_cli.roster.read import open_roster
 from caaspp_cli.sandbox.app import DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET, SandboxConfig
 from caaspp_cli.sandbox.server import SandboxServer
 from caaspp_cli.sandbox.world import World
@@ -296,7 +296,7 @@ def test_wrong_credentials_stop_the_run_with_exit_4(
 
 
 def _fast_client_factory(base_url: str, attempts: int = 2):
-    from caaspp_cli.credentials import Credentials
+    from caaspp_cli.config.credentials import Credentials
     from caaspp_cli.ets.client import Endpoints
 
     def make(profile):
@@ -564,7 +564,7 @@ def test_two_reports_rendered_to_one_file_fail_the_second_never_adopt(
     and is never adopted as already there, in this run or the next."""
     from pathlib import PurePosixPath
 
-    from caaspp_cli.layout import Layout
+    from caaspp_cli.fetch.layout import Layout
 
     world = sandbox.state.world
     row = next(

@@ -11,9 +11,9 @@ import keyring
 import pytest
 from keyring.backends import fail
 
-from caaspp_cli import profiles
 from caaspp_cli.cli import config as config_cli
-from caaspp_cli.credentials import SERVICE_NAME, Credentials
+from caaspp_cli.config import profiles
+from caaspp_cli.config.credentials import SERVICE_NAME, Credentials
 from caaspp_cli.errors import AuthenticationError, ServiceConnectionError
 
 KEY = "ck-7d1f2a9b4c"

@@ -19,8 +19,8 @@ from caaspp_cli.cli import purge as purge_cli
 from caaspp_cli.cli.sandbox import roster_csv
 from caaspp_cli.fsutil import TEMP_PREFIX, TEMP_SUFFIX
 from caaspp_cli.ledger import Ledger
-from caaspp_cli.protect import PasswordSheet
-from caaspp_cli.purge import PURGE_LOG
+from caaspp_cli.protect.run import PasswordSheet
+from caaspp_cli.purge.run import PURGE_LOG
 
 DAY = 86_400
 
@@ -235,7 +235,7 @@ def test_a_linked_purge_log_is_refused_before_anything_is_removed(cli: Any, tmp_
 def test_a_log_swapped_for_a_link_after_the_plan_is_not_appended_to(tmp_path: Path) -> None:
     """Between the plan and the log line, the log became a link: the append refuses it."""
     from caaspp_cli.fsutil import LinkRefusedError
-    from caaspp_cli.purge import plan_purge, purge
+    from caaspp_cli.purge.run import plan_purge, purge
 
     folder = make_folder(tmp_path / "reports", n=2)
     plan = plan_purge(folder)
@@ -390,7 +390,7 @@ def test_purge_help_says_deleted_not_shredded_and_what_it_refuses(cli: Any) -> N
 def test_a_folder_swapped_for_a_link_after_the_plan_leads_nowhere_outside(
     tmp_path: Path,
 ) -> None:
-    from caaspp_cli.purge import plan_purge, purge
+    from caaspp_cli.purge.run import plan_purge, purge
 
     folder = make_folder(tmp_path / "reports", n=0)
     make_folder(folder / "grade-5", marker=False, n=1)

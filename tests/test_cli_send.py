@@ -16,7 +16,7 @@ from aiosmtpd.smtp import AuthResult
 from conftest import Family, SmtpServer, add_smtp_profile, report_pdf, write_send_inputs
 
 from caaspp_cli.cli import config as config_cli
-from caaspp_cli.credentials import SERVICE_NAME
+from caaspp_cli.config.credentials import SERVICE_NAME
 
 SMTP_PASSWORD = "smtp-Pa55-w0rd!"
 USER = "reports@lincoln.example.org"

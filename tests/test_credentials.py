@@ -6,8 +6,8 @@ import keyring.errors
 import pytest
 from keyring.backends import chainer, fail, null
 
-from caaspp_cli import credentials
-from caaspp_cli.credentials import (
+from caaspp_cli.config import credentials
+from caaspp_cli.config.credentials import (
     KEY_ENV,
     SECRET_ENV,
     SERVICE_NAME,

@@ -24,7 +24,7 @@ import pytest
 import respx
 
 from caaspp_cli import __version__
-from caaspp_cli.credentials import Credentials
+from caaspp_cli.config.credentials import Credentials
 from caaspp_cli.errors import (
     AuthenticationError,
     BadInputError,

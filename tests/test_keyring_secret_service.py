@@ -20,7 +20,7 @@ from pathlib import Path
 import keyring
 import pytest
 
-from caaspp_cli.credentials import SERVICE_NAME, key_username, secret_username
+from caaspp_cli.config.credentials import SERVICE_NAME, key_username, secret_username
 
 pytestmark = pytest.mark.secret_service
 
@@ -106,7 +106,7 @@ def test_credentials_round_trip_through_the_secret_service(config_dir: Path) -> 
         # A new process finds them with load_credentials alone.
         loaded = _run(
             "-c",
-            "import sys; from caaspp_cli.credentials import load_credentials; "
+            "import sys; from caaspp_cli.config.credentials import load_credentials; "
             "c = load_credentials(sys.argv[1]); print(c.client_key); print(c.client_secret)",
             name,
         )
@@ -129,7 +129,7 @@ def test_credentials_round_trip_through_the_secret_service(config_dir: Path) -> 
         assert secret_service.get_password(SERVICE_NAME, secret_username(name)) is None
         gone = _run(
             "-c",
-            "import sys; from caaspp_cli.credentials import load_credentials; "
+            "import sys; from caaspp_cli.config.credentials import load_credentials; "
             "load_credentials(sys.argv[1])",
             name,
         )

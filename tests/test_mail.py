@@ -17,7 +17,7 @@ from conftest import Family, SmtpServer, add_smtp_profile, write_send_inputs
 
 from caaspp_cli.errors import BadInputError
 from caaspp_cli.ledger import SEND_LEDGER_NAME, SendInProgressError, SendLedger
-from caaspp_cli.mail import (
+from caaspp_cli.send.run import (
     MailAuthenticationError,
     MailConnectionError,
     MailTLSError,

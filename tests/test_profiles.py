@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from caaspp_cli import profiles
-from caaspp_cli.credentials import SERVICE_NAME, Credentials, key_username, secret_username
+from caaspp_cli.config import profiles
+from caaspp_cli.config.credentials import SERVICE_NAME, Credentials, key_username, secret_username
+from caaspp_cli.config.profiles import Profile, ProfileStore
 from caaspp_cli.errors import BadInputError, ConfigError, CredentialsError, ExitCode
 from caaspp_cli.ets.contract import (
     DEFAULT_REPORTS_ENDPOINT,
     DEFAULT_STUDENTS_ENDPOINT,
     DEFAULT_TOKEN_ENDPOINT,
 )
-from caaspp_cli.profiles import Profile, ProfileStore
 
 TODAY = date(2025, 3, 1)
 CREDS = Credentials("key-1", "secret-1")

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from caaspp_cli.errors import BadInputError, ExitCode
 from caaspp_cli.ets.contract import LANGUAGES, TEST_CODES
-from caaspp_cli.layout import (
+from caaspp_cli.fetch.layout import (
     MAX_PART,
     REPORT_FIELDS,
     REQUIRED_FIELDS,
@@ -32,7 +32,7 @@ from caaspp_cli.layout import (
     LayoutError,
     safe_component,
 )
-from caaspp_cli.roster import classify_ssid, open_roster
+from caaspp_cli.roster.read import classify_ssid, open_roster
 
 SETTINGS = settings(
     max_examples=200,

@@ -17,10 +17,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from caaspp_cli import passwords, protect
 from caaspp_cli.errors import BadInputError
 from caaspp_cli.fsutil import is_temp_name
-from caaspp_cli.protect import (
+from caaspp_cli.protect import passwords
+from caaspp_cli.protect import run as protect
+from caaspp_cli.protect.run import (
     Outcome,
     ProtectionCheckError,
     hash_r6,

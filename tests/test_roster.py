@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from caaspp_cli.addresses import AddressCell, is_address, parse_address_cell
 from caaspp_cli.errors import BadInputError, ExitCode
-from caaspp_cli.roster import (
+from caaspp_cli.roster.read import (
     MAX_LINE_CHARS,
     Roster,
     RosterRow,

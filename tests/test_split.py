@@ -20,7 +20,8 @@ from typing import Any
 import pikepdf
 import pytest
 
-from caaspp_cli.bulk import (
+from caaspp_cli.errors import BadInputError
+from caaspp_cli.fetch.bulk import (
     ALREADY_SPLIT,
     DUPLICATE,
     FAILED,
@@ -30,8 +31,7 @@ from caaspp_cli.bulk import (
     SPLIT,
     UNASSIGNED,
 )
-from caaspp_cli.errors import BadInputError
-from caaspp_cli.roster import open_roster
+from caaspp_cli.roster.read import open_roster
 from caaspp_cli.sandbox.render import render_report_pdf
 from caaspp_cli.sandbox.toms import ZIP_NAME, export_toms
 from caaspp_cli.sandbox.world import SandboxReport, SandboxStudent, World

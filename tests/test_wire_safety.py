@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 from hostile_ets import HostileEts, drip_pdf, entry, gzip_bomb, hostile_ets, listing_body, send_pdf
 
-from caaspp_cli.bulk import BulkOptions, BulkRun
-from caaspp_cli.credentials import Credentials
+from caaspp_cli.config.credentials import Credentials
 from caaspp_cli.errors import ServerError, ServiceConnectionError
 from caaspp_cli.ets.client import Endpoints, EtsClient, RetryPolicy
 from caaspp_cli.ets.contract import ReportEntry
-from caaspp_cli.roster import open_roster
+from caaspp_cli.fetch.bulk import BulkOptions, BulkRun
+from caaspp_cli.roster.read import open_roster
 
 SSID = "1234567890"
 
@@ -213,7 +213,7 @@ def test_a_gzip_bomb_report_list_is_cut_off_with_bounded_memory(tmp_path: Path) 
         script = textwrap.dedent(
             f"""
             import asyncio, sys
-            from caaspp_cli.credentials import Credentials
+            from caaspp_cli.config.credentials import Credentials
             from caaspp_cli.errors import ServerError
             from caaspp_cli.ets.client import EtsClient, Endpoints, RetryPolicy
 

@@ -14,8 +14,8 @@ from caaspp_cli.cli.app import state
 from caaspp_cli.errors import ExitCode
 
 if TYPE_CHECKING:
-    from caaspp_cli.bulk import BulkSummary
-    from caaspp_cli.fetch import ReportFilters
+    from caaspp_cli.fetch.bulk import BulkSummary
+    from caaspp_cli.fetch.student import ReportFilters
 
 
 def bulk(
@@ -60,10 +60,10 @@ def bulk(
 ) -> int:
     """Fetch every student's score reports in a roster: one PDF per student and report,
     a manifest of who has none and why, and a re-run that resumes where it stopped."""
-    from caaspp_cli.bulk import BulkOptions, BulkProgress, BulkRun
-    from caaspp_cli.fetch import ReportFilters
-    from caaspp_cli.layout import DEFAULT_LAYOUT
-    from caaspp_cli.roster import open_roster
+    from caaspp_cli.fetch.bulk import BulkOptions, BulkProgress, BulkRun
+    from caaspp_cli.fetch.layout import DEFAULT_LAYOUT
+    from caaspp_cli.fetch.student import ReportFilters
+    from caaspp_cli.roster.read import open_roster
 
     filters = ReportFilters.parse(test, language, year)
     roster = open_roster(roster_file, ssid_column=ssid_column)
@@ -124,7 +124,7 @@ def bulk(
 
 def _print_summary(summary: BulkSummary) -> None:
     """One line per outcome: how many roster rows (students) ended so, and how many reports."""
-    from caaspp_cli.bulk import REPORT_STATUSES, STATUSES
+    from caaspp_cli.fetch.bulk import REPORT_STATUSES, STATUSES
 
     table = Table(
         title=f"caaspp bulk: {render.plural(summary.rows, 'roster row')}", title_justify="left"
@@ -149,7 +149,7 @@ def _print_summary(summary: BulkSummary) -> None:
 
 def _needs_a_person(summary: BulkSummary, out: Path) -> int:
     """Exit 3 when some roster rows need a person, saying how many, why and where."""
-    from caaspp_cli.bulk import NEEDS_A_PERSON
+    from caaspp_cli.fetch.bulk import NEEDS_A_PERSON
 
     count = summary.rows_needing_a_person
     if not count:

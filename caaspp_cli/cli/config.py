@@ -19,10 +19,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from caaspp_cli import credentials as creds
-from caaspp_cli import profiles
 from caaspp_cli.cli import render
-from caaspp_cli.credentials import KEY_ENV, SECRET_ENV, SMTP_PASSWORD_ENV, Credentials
+from caaspp_cli.config import credentials as creds
+from caaspp_cli.config import profiles
+from caaspp_cli.config.credentials import KEY_ENV, SECRET_ENV, SMTP_PASSWORD_ENV, Credentials
+from caaspp_cli.config.profiles import ActiveProfile, Profile
 from caaspp_cli.errors import BadInputError, CredentialsError, KeyringUnavailableError
 from caaspp_cli.ets.contract import (
     DEFAULT_REPORTS_ENDPOINT,
@@ -30,7 +31,6 @@ from caaspp_cli.ets.contract import (
     DEFAULT_TOKEN_ENDPOINT,
     PRODUCTION_BASE_URL,
 )
-from caaspp_cli.profiles import ActiveProfile, Profile
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ def add(
 @config_app.command("list")
 def list_profiles(as_json: JsonOption = False) -> None:
     """List the profiles: name, default, base URL, schools, expiry, credentials source."""
-    from caaspp_cli.smtp_profiles import smtp_profiles
+    from caaspp_cli.config.mail_profiles import smtp_profiles
 
     store = profiles.load_store()
     mail = smtp_profiles(store)
@@ -263,7 +263,7 @@ def show(
 ) -> None:
     """Show every field of a profile (connection or mail); secrets only as <hidden>, and if
     present."""
-    from caaspp_cli.smtp_profiles import get_smtp_profile, smtp_profiles
+    from caaspp_cli.config.mail_profiles import get_smtp_profile, smtp_profiles
 
     store = profiles.load_store()
     mail = smtp_profiles(store)
@@ -404,7 +404,7 @@ def remove(
 ) -> None:
     """Remove a profile and its secrets from the OS keyring: a connection profile's Client Key
     and Client Secret, or a mail profile's password."""
-    from caaspp_cli.smtp_profiles import remove_smtp_profile, smtp_profiles
+    from caaspp_cli.config.mail_profiles import remove_smtp_profile, smtp_profiles
 
     store = profiles.load_store()
     if mail_profile or (name not in store.profiles and name in smtp_profiles(store)):
@@ -633,8 +633,8 @@ def smtp(
 
     At run time CAASPP_SMTP_PASSWORD, when set, overrides the keyring.
     """
-    from caaspp_cli import smtp_profiles
     from caaspp_cli.addresses import parse_mailbox
+    from caaspp_cli.config import mail_profiles as smtp_profiles
 
     if user is None and (password_stdin or env_password):
         raise BadInputError(
@@ -689,8 +689,8 @@ def smtp_test(
     ],
 ) -> None:
     """Connect to an SMTP profile's server, check its certificate, log in; send nothing."""
-    from caaspp_cli import smtp_profiles
-    from caaspp_cli.mail import MailServer
+    from caaspp_cli.config import mail_profiles as smtp_profiles
+    from caaspp_cli.send.run import MailServer
 
     profile = smtp_profiles.get_smtp_profile(name)
     MailServer(profile, smtp_profiles.smtp_password(profile)).check()

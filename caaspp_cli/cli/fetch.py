@@ -44,8 +44,8 @@ def fetch(
 ) -> int:
     """Fetch one student's score reports; each PDF is saved as
     {ssid}_{test}_{year}_{language}.pdf."""
-    from caaspp_cli.connect import connect
-    from caaspp_cli.fetch import ReportFilters, check_ssid, fetch_student
+    from caaspp_cli.ets.connect import connect
+    from caaspp_cli.fetch.student import ReportFilters, check_ssid, fetch_student
 
     ssid = check_ssid(ssid)
     filters = ReportFilters.parse(test, language, year)

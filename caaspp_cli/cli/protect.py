@@ -12,7 +12,7 @@ from caaspp_cli.cli import render
 from caaspp_cli.errors import ExitCode
 
 if TYPE_CHECKING:
-    from caaspp_cli.protect import ProtectProgress, ProtectSummary
+    from caaspp_cli.protect.run import ProtectProgress, ProtectSummary
 
 _LISTED_PROBLEMS = 50
 
@@ -75,7 +75,7 @@ def protect(
     One password per family, for all of its child's reports: send it apart from the files.
     Running the same command again protects only what is missing, with the same passwords.
     """
-    from caaspp_cli.protect import protect_reports
+    from caaspp_cli.protect.run import protect_reports
 
     render.storage_warning(out)
 

@@ -13,7 +13,7 @@ from caaspp_cli.cli import render
 from caaspp_cli.errors import BadInputError, ExitCode
 
 if TYPE_CHECKING:
-    from caaspp_cli.purge import PurgePlan, PurgeSummary
+    from caaspp_cli.purge.run import PurgePlan, PurgeSummary
 
 
 def purge(
@@ -75,8 +75,8 @@ def purge(
     Deleted, not shredded: overwriting does not reach old blocks on SSDs and modern file
     systems, so keep reports on encrypted storage.
     """
-    from caaspp_cli.purge import plan_purge
-    from caaspp_cli.purge import purge as run_purge
+    from caaspp_cli.purge.run import plan_purge
+    from caaspp_cli.purge.run import purge as run_purge
 
     plan = plan_purge(folder, older_than_days=older_than, password_file=passwords, force=force)
     if plan.empty:

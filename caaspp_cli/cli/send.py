@@ -12,7 +12,7 @@ from caaspp_cli.cli import render
 from caaspp_cli.errors import ExitCode
 
 if TYPE_CHECKING:
-    from caaspp_cli.mail import SendProgress, SendSummary
+    from caaspp_cli.send.run import SendProgress, SendSummary
 
 _LISTED_PROBLEMS = 50
 
@@ -137,7 +137,7 @@ def send(
     rows need a person (listed in send-report.csv); 2 bad input; 4 login refused; 6 another
     caaspp run holds the folder.
     """
-    from caaspp_cli.mail import SendOptions, send_reports
+    from caaspp_cli.send.run import SendOptions, send_reports
 
     render.storage_warning(pdfs)
     options = SendOptions(

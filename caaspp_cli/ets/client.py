@@ -38,7 +38,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from caaspp_cli import __version__
-from caaspp_cli.credentials import Credentials
+from caaspp_cli.config.credentials import Credentials
 from caaspp_cli.errors import (
     AuthenticationError,
     BadInputError,

@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from caaspp_cli.bulk import (
+from caaspp_cli.errors import BadInputError, InvalidReportError
+from caaspp_cli.ets.pdfcheck import inspect_pdf_file
+from caaspp_cli.fetch.bulk import (
     ALREADY_SPLIT,
     DUPLICATE,
     FAILED,
@@ -43,8 +45,7 @@ from caaspp_cli.bulk import (
     SPLIT_STATUSES,
     UNASSIGNED,
 )
-from caaspp_cli.errors import BadInputError, InvalidReportError
-from caaspp_cli.ets.pdfcheck import inspect_pdf_file
+from caaspp_cli.fetch.layout import DEFAULT_LAYOUT, REPORT_FIELDS, ROSTER_FIELDS, Layout, column_key
 from caaspp_cli.folderlock import FolderLock
 from caaspp_cli.fsutil import (
     PRIVATE_FILE_MODE,
@@ -55,8 +56,7 @@ from caaspp_cli.fsutil import (
     sweep_temp_files,
     write_private_bytes,
 )
-from caaspp_cli.layout import DEFAULT_LAYOUT, REPORT_FIELDS, ROSTER_FIELDS, Layout, column_key
-from caaspp_cli.roster import Roster, RosterRow, neutralize_cell
+from caaspp_cli.roster.read import Roster, RosterRow, neutralize_cell
 from caaspp_cli.split.find import (
     PAGES_PER_OPENING,
     PageFacts,

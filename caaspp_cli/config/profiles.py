@@ -35,8 +35,8 @@ from urllib.parse import urlsplit
 import tomli_w
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from caaspp_cli import credentials as creds
-from caaspp_cli.credentials import Credentials, CredentialSource
+from caaspp_cli.config import credentials as creds
+from caaspp_cli.config.credentials import Credentials, CredentialSource
 from caaspp_cli.errors import (
     BadInputError,
     CaasppError,

@@ -103,7 +103,7 @@ from caaspp_cli.fsutil import (
     replace_into_place,
     sweep_temp_files,
 )
-from caaspp_cli.passwords import generate_password
+from caaspp_cli.protect.passwords import generate_password
 from caaspp_cli.words import plural
 
 __all__ = [
@@ -1033,7 +1033,7 @@ class PasswordSheet:
 
     def append(self, records: Sequence[Mapping[str, str]]) -> None:
         """Append rows (dicts by column name) and fsync before returning."""
-        from caaspp_cli.roster import neutralize_cell
+        from caaspp_cli.roster.read import neutralize_cell
 
         if not records:
             return
@@ -1412,7 +1412,7 @@ def _refuse_protected_inputs(inputs: Sequence[Path], files: Sequence[InputFile])
     """BadInputError, before any work, when the inputs are protect's own output: every PDF
     already encrypted, or a folder `caaspp send` has used (it sends only protected copies)."""
     from caaspp_cli.ledger import SEND_LEDGER_NAME
-    from caaspp_cli.mail import REPORT_FILE
+    from caaspp_cli.send.run import REPORT_FILE
 
     sent_from = any(
         given.is_dir() and ((given / SEND_LEDGER_NAME).exists() or (given / REPORT_FILE).exists())
@@ -1491,7 +1491,7 @@ def _read_roster(
     unusable passwords of the students at hand refused, naming their rows."""
     if roster is None:
         return {}, {}
-    from caaspp_cli.roster import open_roster
+    from caaspp_cli.roster.read import open_roster
 
     wanted = {item.ssid for item in files if item.ssid}
     opened = open_roster(roster, password_column=password_column)
@@ -1530,7 +1530,7 @@ def _plan(
 ) -> _Plan:
     """Group the files by password, and give each group its password: the one in the sheet,
     else the roster's, else a new one."""
-    from caaspp_cli.roster import neutralize_cell
+    from caaspp_cli.roster.read import neutralize_cell
 
     by_ssid = sheet.passwords_by_ssid()
     by_file = sheet.rows_by_file()
@@ -1598,7 +1598,7 @@ def _plan_several_passwords(
     password it is listed with, which its family may already have; a file it does not list
     fails, naming the files of each password, since caaspp cannot know which one the
     family would expect."""
-    from caaspp_cli.roster import neutralize_cell
+    from caaspp_cli.roster.read import neutralize_cell
 
     files = plan.files
     ssid = files[indexes[0]].ssid
@@ -1641,7 +1641,7 @@ def _password_for(
     password_column: str | None,
 ) -> tuple[str | None, str, bool]:
     """(password, why there is none, whether it is new) for the group of ``item``."""
-    from caaspp_cli.roster import neutralize_cell
+    from caaspp_cli.roster.read import neutralize_cell
 
     known: set[str] = set()
     if item.ssid:

@@ -70,6 +70,7 @@ from typing import Final
 import pikepdf
 
 from caaspp_cli.addresses import is_address
+from caaspp_cli.config.mail_profiles import SmtpProfile, get_smtp_profile, smtp_password
 from caaspp_cli.errors import (
     BadInputError,
     CaasppError,
@@ -79,8 +80,7 @@ from caaspp_cli.errors import (
 from caaspp_cli.ets.contract import LANGUAGES, TEST_NAMES, normalize_language
 from caaspp_cli.fsutil import prepare_output_dir, write_private_bytes
 from caaspp_cli.ledger import PASSWORD, REPORT, MessageRecord, SendLedger
-from caaspp_cli.roster import RosterRow, RowProblem, neutralize_cell, open_roster
-from caaspp_cli.smtp_profiles import SmtpProfile, get_smtp_profile, smtp_password
+from caaspp_cli.roster.read import RosterRow, RowProblem, neutralize_cell, open_roster
 
 log = logging.getLogger(__name__)
 
@@ -984,7 +984,7 @@ class SendRun:
         server: MailServer | None = None,
         on_progress: Callable[[SendProgress], None] | None = None,
     ) -> None:
-        from caaspp_cli.protect import PasswordSheet
+        from caaspp_cli.protect.run import PasswordSheet
 
         if options.resend_uncertain and options.mark_uncertain_sent:
             raise BadInputError(

@@ -45,15 +45,15 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Final
 
-from caaspp_cli.bulk import MANIFEST_NAME
 from caaspp_cli.errors import BadInputError, CaasppError, ExitCode
+from caaspp_cli.fetch.bulk import MANIFEST_NAME
 from caaspp_cli.fsutil import append_private_line_nofollow, is_temp_name, refuse_link
 from caaspp_cli.ledger import ACCEPTED, LEDGER_NAME, PASSWORD, REPORT, SEND_LEDGER_NAME
-from caaspp_cli.mail import REPORT_FILE
+from caaspp_cli.send.run import REPORT_FILE
 from caaspp_cli.words import plural
 
 if TYPE_CHECKING:
-    from caaspp_cli.protect import PasswordSheet
+    from caaspp_cli.protect.run import PasswordSheet
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +235,7 @@ def _check_delivery(
     """Count the reports of protect folders whose family is not recorded as sent; refuse
     (UndeliveredError) unless --force. With the password sheet going, every report of
     the folder counts, newer ones too: their families still need their password."""
-    from caaspp_cli.roster import neutralize_cell
+    from caaspp_cli.roster.read import neutralize_cell
 
     whole = plan.password_file is not None
     by_file = sheet.rows_by_file() if sheet is not None else {}
@@ -450,7 +450,7 @@ def _home() -> Path | None:
 
 
 def _checked_password_file(path: Path) -> tuple[PurgeFile, PasswordSheet]:
-    from caaspp_cli.protect import PasswordSheet
+    from caaspp_cli.protect.run import PasswordSheet
 
     if path.is_symlink():
         raise BadInputError(

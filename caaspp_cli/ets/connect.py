@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from caaspp_cli.config.profiles import Profile, activate
 from caaspp_cli.ets.client import EtsClient
-from caaspp_cli.profiles import Profile, activate
 
 
 def connect(

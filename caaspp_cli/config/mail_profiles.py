@@ -27,9 +27,15 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from caaspp_cli import credentials as creds
 from caaspp_cli.addresses import parse_mailbox
-from caaspp_cli.credentials import CredentialSource
+from caaspp_cli.config import credentials as creds
+from caaspp_cli.config.credentials import CredentialSource
+from caaspp_cli.config.profiles import (
+    ProfileStore,
+    _check_name,
+    _first_problem,
+    load_store,
+)
 from caaspp_cli.errors import (
     BadInputError,
     CaasppError,
@@ -38,12 +44,6 @@ from caaspp_cli.errors import (
     KeyringUnavailableError,
 )
 from caaspp_cli.hosts import is_loopback_host
-from caaspp_cli.profiles import (
-    ProfileStore,
-    _check_name,
-    _first_problem,
-    load_store,
-)
 
 SMTP_TABLE: Final = "smtp"
 Security = Literal["starttls", "ssl", "none"]

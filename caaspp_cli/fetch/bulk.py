@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from caaspp_cli.config.profiles import Profile, ProfileStore, activate, load_store
 from caaspp_cli.errors import (
     AuthenticationError,
     BadInputError,
@@ -39,7 +40,15 @@ from caaspp_cli.ets import contract
 from caaspp_cli.ets.client import EtsClient
 from caaspp_cli.ets.contract import ReportEntry
 from caaspp_cli.ets.pdfcheck import inspect_pdf_file
-from caaspp_cli.fetch import DUPLICATE_DETAIL, ReportFilters, duplicate_entries
+from caaspp_cli.fetch.layout import (
+    DEFAULT_LAYOUT,
+    REPORT_FIELDS,
+    ROSTER_FIELDS,
+    Layout,
+    LayoutError,
+    column_key,
+)
+from caaspp_cli.fetch.student import DUPLICATE_DETAIL, ReportFilters, duplicate_entries
 from caaspp_cli.folderlock import FolderLock
 from caaspp_cli.fsutil import (
     LinkRefusedError,
@@ -51,17 +60,8 @@ from caaspp_cli.fsutil import (
     sweep_temp_files,
     write_private_bytes,
 )
-from caaspp_cli.layout import (
-    DEFAULT_LAYOUT,
-    REPORT_FIELDS,
-    ROSTER_FIELDS,
-    Layout,
-    LayoutError,
-    column_key,
-)
 from caaspp_cli.ledger import LEDGER_NAME, Ledger, ReportRecord, ledger_error
-from caaspp_cli.profiles import Profile, ProfileStore, activate, load_store
-from caaspp_cli.roster import Roster, RosterRow, neutralize_cell
+from caaspp_cli.roster.read import Roster, RosterRow, neutralize_cell
 from caaspp_cli.words import plural
 
 MANIFEST_NAME: Final = "manifest.csv"
