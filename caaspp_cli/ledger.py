@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal, Self
 
+from caaspp_cli.artifacts import BULK_LEDGER_NAME, SEND_LEDGER_NAME
 from caaspp_cli.errors import BadInputError, CaasppError, ExitCode
 from caaspp_cli.folderlock import FOLDER_LOCK_NAME, FolderBusyError, FolderLock
 from caaspp_cli.fsutil import (
@@ -28,7 +29,6 @@ from caaspp_cli.fsutil import (
     refuse_link,
 )
 
-LEDGER_NAME = ".caaspp-ledger.sqlite"
 # Tables every ledger has: its schema version, and its runs (see _RunLedger).
 _RUN_TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -218,7 +218,7 @@ class Ledger(_RunLedger):
 
     @classmethod
     def in_folder(cls, folder: Path) -> Ledger:
-        return cls(folder / LEDGER_NAME)
+        return cls(folder / BULK_LEDGER_NAME)
 
     # --- students --------------------------------------------------------------------------
     def student(self, ssid: str, query: str) -> StudentRecord | None:
@@ -280,7 +280,6 @@ class Ledger(_RunLedger):
 
 
 # --- The send ledger -----------------------------------------------------------------------
-SEND_LEDGER_NAME: Final = ".caaspp-send-ledger.sqlite"
 SEND_LOCK_NAME: Final = FOLDER_LOCK_NAME
 SEND_SCHEMA_VERSION: Final = 1
 

@@ -399,7 +399,7 @@ def write_send_inputs(folder: Path, families: list[Family]) -> SendInputs:
 
     import pikepdf
 
-    from caaspp_cli.protect.run import PasswordSheet
+    from caaspp_cli.artifacts import PasswordSheet
 
     folder.mkdir(parents=True, exist_ok=True)
     pdfs = folder / "protected"

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from conftest import SmtpServer, add_smtp_profile, report_pdf
 
+from caaspp_cli.artifacts import PasswordSheet
 from caaspp_cli.cli import purge as purge_cli
 from caaspp_cli.cli.sandbox import roster_csv
 from caaspp_cli.fsutil import TEMP_PREFIX, TEMP_SUFFIX
 from caaspp_cli.ledger import Ledger
-from caaspp_cli.protect.run import PasswordSheet
 from caaspp_cli.purge.run import PURGE_LOG
 
 DAY = 86_400

@@ -103,7 +103,7 @@ def _first(folder: Path) -> Path:
 
 # --- Passwords ------------------------------------------------------------------------------
 def test_wordlist_is_the_published_eff_short_list() -> None:
-    data = Path(protect.__file__).parent / "data" / "eff_short_wordlist_1.txt"
+    data = Path(passwords.__file__).parent.parent / passwords.WORDLIST_RESOURCE
     assert hashlib.sha256(data.read_bytes()).hexdigest() == WORDLIST_SHA256
     published = data.read_text("utf-8").split()
     assert len(published) == 6**4  # four dice

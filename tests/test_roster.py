@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from caaspp_cli.addresses import AddressCell, is_address, parse_address_cell
+from caaspp_cli.artifacts import neutralize_cell
 from caaspp_cli.errors import BadInputError, ExitCode
 from caaspp_cli.roster.read import (
     MAX_LINE_CHARS,
@@ -20,7 +21,6 @@ from caaspp_cli.roster.read import (
     RosterRow,
     RowProblem,
     classify_ssid,
-    neutralize_cell,
     open_roster,
     parse_emails,
 )

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from caaspp_cli.artifacts import BULK_LEDGER_NAME as LEDGER_NAME
 from caaspp_cli.cli.sandbox import roster_csv
 from caaspp_cli.errors import ExitCode
-from caaspp_cli.ledger import LEDGER_NAME
 
 
 @pytest.fixture

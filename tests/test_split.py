@@ -20,17 +20,9 @@ from typing import Any
 import pikepdf
 import pytest
 
+from caaspp_cli.artifacts import MANIFEST_COLUMNS
+from caaspp_cli.artifacts import ManifestStatus as Status
 from caaspp_cli.errors import BadInputError
-from caaspp_cli.fetch.bulk import (
-    ALREADY_SPLIT,
-    DUPLICATE,
-    FAILED,
-    MANIFEST_COLUMNS,
-    NO_REPORTS,
-    NOT_IN_ROSTER,
-    SPLIT,
-    UNASSIGNED,
-)
 from caaspp_cli.roster.read import open_roster
 from caaspp_cli.sandbox.render import render_report_pdf
 from caaspp_cli.sandbox.toms import ZIP_NAME, export_toms
@@ -225,7 +217,7 @@ def test_a_toms_zip_becomes_one_owner_only_pdf_per_report_with_its_pages_copied(
     summary = split([toms / ZIP_NAME], out)
 
     rows = manifest_rows(out)
-    assert {r["status"] for r in rows} == {SPLIT}
+    assert {r["status"] for r in rows} == {Status.SPLIT}
     assert summary.reports_written == len(rows) and summary.needs_a_person == 0
     total = sum(len(pikepdf.open(p).pages) for p in toms.glob("*.pdf"))
     assert summary.pages == summary.pages_in_reports == total
@@ -285,12 +277,12 @@ def test_a_page_no_report_takes_is_a_manifest_row_with_file_and_page_range(
     summary = split([merged], tmp_path / "out")
 
     rows = manifest_rows(tmp_path / "out")
-    loose = [r for r in rows if r["status"] == UNASSIGNED]
+    loose = [r for r in rows if r["status"] == Status.UNASSIGNED]
     assert [(r["detail"]) for r in loose] == [
         f"{merged} page {pages_a + 1}: no SSID on the page",
         f"{merged} page {pages_a + 2}: no text on the page (a scan?)",
     ]
-    written = {r["ssid"]: r for r in rows if r["status"] == SPLIT}
+    written = {r["ssid"]: r for r in rows if r["status"] == Status.SPLIT}
     assert set(written) == {a.ssid, b.ssid}
     assert len(pikepdf.open(tmp_path / "out" / written[a.ssid]["file"]).pages) == pages_a
     assert summary.needs_a_person == 2
@@ -311,8 +303,8 @@ def test_a_student_whose_pages_are_not_consecutive_gets_no_file_and_each_page_a_
     split([merged], tmp_path / "out")
 
     rows = manifest_rows(tmp_path / "out")
-    assert [r["ssid"] for r in rows if r["status"] == SPLIT] == [b.ssid]
-    set_aside = [r for r in rows if r["status"] == UNASSIGNED]
+    assert [r["ssid"] for r in rows if r["status"] == Status.SPLIT] == [b.ssid]
+    set_aside = [r for r in rows if r["status"] == Status.UNASSIGNED]
     assert {r["ssid"] for r in set_aside} == {a.ssid}
     assert sorted(p for r in set_aside for p in pages_of(r["detail"])) == [
         *range(1, n),
@@ -320,7 +312,9 @@ def test_a_student_whose_pages_are_not_consecutive_gets_no_file_and_each_page_a_
     ]
     assert not list((tmp_path / "out").glob(f"{a.ssid}_*"))
     # B's file holds B's pages only.
-    text = pdftotext(tmp_path / "out" / next(r["file"] for r in rows if r["status"] == SPLIT))
+    text = pdftotext(
+        tmp_path / "out" / next(r["file"] for r in rows if r["status"] == Status.SPLIT)
+    )
     assert b.ssid in text and a.ssid not in text
 
 
@@ -341,14 +335,14 @@ def test_two_reports_of_one_student_for_the_same_test_and_year_are_left_to_a_per
     summary = split([first, again], tmp_path / "out", roster=roster)
 
     rows = manifest_rows(tmp_path / "out")
-    duplicates = [r for r in rows if r["status"] == DUPLICATE]
+    duplicates = [r for r in rows if r["status"] == Status.DUPLICATE]
     assert [r["ssid"] for r in duplicates] == [a.ssid, a.ssid]
     assert [r["line"] for r in duplicates] == ["2", "2"]
     # The student's reports wait for a person; the student is not said to have none.
-    assert [r for r in rows if r["status"] == NO_REPORTS] == []
+    assert [r for r in rows if r["status"] == Status.NO_REPORTS] == []
     assert {r["detail"].split(" page")[0] for r in duplicates} == {str(first), str(again)}
     assert not list((tmp_path / "out").glob(f"{a.ssid}_*"))
-    assert [r["ssid"] for r in rows if r["status"] == SPLIT] == [b.ssid]
+    assert [r["ssid"] for r in rows if r["status"] == Status.SPLIT] == [b.ssid]
     assert summary.needs_a_person == 2
 
 
@@ -388,12 +382,12 @@ def test_the_roster_reconciles_students_without_reports_and_reports_of_others(
     )
 
     rows = {r["ssid"]: r for r in manifest_rows(tmp_path / "out")}
-    assert rows[a.ssid]["status"] == SPLIT and rows[a.ssid]["line"] == "2"
+    assert rows[a.ssid]["status"] == Status.SPLIT and rows[a.ssid]["line"] == "2"
     assert rows[a.ssid]["file"] == f"Alder/5/{a.ssid}_{ra.test}_{ra.year}_en.pdf"
     assert (tmp_path / "out" / rows[a.ssid]["file"]).is_file()
-    assert rows[b.ssid]["status"] == NOT_IN_ROSTER and rows[b.ssid]["file"] == ""
+    assert rows[b.ssid]["status"] == Status.NOT_IN_ROSTER and rows[b.ssid]["file"] == ""
     assert not list((tmp_path / "out").rglob(f"{b.ssid}_*"))
-    assert rows["1111111111"]["status"] == NO_REPORTS and rows["1111111111"]["line"] == "3"
+    assert rows["1111111111"]["status"] == Status.NO_REPORTS and rows["1111111111"]["line"] == "3"
     assert rows["not-an-ssid"]["status"] == "invalid_ssid"
 
 
@@ -424,8 +418,8 @@ def test_a_zip_member_named_outside_or_a_link_is_never_extracted_there(
     split([hostile], out)
 
     rows = manifest_rows(out)
-    assert {r["ssid"] for r in rows if r["status"] == SPLIT} == {a.ssid, b.ssid}
-    assert [r["detail"] for r in rows if r["status"] == FAILED] == [
+    assert {r["ssid"] for r in rows if r["status"] == Status.SPLIT} == {a.ssid, b.ssid}
+    assert [r["detail"] for r in rows if r["status"] == Status.FAILED] == [
         f"{hostile}:link.pdf: a link, not a file; not read"
     ]
     assert not list(tmp_path.rglob("escaped.pdf")) and not list(tmp_path.rglob("rooted.pdf"))
@@ -452,10 +446,10 @@ def test_a_huge_zip_member_is_not_read_past_the_bound(world: World, tmp_path: Pa
     split([archive], tmp_path / "out", max_member_bytes=len(small) + 1)
 
     rows = manifest_rows(tmp_path / "out")
-    assert [r["detail"] for r in rows if r["status"] == FAILED] == [
+    assert [r["detail"] for r in rows if r["status"] == Status.FAILED] == [
         f"{archive}:huge.pdf: too large to read"
     ]
-    assert [r["ssid"] for r in rows if r["status"] == SPLIT] == [a.ssid]
+    assert [r["ssid"] for r in rows if r["status"] == Status.SPLIT] == [a.ssid]
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.endswith(".part")]
 
 
@@ -470,7 +464,7 @@ def test_a_damaged_pdf_is_a_failed_row_and_the_other_inputs_are_split(
     summary = split([damaged, good], tmp_path / "out")
 
     rows = manifest_rows(tmp_path / "out")
-    assert [r["status"] for r in rows] == [FAILED, SPLIT]
+    assert [r["status"] for r in rows] == [Status.FAILED, Status.SPLIT]
     assert rows[0]["detail"].startswith(f"{damaged}: not a readable PDF")
     assert summary.needs_a_person == 1
 
@@ -491,7 +485,7 @@ def test_a_rerun_keeps_intact_reports_and_rewrites_a_damaged_one(
     assert all(p.stat().st_mtime_ns == stamps[p] for p in files[1:])
     assert pikepdf.open(files[0]).pages
     statuses = {r["status"] for r in manifest_rows(out)}
-    assert statuses == {SPLIT, ALREADY_SPLIT}
+    assert statuses == {Status.SPLIT, Status.ALREADY_SPLIT}
 
 
 def test_a_folder_held_by_another_split_is_refused(toms: Path, tmp_path: Path) -> None:
@@ -585,5 +579,5 @@ def test_without_fonts_the_export_leaves_out_english_stand_ins_and_splits_cleanl
     finally:
         fonts.forget_fonts()
     rows = manifest_rows(tmp_path / "out")
-    assert {r["status"] for r in rows} <= {SPLIT, ALREADY_SPLIT}, summary
+    assert {r["status"] for r in rows} <= {Status.SPLIT, Status.ALREADY_SPLIT}, summary
     assert len(list((tmp_path / "out").glob("*.pdf"))) == export.reports

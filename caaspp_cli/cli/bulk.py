@@ -60,8 +60,8 @@ def bulk(
 ) -> int:
     """Fetch every student's score reports in a roster: one PDF per student and report,
     a manifest of who has none and why, and a re-run that resumes where it stopped."""
+    from caaspp_cli.artifacts import REPORT_NAME_TEMPLATE
     from caaspp_cli.fetch.bulk import BulkOptions, BulkProgress, BulkRun
-    from caaspp_cli.fetch.layout import DEFAULT_LAYOUT
     from caaspp_cli.fetch.student import ReportFilters
     from caaspp_cli.roster.read import open_roster
 
@@ -72,7 +72,7 @@ def bulk(
         out_dir=out,
         filters=filters,
         concurrency=concurrency,
-        layout=layout or DEFAULT_LAYOUT,
+        layout=layout or REPORT_NAME_TEMPLATE,
         profile=state.profile,
     )
     run = BulkRun(roster, options, on_warning=render.warning)
@@ -124,7 +124,7 @@ def bulk(
 
 def _print_summary(summary: BulkSummary) -> None:
     """One line per outcome: how many roster rows (students) ended so, and how many reports."""
-    from caaspp_cli.fetch.bulk import REPORT_STATUSES, STATUSES
+    from caaspp_cli.artifacts import BULK_STATUSES, REPORT_STATUSES
 
     table = Table(
         title=f"caaspp bulk: {render.plural(summary.rows, 'roster row')}", title_justify="left"
@@ -132,7 +132,7 @@ def _print_summary(summary: BulkSummary) -> None:
     table.add_column("Outcome")
     table.add_column("Roster rows", justify="right")
     table.add_column("Reports", justify="right")
-    for status in STATUSES:
+    for status in BULK_STATUSES:
         rows, reports = summary.row_outcomes[status], summary.statuses[status]
         if not (rows or (status in REPORT_STATUSES and reports)):
             continue
@@ -149,7 +149,7 @@ def _print_summary(summary: BulkSummary) -> None:
 
 def _needs_a_person(summary: BulkSummary, out: Path) -> int:
     """Exit 3 when some roster rows need a person, saying how many, why and where."""
-    from caaspp_cli.fetch.bulk import NEEDS_A_PERSON
+    from caaspp_cli.artifacts import MANIFEST_NAME, NEEDS_A_PERSON
 
     count = summary.rows_needing_a_person
     if not count:
@@ -162,7 +162,7 @@ def _needs_a_person(summary: BulkSummary, out: Path) -> int:
     if summary.dry_run:
         render.needs_a_person(
             f"{count} of {render.plural(summary.rows, 'roster row')} would need a person "
-            f"({why}); a run lists each one's reason in {out / 'manifest.csv'}.",
+            f"({why}); a run lists each one's reason in {out / MANIFEST_NAME}.",
             "fix those rows in the roster (or a profile's schools), or run anyway: every "
             "other row is fetched.",
         )

@@ -51,14 +51,18 @@ def split(
     rows with an invalid SSID and students the roster lacks are listed in the manifest for a
     person (exit 3); nothing is guessed. A re-run keeps what is already split and intact.
     """
-    from caaspp_cli.fetch.bulk import SPLIT_STATUSES
-    from caaspp_cli.fetch.layout import DEFAULT_LAYOUT
+    from caaspp_cli.artifacts import REPORT_NAME_TEMPLATE, SPLIT_STATUSES
     from caaspp_cli.roster.read import open_roster
     from caaspp_cli.split.run import NEEDS_A_PERSON, SplitOptions, SplitProgress, SplitRun
 
     roster = open_roster(roster_file, ssid_column=ssid_column) if roster_file else None
     render.storage_warning(out)
-    run = SplitRun(inputs, SplitOptions(out_dir=out, layout=layout or DEFAULT_LAYOUT), roster)
+    run = SplitRun(
+        inputs,
+        SplitOptions(out_dir=out, layout=layout or REPORT_NAME_TEMPLATE),
+        roster,
+        on_warning=render.warning,
+    )
     with render.progress_bar(
         "reports",
         "pages read {task.fields[pages]}",

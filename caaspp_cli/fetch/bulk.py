@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
-import io
 import os
 import signal
 import sqlite3
@@ -24,6 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from caaspp_cli.artifacts import (
+    BULK_LEDGER_NAME,
+    BULK_STATUSES,
+    NEEDS_A_PERSON,
+    REPORT_NAME_TEMPLATE,
+    write_manifest,
+)
+from caaspp_cli.artifacts import ManifestStatus as Status
 from caaspp_cli.config.profiles import Profile, ProfileStore, activate, load_store
 from caaspp_cli.errors import (
     AuthenticationError,
@@ -31,7 +37,6 @@ from caaspp_cli.errors import (
     CaasppError,
     ConfigError,
     CredentialsError,
-    ExitCode,
     InvalidReportError,
     NotEnrolledError,
     StudentNotFoundError,
@@ -41,7 +46,6 @@ from caaspp_cli.ets.client import EtsClient
 from caaspp_cli.ets.contract import ReportEntry
 from caaspp_cli.ets.pdfcheck import inspect_pdf_file
 from caaspp_cli.fetch.layout import (
-    DEFAULT_LAYOUT,
     REPORT_FIELDS,
     ROSTER_FIELDS,
     Layout,
@@ -58,68 +62,13 @@ from caaspp_cli.fsutil import (
     private_dirs_within,
     refuse_link,
     sweep_temp_files,
-    write_private_bytes,
 )
-from caaspp_cli.ledger import LEDGER_NAME, Ledger, ReportRecord, ledger_error
-from caaspp_cli.roster.read import Roster, RosterRow, neutralize_cell
+from caaspp_cli.ledger import Ledger, ReportRecord, ledger_error
+from caaspp_cli.roster.read import Roster, RosterRow
 from caaspp_cli.words import plural
 
-MANIFEST_NAME: Final = "manifest.csv"
-MANIFEST_COLUMNS: Final = ("ssid", "status", "test", "year", "language", "file", "detail", "line")
-
-# Manifest statuses.
-DOWNLOADED: Final = "downloaded"
-ALREADY_DOWNLOADED: Final = "already_downloaded"
-NO_REPORTS: Final = "no_reports"
-STUDENT_NOT_FOUND: Final = "student_not_found"
-NOT_ENROLLED: Final = "not_enrolled"
-INVALID_SSID: Final = "invalid_ssid"
-DUPLICATE: Final = "duplicate"
-# ETS listed the same test, year and language twice for a student: the first is kept.
-DUPLICATE_ENTRY: Final = "duplicate_entry"
-NO_PROFILE: Final = "no_profile"
-FAILED: Final = "failed"
-# The run was stopped (Ctrl-C, SIGTERM) before it asked about this row: not a failure; the
-# same command run again asks.
-NOT_REACHED: Final = "not_reached"
-STATUSES: Final = (
-    DOWNLOADED,
-    ALREADY_DOWNLOADED,
-    NO_REPORTS,
-    STUDENT_NOT_FOUND,
-    NOT_ENROLLED,
-    INVALID_SSID,
-    DUPLICATE,
-    DUPLICATE_ENTRY,
-    NO_PROFILE,
-    FAILED,
-    NOT_REACHED,
-)
-# Statuses that leave a roster row for a person: the run exits 3 (see the README's exit
-# codes). Every other one is a final answer that needs nobody: saved, already there, or what
-# ETS said of the student (no report, not found, not enrolled, a listing repeated).
-NEEDS_A_PERSON: Final = (INVALID_SSID, DUPLICATE, NO_PROFILE, FAILED)
-# Statuses a manifest line can have for one report (the others are one line per roster row).
-REPORT_STATUSES: Final = frozenset({DOWNLOADED, ALREADY_DOWNLOADED, DUPLICATE_ENTRY, FAILED})
-# Statuses only `caaspp split` writes (it reuses NO_REPORTS, DUPLICATE and FAILED too): a
-# report split out of a TOMS download, one an earlier run split, pages no report could take,
-# and a report of a student the roster does not hold.
-SPLIT: Final = "split"
-ALREADY_SPLIT: Final = "already_split"
-UNASSIGNED: Final = "unassigned"
-NOT_IN_ROSTER: Final = "not_in_roster"
-SPLIT_STATUSES: Final = (
-    SPLIT,
-    ALREADY_SPLIT,
-    UNASSIGNED,
-    NOT_IN_ROSTER,
-    DUPLICATE,
-    NO_REPORTS,
-    INVALID_SSID,
-    FAILED,
-)
 # Answers ETS gave about a student that a re-run does not ask again.
-FINAL_ANSWERS: Final = frozenset({NO_REPORTS, STUDENT_NOT_FOUND, NOT_ENROLLED})
+FINAL_ANSWERS: Final = frozenset({Status.NO_REPORTS, Status.STUDENT_NOT_FOUND, Status.NOT_ENROLLED})
 LISTED: Final = "listed"
 HTML: Final = "html"
 
@@ -129,7 +78,7 @@ class BulkOptions:
     out_dir: Path
     filters: ReportFilters = field(default_factory=ReportFilters)
     concurrency: int = 8
-    layout: str = DEFAULT_LAYOUT
+    layout: str = REPORT_NAME_TEMPLATE
     profile: str | None = None  # forces one profile for every row
 
     def __post_init__(self) -> None:
@@ -185,7 +134,7 @@ class BulkSummary:
 
     @property
     def failed(self) -> int:
-        return self.statuses[FAILED]
+        return self.statuses[Status.FAILED]
 
     @property
     def rows_needing_a_person(self) -> int:
@@ -195,8 +144,8 @@ class BulkSummary:
         return {
             "rows": self.rows,
             "students_to_ask": self.students_to_ask,
-            "statuses": {status: self.statuses[status] for status in STATUSES},
-            "roster_rows": {status: self.row_outcomes[status] for status in STATUSES},
+            "statuses": {status: self.statuses[status] for status in BULK_STATUSES},
+            "roster_rows": {status: self.row_outcomes[status] for status in BULK_STATUSES},
             "rows_needing_a_person": self.rows_needing_a_person,
             "reports_saved": self.reports_saved,
             "reports_already_downloaded": self.reports_already,
@@ -354,7 +303,7 @@ class BulkRun:
             if row.problem is not None:
                 statuses[str(row.problem)] += 1
             elif profile is None:
-                statuses[NO_PROFILE] += 1
+                statuses[Status.NO_PROFILE] += 1
             else:
                 by_profile[profile.name] += 1
         return BulkSummary(
@@ -380,7 +329,7 @@ class BulkRun:
             try:
                 return await self._run_locked(out)
             except sqlite3.DatabaseError as exc:
-                raise ledger_error(out / LEDGER_NAME, exc) from None
+                raise ledger_error(out / BULK_LEDGER_NAME, exc) from None
 
     async def _run_locked(self, out: Path) -> BulkSummary:
         removed = sweep_temp_files(out)
@@ -487,7 +436,7 @@ class BulkRun:
         if known is not None and known.status == LISTED:
             records = ledger.reports(ssid, self.query)
             if records and all(self._still_good(r) for r in records):
-                self.progress.reports_already += sum(r.status == DOWNLOADED for r in records)
+                self.progress.reports_already += sum(r.status == Status.DOWNLOADED for r in records)
                 return
         client = self.client(profile)
         filters = self.options.filters
@@ -496,20 +445,20 @@ class BulkRun:
                 ssid, test=filters.test, language=filters.language, year=filters.year
             )
         except StudentNotFoundError:
-            ledger.record_student(ssid, self.query, STUDENT_NOT_FOUND, "", profile.name)
+            ledger.record_student(ssid, self.query, Status.STUDENT_NOT_FOUND, "", profile.name)
             return
         except NotEnrolledError:
-            ledger.record_student(ssid, self.query, NOT_ENROLLED, "", profile.name)
+            ledger.record_student(ssid, self.query, Status.NOT_ENROLLED, "", profile.name)
             return
         except (AuthenticationError, CredentialsError):
             raise
         except CaasppError as exc:
-            ledger.record_student(ssid, self.query, FAILED, exc.message, profile.name)
+            ledger.record_student(ssid, self.query, Status.FAILED, exc.message, profile.name)
             self.progress.failures += 1
             return
         if not any(e.is_pdf for e in entries):
             detail = "only HTML reports" if entries else ""
-            ledger.record_student(ssid, self.query, NO_REPORTS, detail, profile.name)
+            ledger.record_student(ssid, self.query, Status.NO_REPORTS, detail, profile.name)
             return
         previous = {
             (r.test, r.year, r.language, r.format): r for r in ledger.reports(ssid, self.query)
@@ -543,7 +492,7 @@ class BulkRun:
             )
 
         def fail(entry: ReportEntry, file: str, detail: str) -> None:
-            record(entry, FAILED, file, detail=detail)
+            record(entry, Status.FAILED, file, detail=detail)
             self.progress.failures += 1
 
         repeats = duplicate_entries(entries)
@@ -555,14 +504,16 @@ class BulkRun:
                     run_id,
                     ssid,
                     entry,
-                    DUPLICATE_ENTRY,
+                    Status.DUPLICATE_ENTRY,
                     DUPLICATE_DETAIL,
                     f"#{position + 1}",
                 )
                 continue
             if (problem := contract.entry_problem(entry)) is not None:
                 # Its fields would become a path: nothing is requested or written for it.
-                self._record_bad_entry(ledger, run_id, ssid, entry, FAILED, problem + "; not saved")
+                self._record_bad_entry(
+                    ledger, run_id, ssid, entry, Status.FAILED, problem + "; not saved"
+                )
                 self.progress.failures += 1
                 continue
             if not entry.is_pdf:
@@ -602,7 +553,7 @@ class BulkRun:
                 continue
             dest = self.options.out_dir / relative
             old = previous.get(key)
-            if old is not None and old.status == DOWNLOADED and self._still_good(old):
+            if old is not None and old.status == Status.DOWNLOADED and self._still_good(old):
                 self.progress.reports_already += 1
                 continue
             try:
@@ -623,7 +574,7 @@ class BulkRun:
                 continue
             if adopted is not None:
                 # Saved by an earlier run that was killed before it could tell the ledger.
-                record(entry, DOWNLOADED, relative.as_posix(), adopted, run=0)
+                record(entry, Status.DOWNLOADED, relative.as_posix(), adopted, run=0)
                 self.progress.reports_already += 1
                 continue
             try:
@@ -640,7 +591,7 @@ class BulkRun:
             except LinkRefusedError as exc:
                 fail(entry, relative.as_posix(), exc.message)
                 continue
-            record(entry, DOWNLOADED, relative.as_posix(), (saved.size, saved.sha256))
+            record(entry, Status.DOWNLOADED, relative.as_posix(), (saved.size, saved.sha256))
             self.progress.reports_saved += 1
         # Only now is the student's list of reports complete in the ledger: a run killed
         # before this line lists the student again and adopts what was already saved.
@@ -677,9 +628,9 @@ class BulkRun:
 
     def _still_good(self, record: ReportRecord) -> bool:
         """A ledger row is done when its file is there with the recorded checksum."""
-        if record.status in (HTML, DUPLICATE_ENTRY):
+        if record.status in (HTML, Status.DUPLICATE_ENTRY):
             return True
-        if record.status != DOWNLOADED:
+        if record.status != Status.DOWNLOADED:
             return False
         path = self.options.out_dir / record.file
         try:
@@ -697,44 +648,17 @@ class BulkRun:
     ) -> tuple[Path, Counter[str], Counter[str]]:
         statuses: Counter[str] = Counter()
         row_outcomes: Counter[str] = Counter()
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\r\n")
-        writer.writerow(MANIFEST_COLUMNS)
+        lines: list[tuple[Any, ...]] = []
         router = self.router()
         for row in self.roster:
             seen: set[str] = set()
             for cells in self._manifest_rows(ledger, run_id, row, router):
                 statuses[cells[1]] += 1
                 seen.add(cells[1])
-                writer.writerow([neutralize_cell(str(c)) for c in cells])
+                lines.append(cells)
             row_outcomes[_row_outcome(seen)] += 1
-        manifest = self.options.out_dir / MANIFEST_NAME
-        # UTF-8 with a BOM: Excel then shows accented names correctly.
-        data = buffer.getvalue().encode("utf-8-sig")
-        try:
-            write_private_bytes(manifest, data)
-        except OSError as exc:
-            manifest = self._write_manifest_beside(manifest, data, exc)
+        manifest = write_manifest(self.options.out_dir, lines, self.on_warning)
         return manifest, statuses, row_outcomes
-
-    def _write_manifest_beside(self, manifest: Path, data: bytes, exc: OSError) -> Path:
-        """manifest.csv cannot be replaced (a folder by that name; on Windows, open in
-        Excel): the manifest goes beside it under a dated name, and the run's work stands."""
-        reason = exc.strerror or str(exc)
-        beside = manifest.with_name(f"manifest-{time.strftime('%Y%m%d-%H%M%S')}.csv")
-        try:
-            write_private_bytes(beside, data)
-        except OSError:
-            raise ManifestError(
-                f"the manifest {manifest} cannot be written ({reason}), nor one beside it; "
-                "every report saved is in the folder and its ledger.",
-                hint="close the program holding manifest.csv (or free space), then run the "
-                "same command again: it downloads nothing twice and writes the manifest.",
-            ) from None
-        self.on_warning(
-            f"{manifest} cannot be replaced ({reason}): this run's manifest is {beside.name}."
-        )
-        return beside
 
     def _manifest_rows(
         self, ledger: Ledger, run_id: int, row: RosterRow, router: ProfileRouter
@@ -746,7 +670,7 @@ class BulkRun:
         ssid = row.ssid
         assert ssid is not None
         if router.profile_for(row) is None:
-            yield (ssid, NO_PROFILE, "", "", "", "", router.describe_miss(row), line)
+            yield (ssid, Status.NO_PROFILE, "", "", "", "", router.describe_miss(row), line)
             return
         student = ledger.student(ssid, self.query)
         if student is None:
@@ -755,7 +679,7 @@ class BulkRun:
             yield from self._report_lines(ledger, run_id, ssid, line)
             yield (
                 ssid,
-                NOT_REACHED,
+                Status.NOT_REACHED,
                 "",
                 "",
                 "",
@@ -776,12 +700,12 @@ class BulkRun:
         for record in ledger.reports(ssid, self.query):
             if record.status == HTML:
                 continue
-            if record.status == DOWNLOADED:
-                status = DOWNLOADED if record.run == run_id else ALREADY_DOWNLOADED
-            elif record.status == DUPLICATE_ENTRY:
-                status = DUPLICATE_ENTRY
+            if record.status == Status.DOWNLOADED:
+                status = Status.DOWNLOADED if record.run == run_id else Status.ALREADY_DOWNLOADED
+            elif record.status == Status.DUPLICATE_ENTRY:
+                status = Status.DUPLICATE_ENTRY
             else:
-                status = FAILED
+                status = Status.FAILED
             yield (
                 ssid,
                 status,
@@ -796,16 +720,15 @@ class BulkRun:
 
 def _row_outcome(statuses: set[str]) -> str:
     """The one outcome a roster row is counted under, from its manifest lines' statuses."""
-    for status in (*NEEDS_A_PERSON, NOT_REACHED, DOWNLOADED, ALREADY_DOWNLOADED):
+    for status in (
+        *NEEDS_A_PERSON,
+        Status.NOT_REACHED,
+        Status.DOWNLOADED,
+        Status.ALREADY_DOWNLOADED,
+    ):
         if status in statuses:
             return status
-    return min(statuses) if statuses else NOT_REACHED
-
-
-class ManifestError(CaasppError):
-    """The manifest could not be written anywhere; the reports and the ledger stand."""
-
-    exit_code = ExitCode.FAILED
+    return min(statuses) if statuses else Status.NOT_REACHED
 
 
 def _adopt(dest: Path) -> tuple[int, str] | None:

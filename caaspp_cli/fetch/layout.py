@@ -18,7 +18,6 @@ from typing import Final
 
 from caaspp_cli.errors import BadInputError
 
-DEFAULT_LAYOUT = "{ssid}_{test}_{year}_{language}.pdf"
 REQUIRED_FIELDS = ("ssid", "test", "year", "language")
 REPORT_FIELDS = ("ssid", "test", "year", "language", "grade", "format")
 ROSTER_FIELDS = ("first_name", "last_name", "name", "school", "school_code", "school_name")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from caaspp_cli import audit
+from caaspp_cli.artifacts import report_file_name
 from caaspp_cli.errors import (
     BadInputError,
     CaasppError,
@@ -106,7 +107,7 @@ def report_filename(ssid: str, entry: ReportEntry) -> str:
         raise EtsError(
             f"{problem}; it was not saved.", hint="report this to the CDE/ETS help desk."
         )
-    return f"{ssid}_{entry.test}_{entry.year}_{entry.language}.pdf"
+    return report_file_name(ssid, entry.test, entry.year, entry.language)
 
 
 def duplicate_entries(entries: list[ReportEntry]) -> set[int]:

@@ -60,7 +60,6 @@ copy that still verifies.
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
 import io
 import os
@@ -84,18 +83,26 @@ from typing import Final
 import pikepdf
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from caaspp_cli.errors import BadInputError, CaasppError, ExitCode
+from caaspp_cli.artifacts import (
+    FORMULA_START,
+    SEND_LEDGER_NAME,
+    SEND_REPORT_NAME,
+    PasswordSheet,
+    SheetRow,
+    is_report_candidate,
+    manifest_ssids,
+    neutralize_cell,
+    ssid_of_file_name,
+)
+from caaspp_cli.errors import BadInputError
 from caaspp_cli.fsutil import (
-    HELD_HINT,
     PRIVATE_FILE_MODE,
     TEMP_PREFIX,
     TEMP_SUFFIX,
     FileHeldError,
     LinkRefusedError,
     ensure_private_dir,
-    held_by_another_program,
     is_link_stat,
-    make_private,
     open_nofollow,
     prepare_output_dir,
     private_dirs_within,
@@ -146,21 +153,7 @@ MIN_PASSWORD_CHARS: Final = 8
 # R=6 takes up to 127 bytes, but poppler (Evince, Okular) refuses the right password when
 # it is longer than 32 bytes: a family on such a reader could never open the file.
 MAX_PASSWORD_BYTES: Final = 32
-_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 _OWNER_PASSWORD_BYTES: Final = 32
-
-SSID_FILE_NAME: Final = re.compile(r"^(\d{10})_")
-MANIFEST_NAME: Final = "manifest.csv"
-SHEET_COLUMNS: Final[tuple[str, ...]] = (
-    "ssid",
-    "file",
-    "password",
-    "student_name",
-    "guardian_name",
-    "email",
-    "language",
-)
-_REQUIRED_SHEET_COLUMNS: Final = ("ssid", "file", "password")
 
 
 class ProtectionCheckError(Exception):
@@ -176,12 +169,6 @@ class ProtectionCheckError(Exception):
         super().__init__(message)
         self.wrong_password = wrong_password
         self.password_ok = password_ok
-
-
-class PasswordFileError(CaasppError):
-    """The password sheet cannot be written: the files of that moment are not kept."""
-
-    exit_code = ExitCode.FAILED
 
 
 class InputProblem(Exception):
@@ -207,7 +194,7 @@ def check_password(password: str) -> str | None:
             f"it is longer than {MAX_PASSWORD_BYTES} bytes, which some PDF readers "
             "(Evince, Okular) cannot take"
         )
-    if text.startswith(_FORMULA_START):
+    if text.startswith(FORMULA_START):
         return "it starts with a character a spreadsheet takes for a formula (= + - @)"
     if any(unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") for char in text):
         return "it holds a control character"
@@ -838,35 +825,10 @@ class InputFile:
     ssid: str | None
 
 
-def _manifest_ssids(folder: Path) -> dict[str, str]:
-    """file (relative to ``folder``) -> SSID, from the manifest.csv `caaspp bulk` writes."""
-    path = folder / MANIFEST_NAME
-    if not path.is_file():
-        return {}
-    mapping: dict[str, str] = {}
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            for row in csv.DictReader(handle):
-                file = _unneutralize((row.get("file") or "").strip())
-                ssid = (row.get("ssid") or "").strip()
-                if file and re.fullmatch(r"\d{10}", ssid):
-                    mapping[PurePosixPath(file.replace("\\", "/")).as_posix()] = ssid
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise BadInputError(f"{path} cannot be read: {exc}.") from None
-    return mapping
-
-
-def _unneutralize(cell: str) -> str:
-    if cell.startswith("'") and cell[1:].startswith(_FORMULA_START):
-        return cell[1:]
-    return cell
-
-
 def _ssid_of(relative: PurePosixPath, manifest: Mapping[str, str]) -> str | None:
     ssid = manifest.get(relative.as_posix())
     if ssid is None:
-        match = SSID_FILE_NAME.match(relative.name)
-        ssid = match.group(1) if match else None
+        ssid = ssid_of_file_name(relative.name)
     return ssid
 
 
@@ -888,7 +850,7 @@ def collect_inputs(inputs: Sequence[Path], out_dir: Path) -> list[InputFile]:
             raise BadInputError(f"{given} does not exist.")
         if given.is_dir():
             folder = given.resolve()
-            manifest = _manifest_ssids(folder)
+            manifest = manifest_ssids(folder)
             # DIR inside the folder: its files are outputs, not inputs.
             skip = out_real if out_real.is_relative_to(folder) else None
             for root, dirs, names in os.walk(folder):
@@ -899,8 +861,7 @@ def collect_inputs(inputs: Sequence[Path], out_dir: Path) -> list[InputFile]:
                     if not d.startswith(".") and not (skip and _is_within(root_path / d, skip))
                 )
                 for name in sorted(names):
-                    # Hidden files include the "._x.pdf" that macOS leaves on USB drives.
-                    if not name.lower().endswith(".pdf") or name.startswith("."):
+                    if not is_report_candidate(name):
                         continue
                     source = root_path / name
                     relative = PurePosixPath(source.relative_to(folder).as_posix())
@@ -910,7 +871,7 @@ def collect_inputs(inputs: Sequence[Path], out_dir: Path) -> list[InputFile]:
             source = given.resolve()
             relative = PurePosixPath(source.name)
             if source.parent not in manifests:
-                manifests[source.parent] = _manifest_ssids(source.parent)
+                manifests[source.parent] = manifest_ssids(source.parent)
             manifest = manifests[source.parent]
             found.append(InputFile(source, relative, _ssid_of(relative, manifest)))
     return found
@@ -945,136 +906,6 @@ def check_locations(inputs: Sequence[Path], out_dir: Path, password_file: Path) 
         raise BadInputError(f"the password file {password_file} is a folder.")
     if out_real.exists() and not out_real.is_dir():
         raise BadInputError(f"the output folder {out_dir} is a file.")
-
-
-# --- The password sheet -----------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class SheetRow:
-    ssid: str
-    file: str
-    password: str = field(repr=False)
-
-
-class PasswordSheet:
-    """The CSV of passwords: read once, then only ever appended to (and fsynced).
-
-    Cells are written through ``roster.neutralize_cell``; passwords never need it, since a
-    password that a spreadsheet would take for a formula is refused.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.rows: list[SheetRow] = []
-        self.columns: tuple[str, ...] = SHEET_COLUMNS
-        self._exists = False
-        self._needs_newline = False  # an edited file may end without one
-        self._private = False
-        self._load()
-
-    def _load(self) -> None:
-        try:
-            text = self.path.read_text(encoding="utf-8-sig")
-        except FileNotFoundError:
-            return
-        except UnicodeDecodeError:
-            raise BadInputError(
-                f"{self.path} is not UTF-8 text: it is not a caaspp password file; it is left "
-                "as it is.",
-                hint="name another file with --passwords.",
-            ) from None
-        except OSError as exc:
-            raise BadInputError(
-                f"the password file {self.path} cannot be read ({exc.strerror or exc})."
-            ) from None
-        self._exists = True
-        if not text.strip():
-            return
-        self._needs_newline = not text.endswith(("\n", "\r"))
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        header = tuple(reader.fieldnames or ())
-        if not set(_REQUIRED_SHEET_COLUMNS) <= set(header):
-            raise BadInputError(
-                f"{self.path} is not a caaspp password file (it has no "
-                f"{', '.join(_REQUIRED_SHEET_COLUMNS)} columns); it is left as it is.",
-                hint="name another file with --passwords.",
-            )
-        self.columns = header
-        for record in reader:
-            password = record.get("password") or ""
-            if password:
-                self.rows.append(
-                    SheetRow((record.get("ssid") or "").strip(), record.get("file") or "", password)
-                )
-
-    def passwords_by_ssid(self) -> dict[str, set[str]]:
-        found: dict[str, set[str]] = defaultdict(set)
-        for row in self.rows:
-            if row.ssid:
-                found[row.ssid].add(row.password)
-        return found
-
-    def rows_by_file(self) -> dict[str, SheetRow]:
-        return {row.file: row for row in self.rows}
-
-    def check_writable(self) -> None:
-        """BadInputError now if the sheet cannot be written, rather than once the first
-        files are protected; creates nothing but a missing folder."""
-        hint = "name a --passwords file in a folder you may write in."
-        if not self.path.exists():
-            prepare_output_dir(self.path.parent, "folder of the password file", hint)
-            return
-        try:
-            os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND))
-        except OSError as exc:
-            raise BadInputError(
-                f"caaspp cannot write the password file {self.path} ({exc.strerror or exc}).",
-                hint=hint,
-            ) from None
-
-    def append(self, records: Sequence[Mapping[str, str]]) -> None:
-        """Append rows (dicts by column name) and fsync before returning."""
-        from caaspp_cli.roster.read import neutralize_cell
-
-        if not records:
-            return
-        buffer = io.StringIO()
-        if self._needs_newline:
-            buffer.write("\r\n")
-        writer = csv.writer(buffer)
-        if not self._exists or self.path.stat().st_size == 0:
-            writer.writerow(self.columns)
-        for record in records:
-            writer.writerow([neutralize_cell(record.get(column, "")) for column in self.columns])
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
-        try:
-            ensure_private_dir(self.path.parent)
-            fd = os.open(self.path, flags, PRIVATE_FILE_MODE)
-        except OSError as exc:
-            raise PasswordFileError(
-                f"cannot write the password file {self.path}: {exc.strerror or exc}.",
-                hint=HELD_HINT if held_by_another_program(exc) else None,
-            ) from None
-        try:
-            if not self._private:  # ours now, or the user's: passwords stay owner-only
-                with contextlib.suppress(PermissionError):
-                    make_private(self.path)
-                self._private = True
-            view = memoryview(buffer.getvalue().encode("utf-8"))
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        except OSError as exc:
-            raise PasswordFileError(
-                f"cannot write the password file {self.path}: {exc.strerror or exc}.",
-                hint=HELD_HINT if held_by_another_program(exc) else None,
-            ) from None
-        finally:
-            os.close(fd)
-        self._exists, self._needs_newline = True, False
-        for record in records:
-            self.rows.append(
-                SheetRow(record["ssid"], neutralize_cell(record["file"]), record["password"])
-            )
 
 
 # --- The run ----------------------------------------------------------------------------------
@@ -1411,11 +1242,10 @@ def protect_reports(
 def _refuse_protected_inputs(inputs: Sequence[Path], files: Sequence[InputFile]) -> None:
     """BadInputError, before any work, when the inputs are protect's own output: every PDF
     already encrypted, or a folder `caaspp send` has used (it sends only protected copies)."""
-    from caaspp_cli.ledger import SEND_LEDGER_NAME
-    from caaspp_cli.send.run import REPORT_FILE
 
     sent_from = any(
-        given.is_dir() and ((given / SEND_LEDGER_NAME).exists() or (given / REPORT_FILE).exists())
+        given.is_dir()
+        and ((given / SEND_LEDGER_NAME).exists() or (given / SEND_REPORT_NAME).exists())
         for given in inputs
     )
     if not sent_from and not all(_already_encrypted(item.source) for item in files):
@@ -1530,8 +1360,6 @@ def _plan(
 ) -> _Plan:
     """Group the files by password, and give each group its password: the one in the sheet,
     else the roster's, else a new one."""
-    from caaspp_cli.roster.read import neutralize_cell
-
     by_ssid = sheet.passwords_by_ssid()
     by_file = sheet.rows_by_file()
     results: dict[int, FileResult] = {}
@@ -1598,8 +1426,6 @@ def _plan_several_passwords(
     password it is listed with, which its family may already have; a file it does not list
     fails, naming the files of each password, since caaspp cannot know which one the
     family would expect."""
-    from caaspp_cli.roster.read import neutralize_cell
-
     files = plan.files
     ssid = files[indexes[0]].ssid
     listed = sorted((row for row in by_file.values() if row.ssid == ssid), key=lambda row: row.file)
@@ -1641,8 +1467,6 @@ def _password_for(
     password_column: str | None,
 ) -> tuple[str | None, str, bool]:
     """(password, why there is none, whether it is new) for the group of ``item``."""
-    from caaspp_cli.roster.read import neutralize_cell
-
     known: set[str] = set()
     if item.ssid:
         known = by_ssid.get(item.ssid, set())

@@ -36,36 +36,37 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import sqlite3
 import stat
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
+from caaspp_cli.artifacts import (
+    BULK_LEDGER_NAME,
+    MANIFEST_NAME,
+    SEND_LEDGER_NAME,
+    SEND_REPORT_NAME,
+    PasswordSheet,
+    neutralize_cell,
+    ssid_of_file_name,
+)
 from caaspp_cli.errors import BadInputError, CaasppError, ExitCode
-from caaspp_cli.fetch.bulk import MANIFEST_NAME
 from caaspp_cli.fsutil import append_private_line_nofollow, is_temp_name, refuse_link
-from caaspp_cli.ledger import ACCEPTED, LEDGER_NAME, PASSWORD, REPORT, SEND_LEDGER_NAME
-from caaspp_cli.send.run import REPORT_FILE
+from caaspp_cli.ledger import ACCEPTED, PASSWORD, REPORT
 from caaspp_cli.words import plural
 
-if TYPE_CHECKING:
-    from caaspp_cli.protect.run import PasswordSheet
-
 log = logging.getLogger(__name__)
-
-SSID_FILE_NAME: Final = re.compile(r"^(\d{10})_")
 
 PURGE_LOG: Final = "purge.log"
 SECONDS_PER_DAY: Final = 86_400
 # What caaspp writes into a folder it owns: bulk's (and split's) ledger and manifest, send's
 # ledger and report (send writes into the --out folder of `caaspp protect`). A protect folder
 # no send has used is known by the password sheet that names its files.
-UNPROTECTED_MARKERS: Final = (LEDGER_NAME, MANIFEST_NAME)
-SEND_MARKERS: Final = (SEND_LEDGER_NAME, REPORT_FILE)
+UNPROTECTED_MARKERS: Final = (BULK_LEDGER_NAME, MANIFEST_NAME)
+SEND_MARKERS: Final = (SEND_LEDGER_NAME, SEND_REPORT_NAME)
 FOLDER_MARKERS: Final = (*UNPROTECTED_MARKERS, *SEND_MARKERS)
 
 
@@ -235,8 +236,6 @@ def _check_delivery(
     """Count the reports of protect folders whose family is not recorded as sent; refuse
     (UndeliveredError) unless --force. With the password sheet going, every report of
     the folder counts, newer ones too: their families still need their password."""
-    from caaspp_cli.roster.read import neutralize_cell
-
     whole = plan.password_file is not None
     by_file = sheet.rows_by_file() if sheet is not None else {}
     delivered: dict[Path, set[str]] = {}
@@ -247,15 +246,16 @@ def _check_delivery(
             continue
         if folder not in delivered:
             delivered[folder] = _delivered_ssids(folder, plan.forced)
-            if (folder / REPORT_FILE).is_file() and plan.send_report is None:
-                plan.send_report = folder / REPORT_FILE
+            if (folder / SEND_REPORT_NAME).is_file() and plan.send_report is None:
+                plan.send_report = folder / SEND_REPORT_NAME
             if not any((folder / marker).exists() for marker in SEND_MARKERS):
                 plan.never_sent = True
         relative = path.relative_to(folder).as_posix()
         row = by_file.get(neutralize_cell(relative))
-        match = SSID_FILE_NAME.match(path.name)
-        family = (row.ssid if row is not None and row.ssid else None) or (
-            match.group(1) if match else f"file:{path}"
+        family = (
+            (row.ssid if row is not None and row.ssid else None)
+            or ssid_of_file_name(path.name)
+            or f"file:{path}"
         )
         plan.checked_reports += 1
         families.add(family)
@@ -450,8 +450,6 @@ def _home() -> Path | None:
 
 
 def _checked_password_file(path: Path) -> tuple[PurgeFile, PasswordSheet]:
-    from caaspp_cli.protect.run import PasswordSheet
-
     if path.is_symlink():
         raise BadInputError(
             f"the password file {path} is a symbolic link; it is not followed.",

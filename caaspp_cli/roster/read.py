@@ -41,7 +41,6 @@ __all__ = [
     "RowFields",
     "RowProblem",
     "classify_ssid",
-    "neutralize_cell",
     "open_roster",
     "parse_emails",
 ]
@@ -967,19 +966,6 @@ def parse_emails(cell: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     (see :func:`caaspp_cli.addresses.parse_address_cell`, which also says why)."""
     read = parse_address_cell(_strip(cell))
     return read.valid, read.invalid
-
-
-_DANGEROUS_START: Final = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralize_cell(value: str) -> str:
-    """A cell safe to write into a CSV that staff will open in a spreadsheet.
-
-    A leading ``=``, ``+``, ``-``, ``@``, tab or carriage return would make Excel read the
-    cell as a formula (OWASP "CSV injection"); a leading apostrophe makes it text. A
-    negative number gets one too: it is shown as text, which is harmless in our files.
-    """
-    return "'" + value if value.startswith(_DANGEROUS_START) else value
 
 
 # --- Reading helpers -------------------------------------------------------------------------

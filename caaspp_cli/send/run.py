@@ -43,11 +43,9 @@ message keeps its Message-ID, so a mail client that got both shows one.
 
 from __future__ import annotations
 
-import csv
 import html
 import io
 import logging
-import os
 import re
 import smtplib
 import socket
@@ -70,6 +68,15 @@ from typing import Final
 import pikepdf
 
 from caaspp_cli.addresses import is_address
+from caaspp_cli.artifacts import (
+    OUTBOX_MESSAGE_NAME,
+    REPORT_NAME,
+    PasswordSheet,
+    outbox_message_name,
+    report_ssids_in,
+    unneutralize_cell,
+    write_send_report,
+)
 from caaspp_cli.config.mail_profiles import SmtpProfile, get_smtp_profile, smtp_password
 from caaspp_cli.errors import (
     BadInputError,
@@ -80,7 +87,7 @@ from caaspp_cli.errors import (
 from caaspp_cli.ets.contract import LANGUAGES, TEST_NAMES, normalize_language
 from caaspp_cli.fsutil import prepare_output_dir, write_private_bytes
 from caaspp_cli.ledger import PASSWORD, REPORT, MessageRecord, SendLedger
-from caaspp_cli.roster.read import RosterRow, RowProblem, neutralize_cell, open_roster
+from caaspp_cli.roster.read import RosterRow, RowProblem, open_roster
 
 log = logging.getLogger(__name__)
 
@@ -88,13 +95,9 @@ DEFAULT_RATE: Final = 30  # messages a minute: Exchange Online's limit for one m
 RETRY_DELAYS: Final[tuple[float, ...]] = (10.0, 30.0, 90.0)  # then the message has failed
 SMTP_TIMEOUT: Final = 60.0
 IDLE_CHECK_SECONDS: Final = 30.0  # a session idle this long is checked (NOOP) before use
-REPORT_FILE: Final = "send-report.csv"
 DEFAULT_OUTBOX: Final = Path("caaspp-outbox")
 DEFAULT_LANGUAGE: Final = "en"
 BUILTIN_LANGUAGES: Final = ("en", "es")
-# The names `caaspp bulk` gives reports, kept by `caaspp protect`.
-REPORT_NAME: Final = re.compile(r"^(\d{10})_(.+)_(\d{4})_([A-Za-z]{2,3}(?:-[A-Za-z]{4})?)\.pdf$")
-_EML_NAME: Final = re.compile(r"^\d{5}_\d{10}_[12]_(report|password)\.eml$")
 
 
 # --- Errors ------------------------------------------------------------------------------------
@@ -886,23 +889,6 @@ class RowResult:
     password_message_id: str = ""
 
 
-REPORT_COLUMNS: Final = (
-    "line",
-    "ssid",
-    "student_name",
-    "emails",
-    "sent_to",
-    "language",
-    "reports",
-    "outcome",
-    "report_message",
-    "password_message",
-    "detail",
-    "report_message_id",
-    "password_message_id",
-)
-
-
 @dataclass(frozen=True)
 class SendProgress:
     """Handed to the progress callback after each row."""
@@ -984,8 +970,6 @@ class SendRun:
         server: MailServer | None = None,
         on_progress: Callable[[SendProgress], None] | None = None,
     ) -> None:
-        from caaspp_cli.protect.run import PasswordSheet
-
         if options.resend_uncertain and options.mark_uncertain_sent:
             raise BadInputError(
                 "--resend-uncertain and --mark-uncertain-sent contradict each other.",
@@ -1015,9 +999,9 @@ class SendRun:
         for row in sheet.rows:
             if row.ssid:
                 self.entries.setdefault(row.ssid, []).append(
-                    _Entry(_unneutralize(row.file), row.password)
+                    _Entry(unneutralize_cell(row.file), row.password)
                 )
-        self.pdf_ssids = _pdf_ssids(options.pdfs)
+        self.pdf_ssids = report_ssids_in(options.pdfs)
         if options.dry_run:
             outbox = options.outbox.resolve()
             if outbox == options.pdfs.resolve() or outbox.is_relative_to(options.pdfs.resolve()):
@@ -1330,7 +1314,7 @@ class SendRun:
         if self.options.dry_run:
             number = 1 if kind == REPORT else 2
             write_private_bytes(
-                self.options.outbox / f"{row.line:05d}_{ssid}_{number}_{kind}.eml", data
+                self.options.outbox / outbox_message_name(row.line, ssid, number, kind), data
             )
             self._written += 1
             self._status(result, kind, "would_send")
@@ -1418,39 +1402,32 @@ class SendRun:
         outbox = self.options.outbox
         prepare_output_dir(outbox, "outbox", "choose another --outbox folder.")
         for entry in outbox.iterdir():
-            if _EML_NAME.match(entry.name) and entry.is_file():
+            if OUTBOX_MESSAGE_NAME.match(entry.name) and entry.is_file():
                 entry.unlink()
 
     def _write_report(self, results: Sequence[RowResult]) -> Path:
         folder = self.options.outbox if self.options.dry_run else self.options.pdfs
-        path = folder / REPORT_FILE
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\r\n")
-        writer.writerow(REPORT_COLUMNS)
-        for r in results:
-            writer.writerow(
-                [
-                    neutralize_cell(str(cell))
-                    for cell in (
-                        r.line,
-                        r.ssid,
-                        r.student_name,
-                        "; ".join(r.emails),
-                        "; ".join(r.sent_to),
-                        r.language,
-                        len(r.files),
-                        r.outcome.value,
-                        r.report_message,
-                        r.password_message,
-                        r.detail,
-                        r.report_message_id,
-                        r.password_message_id,
-                    )
-                ]
-            )
-        # UTF-8 with a BOM: Excel then shows accented names correctly.
-        write_private_bytes(path, buffer.getvalue().encode("utf-8-sig"))
-        return path
+        return write_send_report(
+            folder,
+            (
+                {
+                    "line": r.line,
+                    "ssid": r.ssid,
+                    "student_name": r.student_name,
+                    "emails": "; ".join(r.emails),
+                    "sent_to": "; ".join(r.sent_to),
+                    "language": r.language,
+                    "reports": len(r.files),
+                    "outcome": r.outcome.value,
+                    "report_message": r.report_message,
+                    "password_message": r.password_message,
+                    "detail": r.detail,
+                    "report_message_id": r.report_message_id,
+                    "password_message_id": r.password_message_id,
+                }
+                for r in results
+            ),
+        )
 
 
 def protection_problem(data: bytes, password: str) -> str | None:
@@ -1505,22 +1482,3 @@ def _done(result: RowResult, outcome: SendOutcome, detail: str = "") -> RowResul
 
 def _join(first: str, second: str) -> str:
     return "; ".join(part for part in (first, second) if part)
-
-
-def _unneutralize(cell: str) -> str:
-    if cell.startswith("'") and cell[1:2] in ("=", "+", "-", "@", "\t", "\r"):
-        return cell[1:]
-    return cell
-
-
-def _pdf_ssids(folder: Path) -> set[str]:
-    """The SSIDs that PDFs in ``folder`` are named by (``SSID_...pdf``), at any depth."""
-    found: set[str] = set()
-    for _root, dirs, names in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in names:
-            if name.lower().endswith(".pdf") and not name.startswith("."):
-                match = re.match(r"(\d{10})_", name)
-                if match:
-                    found.add(match.group(1))
-    return found

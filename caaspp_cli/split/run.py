@@ -15,10 +15,8 @@ page and every roster row.
 from __future__ import annotations
 
 import contextlib
-import csv
 import gc
 import hashlib
-import io
 import os
 import stat
 import tempfile
@@ -30,22 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from caaspp_cli.artifacts import REPORT_NAME_TEMPLATE, SPLIT_STATUSES, write_manifest
+from caaspp_cli.artifacts import ManifestStatus as Status
 from caaspp_cli.errors import BadInputError, InvalidReportError
 from caaspp_cli.ets.pdfcheck import inspect_pdf_file
-from caaspp_cli.fetch.bulk import (
-    ALREADY_SPLIT,
-    DUPLICATE,
-    FAILED,
-    INVALID_SSID,
-    MANIFEST_COLUMNS,
-    MANIFEST_NAME,
-    NO_REPORTS,
-    NOT_IN_ROSTER,
-    SPLIT,
-    SPLIT_STATUSES,
-    UNASSIGNED,
-)
-from caaspp_cli.fetch.layout import DEFAULT_LAYOUT, REPORT_FIELDS, ROSTER_FIELDS, Layout, column_key
+from caaspp_cli.fetch.layout import REPORT_FIELDS, ROSTER_FIELDS, Layout, column_key
 from caaspp_cli.folderlock import FolderLock
 from caaspp_cli.fsutil import (
     PRIVATE_FILE_MODE,
@@ -54,9 +41,8 @@ from caaspp_cli.fsutil import (
     atomic_private_file,
     prepare_output_dir,
     sweep_temp_files,
-    write_private_bytes,
 )
-from caaspp_cli.roster.read import Roster, RosterRow, neutralize_cell
+from caaspp_cli.roster.read import Roster, RosterRow
 from caaspp_cli.split.find import (
     PAGES_PER_OPENING,
     PageFacts,
@@ -70,13 +56,15 @@ from caaspp_cli.split.find import (
 MAX_MEMBER_BYTES: Final = 2 * 1024**3
 # Statuses that leave pages or reports for a person: the run then exits 3.
 # An invalid SSID in the roster needs one too, as in bulk and send (exit codes agree).
-NEEDS_A_PERSON: Final = frozenset({UNASSIGNED, NOT_IN_ROSTER, DUPLICATE, INVALID_SSID, FAILED})
+NEEDS_A_PERSON: Final = frozenset(
+    {Status.UNASSIGNED, Status.NOT_IN_ROSTER, Status.DUPLICATE, Status.INVALID_SSID, Status.FAILED}
+)
 
 
 @dataclass(frozen=True)
 class SplitOptions:
     out_dir: Path
-    layout: str = DEFAULT_LAYOUT
+    layout: str = REPORT_NAME_TEMPLATE
     max_member_bytes: int = MAX_MEMBER_BYTES
 
 
@@ -194,6 +182,7 @@ class SplitRun:
         options: SplitOptions,
         roster: Roster | None = None,
         on_progress: Callable[[SplitProgress], None] | None = None,
+        on_warning: Callable[[str], None] | None = None,
     ) -> None:
         for given in inputs:
             if not given.exists():
@@ -204,6 +193,7 @@ class SplitRun:
         self.options = options
         self.roster = roster
         self.on_progress = on_progress
+        self.on_warning = on_warning or (lambda message: None)
         available = {*REPORT_FIELDS, *ROSTER_FIELDS}
         if roster is not None:
             available |= {column_key(h) for h in roster.headers if h}
@@ -306,7 +296,7 @@ class SplitRun:
         try:
             archive = zipfile.ZipFile(path)
         except (zipfile.BadZipFile, OSError) as exc:
-            rows.append(_Row("", FAILED, detail=f"{name}: not a readable zip ({exc})"))
+            rows.append(_Row("", Status.FAILED, detail=f"{name}: not a readable zip ({exc})"))
             return
         with archive:
             for member in archive.infolist():
@@ -315,25 +305,29 @@ class SplitRun:
                 if member.is_dir():
                     continue
                 if stat.S_ISLNK(mode):
-                    rows.append(_Row("", FAILED, detail=f"{label}: a link, not a file; not read"))
+                    rows.append(
+                        _Row("", Status.FAILED, detail=f"{label}: a link, not a file; not read")
+                    )
                     continue
                 lower = member.filename.lower()
                 if lower.endswith(".zip"):
-                    rows.append(_Row("", FAILED, detail=f"{label}: a zip inside a zip; not read"))
+                    rows.append(
+                        _Row("", Status.FAILED, detail=f"{label}: a zip inside a zip; not read")
+                    )
                     continue
                 if not lower.endswith(".pdf"):
                     continue
                 if member.file_size > self.options.max_member_bytes:
-                    rows.append(_Row("", FAILED, detail=f"{label}: too large to read"))
+                    rows.append(_Row("", Status.FAILED, detail=f"{label}: too large to read"))
                     continue
                 spool = spools.enter_context(_spool_file(self.options.out_dir))
                 try:
                     copied = _bounded_copy(archive, member, spool, self.options.max_member_bytes)
                 except (zipfile.BadZipFile, RuntimeError, OSError, EOFError) as exc:
-                    rows.append(_Row("", FAILED, detail=f"{label}: cannot be read ({exc})"))
+                    rows.append(_Row("", Status.FAILED, detail=f"{label}: cannot be read ({exc})"))
                     continue
                 if not copied:
-                    rows.append(_Row("", FAILED, detail=f"{label}: too large to read"))
+                    rows.append(_Row("", Status.FAILED, detail=f"{label}: too large to read"))
                     continue
                 sources.append(_Source(label, spool))
 
@@ -355,7 +349,9 @@ class SplitRun:
             except UnreadablePdfError as exc:
                 reader.finish()
                 rows += reader.rows
-                rows.append(_Row("", FAILED, detail=f"{source.name}: not a readable PDF ({exc})"))
+                rows.append(
+                    _Row("", Status.FAILED, detail=f"{source.name}: not a readable PDF ({exc})")
+                )
                 continue
             reader.finish()
             reports += reader.reports
@@ -389,13 +385,15 @@ class SplitRun:
                 rows.append(
                     self._report_row(
                         report,
-                        DUPLICATE,
+                        Status.DUPLICATE,
                         f"{where}: one of {len(same)} reports of this student for the same "
                         "test, year and language; a person must choose",
                     )
                 )
             elif self.roster is not None and report.ssid not in self._roster_rows:
-                rows.append(self._report_row(report, NOT_IN_ROSTER, f"{where}: not in the roster"))
+                rows.append(
+                    self._report_row(report, Status.NOT_IN_ROSTER, f"{where}: not in the roster")
+                )
             else:
                 keep.append(report)
         return rows, keep
@@ -429,7 +427,7 @@ class SplitRun:
                 rows.append(
                     _Row(
                         row.ssid or "",
-                        NO_REPORTS,
+                        Status.NO_REPORTS,
                         detail="no report for this student in the download",
                         line=str(row.line),
                     )
@@ -454,11 +452,11 @@ class SplitRun:
                 dest = self.options.out_dir / relative
                 where = f"{source.name} {page_range(report.pages)}"
                 if _intact(dest, report):
-                    status = ALREADY_SPLIT
+                    status = Status.ALREADY_SPLIT
                     already += 1
                 else:
                     _copy_pages(pikepdf, pdf, report.pages, dest)
-                    status = SPLIT
+                    status = Status.SPLIT
                     written += 1
                 del pdf  # lets _opened free the file when it reopens it
                 detail = f"from {where}" + "".join(
@@ -494,16 +492,10 @@ class SplitRun:
         return values
 
     def _write_manifest(self, rows: Sequence[_Row]) -> tuple[Path, Counter[str]]:
-        statuses: Counter[str] = Counter()
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\r\n")
-        writer.writerow(MANIFEST_COLUMNS)
-        for row in rows:
-            statuses[row.status] += 1
-            writer.writerow([neutralize_cell(cell) for cell in row.cells()])
-        manifest = self.options.out_dir / MANIFEST_NAME
-        # UTF-8 with a BOM, as bulk writes it: Excel then shows accented names correctly.
-        write_private_bytes(manifest, buffer.getvalue().encode("utf-8-sig"))
+        statuses = Counter(row.status for row in rows)
+        manifest = write_manifest(
+            self.options.out_dir, [row.cells() for row in rows], self.on_warning
+        )
         return manifest, statuses
 
 
@@ -584,7 +576,7 @@ class _Reader:
             self.rows.append(
                 _Row(
                     self._loose_ssid,
-                    UNASSIGNED,
+                    Status.UNASSIGNED,
                     detail=f"{self.name} {page_range(self._loose)}: {self._loose_reason}",
                 )
             )
@@ -601,7 +593,7 @@ class _Reader:
         self.rows.append(
             _Row(
                 report.ssid,
-                UNASSIGNED,
+                Status.UNASSIGNED,
                 report.test,
                 str(report.year),
                 report.language,
