@@ -29,12 +29,15 @@ from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Final
 
-from caaspp_cli.errors import BadInputError, CaasppError, ExitCode
+from caaspp_cli.errors import BadInputError, CaasppError, ExitCode, InvalidReportError
+from caaspp_cli.ets.pdfcheck import inspect_pdf_file
 from caaspp_cli.fsutil import (
     HELD_HINT,
     PRIVATE_FILE_MODE,
+    LinkRefusedError,
     ensure_private_dir,
     held_by_another_program,
+    is_link_stat,
     make_private,
     prepare_output_dir,
     write_private_bytes,
@@ -102,6 +105,22 @@ def is_report_candidate(name: str) -> bool:
     """A visible PDF by its name. Hidden files include the ``._x.pdf`` that macOS leaves on
     USB drives, and caaspp's own temp files."""
     return name.lower().endswith(".pdf") and not name.startswith(".")
+
+
+def existing_report(path: Path) -> tuple[int, str] | None:
+    """(size, sha256) of a complete PDF already at ``path``, else None (nothing there, or a
+    partial or damaged file). LinkRefusedError for a link: it could lead to another child's
+    report, so it is neither taken for this one nor replaced."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return None
+    if is_link_stat(info):
+        raise LinkRefusedError(path)
+    try:
+        return inspect_pdf_file(path)
+    except (OSError, InvalidReportError):
+        return None
 
 
 def report_ssids_in(folder: Path) -> set[str]:

@@ -98,6 +98,8 @@ def fetch(
 def _print_table(result: Any, list_only: bool) -> None:
     """What a person needs at 80 columns: the report, and the file name (the folder once,
     below) or, with --list, the link and until when it works."""
+    from caaspp_cli.fetch.student import Outcome
+
     table = Table(
         title=f"Score reports of {result.ssid}", title_justify="left", box=box.SIMPLE_HEAD
     )
@@ -113,11 +115,11 @@ def _print_table(result: Any, list_only: bool) -> None:
         if list_only:
             until = entry.expires_at.strftime("%Y-%m-%d %H:%M") if entry.expires_at else ""
             cells = [str(number), *cells, until]
-        elif report.outcome in ("saved", "already_saved"):
+        elif report.outcome in (Outcome.SAVED, Outcome.ALREADY_SAVED):
             folders.add(report.path.parent)
-            already = " (already there)" if report.outcome == "already_saved" else ""
+            already = " (already there)" if report.outcome == Outcome.ALREADY_SAVED else ""
             cells.append(report.path.name + already)
-        elif report.outcome == "html_skipped":
+        elif report.outcome == Outcome.HTML_SKIPPED:
             cells.append("not a PDF: open it with --list")
         else:
             cells.append(f"{report.outcome.replace('_', ' ')}: {report.detail}")

@@ -27,6 +27,7 @@ from caaspp_cli.artifacts import (
     BULK_STATUSES,
     NEEDS_A_PERSON,
     REPORT_NAME_TEMPLATE,
+    existing_report,
     write_manifest,
 )
 from caaspp_cli.artifacts import ManifestStatus as Status
@@ -56,7 +57,6 @@ from caaspp_cli.fetch.student import DUPLICATE_DETAIL, ReportFilters, duplicate_
 from caaspp_cli.folderlock import FolderLock
 from caaspp_cli.fsutil import (
     LinkRefusedError,
-    is_link_stat,
     no_links_within,
     prepare_output_dir,
     private_dirs_within,
@@ -108,11 +108,6 @@ class BulkProgress:
     def rate(self) -> float:
         """Students per second."""
         return self.students_done / self.elapsed if self.elapsed > 0 else 0.0
-
-    @property
-    def eta(self) -> float | None:
-        remaining = self.students_total - self.students_done
-        return remaining / self.rate if self.rate > 0 else None
 
 
 @dataclass
@@ -568,7 +563,7 @@ class BulkRun:
                 fail(entry, relative.as_posix(), f"cannot write {dest}: {exc.strerror or exc}")
                 continue
             try:
-                adopted = _adopt(dest)
+                adopted = existing_report(dest)
             except LinkRefusedError as exc:
                 fail(entry, relative.as_posix(), exc.message)
                 continue
@@ -729,20 +724,6 @@ def _row_outcome(statuses: set[str]) -> str:
         if status in statuses:
             return status
     return min(statuses) if statuses else Status.NOT_REACHED
-
-
-def _adopt(dest: Path) -> tuple[int, str] | None:
-    """(size, sha256) of a complete PDF already at ``dest`` (a plain file), else None."""
-    try:
-        info = dest.lstat()
-    except OSError:
-        return None
-    if is_link_stat(info):
-        raise LinkRefusedError(dest)
-    try:
-        return inspect_pdf_file(dest)
-    except (OSError, InvalidReportError):
-        return None
 
 
 def _add_sigterm(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> bool:

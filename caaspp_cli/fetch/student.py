@@ -11,16 +11,15 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Literal
 
 from caaspp_cli import audit
-from caaspp_cli.artifacts import report_file_name
+from caaspp_cli.artifacts import existing_report, report_file_name
 from caaspp_cli.errors import (
     BadInputError,
     CaasppError,
     EtsError,
-    InvalidReportError,
     NoReportsError,
     NotEnrolledError,
     StudentNotFoundError,
@@ -28,10 +27,18 @@ from caaspp_cli.errors import (
 from caaspp_cli.ets import contract
 from caaspp_cli.ets.client import EtsClient
 from caaspp_cli.ets.contract import ReportEntry
-from caaspp_cli.ets.pdfcheck import inspect_pdf_file
 from caaspp_cli.fsutil import LinkRefusedError, prepare_output_dir, refuse_link
 
-Outcome = Literal["saved", "already_saved", "listed", "html_skipped", "duplicate", "failed"]
+
+class Outcome(StrEnum):
+    """What became of one report of the student."""
+
+    SAVED = "saved"
+    ALREADY_SAVED = "already_saved"
+    LISTED = "listed"  # --list: nothing downloaded
+    HTML_SKIPPED = "html_skipped"
+    DUPLICATE = "duplicate"
+    FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -148,15 +155,7 @@ class FetchResult:
 
     @property
     def failed(self) -> list[FetchedReport]:
-        return [r for r in self.reports if r.outcome == "failed"]
-
-
-def _valid_existing(path: Path) -> tuple[int, str] | None:
-    """(size, sha256) of a complete PDF already at ``path``, else None."""
-    try:
-        return inspect_pdf_file(path)
-    except (OSError, InvalidReportError):
-        return None
+        return [r for r in self.reports if r.outcome == Outcome.FAILED]
 
 
 async def fetch_student(
@@ -209,7 +208,7 @@ async def fetch_student(
     audit.record(profile, ssid, "listed", f"{len(entries)} reports")
     result = FetchResult(ssid)
     if list_only:
-        result.reports = [FetchedReport(entry, "listed") for entry in entries]
+        result.reports = [FetchedReport(entry, Outcome.LISTED) for entry in entries]
         return result
     # Resolved once: "a/new/../../b" is ./b, whatever exists on the way.
     out_dir = Path(os.path.realpath(out_dir))
@@ -220,18 +219,18 @@ async def fetch_student(
     async def save(position: int, entry: ReportEntry) -> FetchedReport:
         if position in repeats:
             audit.record(profile, ssid, "duplicate_entry", f"{entry.test} {entry.year}")
-            return FetchedReport(entry, "duplicate", detail=DUPLICATE_DETAIL)
+            return FetchedReport(entry, Outcome.DUPLICATE, detail=DUPLICATE_DETAIL)
         if not entry.is_pdf:
-            return FetchedReport(entry, "html_skipped", detail="HTML report: open the link")
+            return FetchedReport(entry, Outcome.HTML_SKIPPED, detail="HTML report: open the link")
         try:
             dest = out_dir / report_filename(ssid, entry)
             # A link there could be another child's report: neither adopted nor replaced.
             refuse_link(dest)
         except (EtsError, LinkRefusedError) as exc:
             audit.record(profile, ssid, "download_failed", type(exc).__name__)
-            return FetchedReport(entry, "failed", detail=exc.message)
-        if not force and (existing := _valid_existing(dest)) is not None:
-            return FetchedReport(entry, "already_saved", dest, *existing)
+            return FetchedReport(entry, Outcome.FAILED, detail=exc.message)
+        if not force and (existing := existing_report(dest)) is not None:
+            return FetchedReport(entry, Outcome.ALREADY_SAVED, dest, *existing)
         try:
             saved = await client.download_report(
                 ssid,
@@ -245,9 +244,9 @@ async def fetch_student(
             )
         except CaasppError as exc:
             audit.record(profile, ssid, "download_failed", type(exc).__name__)
-            return FetchedReport(entry, "failed", detail=exc.message)
+            return FetchedReport(entry, Outcome.FAILED, detail=exc.message)
         audit.record(profile, ssid, "downloaded", f"{entry.test} {entry.year} {entry.language}")
-        report = FetchedReport(entry, "saved", saved.path, saved.size, saved.sha256)
+        report = FetchedReport(entry, Outcome.SAVED, saved.path, saved.size, saved.sha256)
         if on_saved is not None:
             on_saved(report)
         return report
