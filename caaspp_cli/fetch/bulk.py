@@ -6,6 +6,12 @@ ETS client of the profile that serves the student's school. Every answer and eve
 file is committed to the ledger in the output folder as it completes, so an interrupted
 run, however it ends, resumes where it stopped. At the end ``manifest.csv`` gives one row
 per roster row and report, with the reason where there is no report.
+
+Its length (about 700 lines) is one state machine, BulkRun: the queue, a student's
+listing and downloads, and the manifest lines that read back what the ledger recorded.
+They share the run's ledger, clients and counters; split apart they would pass all of it
+around. Who serves which row is in fetch.routing, the files' names and columns in
+artifacts, one student's fetch in fetch.student.
 """
 
 from __future__ import annotations
@@ -31,12 +37,11 @@ from caaspp_cli.artifacts import (
     write_manifest,
 )
 from caaspp_cli.artifacts import ManifestStatus as Status
-from caaspp_cli.config.profiles import Profile, ProfileStore, activate, load_store
+from caaspp_cli.config.profiles import Profile, activate, load_store
 from caaspp_cli.errors import (
     AuthenticationError,
     BadInputError,
     CaasppError,
-    ConfigError,
     CredentialsError,
     InvalidReportError,
     NotEnrolledError,
@@ -53,6 +58,7 @@ from caaspp_cli.fetch.layout import (
     LayoutError,
     column_key,
 )
+from caaspp_cli.fetch.routing import ProfileRouter
 from caaspp_cli.fetch.student import DUPLICATE_DETAIL, ReportFilters, duplicate_entries
 from caaspp_cli.folderlock import FolderLock
 from caaspp_cli.fsutil import (
@@ -150,54 +156,6 @@ class BulkSummary:
             "dry_run": self.dry_run,
             "by_profile": self.by_profile,
         }
-
-
-# --- Which profile serves which row -------------------------------------------------------
-class ProfileRouter:
-    """Each roster row goes through the profile that serves its school.
-
-    ``--profile`` forces one for every row. Otherwise, where profiles name schools, a row
-    goes to the profile naming its school code, and a row whose school no profile serves
-    is reported, not guessed; where no profile names schools, the default serves all.
-    """
-
-    def __init__(self, store: ProfileStore, forced: str | None) -> None:
-        self.forced = store.resolve(forced) if forced else None
-        self.by_school: dict[str, Profile] = {}
-        for profile in store.profiles.values():
-            for school in profile.schools:
-                other = self.by_school.get(school)
-                if other is not None and other.name != profile.name:
-                    raise ConfigError(
-                        f"school {school} is served by two profiles, {other.name} and "
-                        f"{profile.name}.",
-                        hint="remove it from one of them, or choose one with --profile.",
-                    )
-                self.by_school[school] = profile
-        self.default = None
-        if self.forced is None and not self.by_school:
-            self.default = store.resolve(None)
-
-    def profiles(self) -> list[Profile]:
-        """Every profile a row may be sent through."""
-        if self.forced is not None:
-            return [self.forced]
-        if self.default is not None:
-            return [self.default]
-        return list(self.by_school.values())
-
-    def profile_for(self, row: RosterRow) -> Profile | None:
-        if self.forced is not None:
-            return self.forced
-        if self.default is not None:
-            return self.default
-        code = row.school_code.strip()
-        return self.by_school.get(code) or self.by_school.get(code[-7:]) if code else None
-
-    def describe_miss(self, row: RosterRow) -> str:
-        if not row.school_code:
-            return "no school code in the roster, and profiles are chosen by school"
-        return f"no profile serves school {row.school_code}"
 
 
 # --- The run ------------------------------------------------------------------------------
