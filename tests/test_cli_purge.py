@@ -140,6 +140,7 @@ def test_purge_refuses_a_folder_caaspp_did_not_write_unless_forced(
     cli: Any, tmp_path: Path
 ) -> None:
     folder = make_folder(tmp_path / "Documents", marker=False)
+    (folder / "budget.pdf").write_bytes(b"%PDF-1.7\n")  # not only reports: not fetch's
     before = everything(folder)
 
     refused = cli("purge", str(folder), "--yes")
@@ -581,3 +582,49 @@ def test_a_sent_protect_folder_inside_a_bulk_folder_is_checked_too(
     assert result.exit_code == 3, result.output
     assert "2 of 3 families" in " ".join(result.stderr.split())
     assert len(pdfs(tmp_path)) == before
+
+
+def test_a_fetch_folder_is_known_by_holding_only_reports(
+    cli: Any, sandbox: Any, sandbox_profile: Any, tmp_path: Path
+) -> None:
+    """`caaspp fetch` writes no ledger or manifest: a folder of nothing but reports named as
+    caaspp names them is one, and purge takes it without --force."""
+    out = tmp_path / "one-student"
+    ssid = sandbox.state.world.examples()["spanish"]
+    assert cli("fetch", "--ssid", ssid, "--out", str(out)).exit_code == 0
+    assert len(pdfs(out)) >= 2
+
+    result = cli("purge", str(out), "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert pdfs(out) == []
+    assert everything(out) == {PURGE_LOG}
+
+
+def test_a_dry_run_outbox_is_purged_password_messages_and_all(
+    cli: Any, tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """A dry run writes every message it would send, the password's message with the
+    password in it: purge removes them and keeps the send report."""
+    out, sheet = _protect_and_send(cli, tmp_path, smtp_server, students=3, emailed=0)
+    roster = tmp_path / "roster.csv"
+    roster.write_text(
+        "SSID,First Name,Last Name,Guardian Email\n"
+        + "".join(f"{2000000000 + n},Student{n},Lee,family{n}@example.org\n" for n in range(3)),
+        encoding="utf-8",
+    )
+    add_smtp_profile(smtp_server)
+    outbox = tmp_path / "review"
+    args = ("--roster", str(roster), "--pdfs", str(out), "--passwords", str(sheet))
+    dry = cli("send", *args, "--smtp", "district", "--dry-run", "--outbox", str(outbox))
+    assert dry.exit_code == 0, dry.output
+    assert len(list(outbox.glob("*_password.eml"))) == 3
+    passwords = {row.password for row in PasswordSheet(sheet).rows}
+    assert any(p in e.read_text() for e in outbox.glob("*.eml") for p in passwords)
+
+    result = cli("purge", str(outbox), "--yes", "--json")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["outbox_messages_removed"] == 6
+    assert everything(outbox) == {"send-report.csv", PURGE_LOG}
+    assert smtp_server.received == []

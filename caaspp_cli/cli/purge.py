@@ -58,13 +58,15 @@ def purge(
     """Delete the PDFs under DIR once they have been distributed; keep the manifest, the
     ledgers and the send report.
 
-    Removes every *.pdf file under DIR (in subfolders too) and the temp files of killed
-    runs, nothing else; symbolic links are neither followed nor removed. Asks first,
-    showing how many files, how large and how old, unless --yes.
+    Removes every *.pdf file under DIR (in subfolders too), the messages a `caaspp send
+    --dry-run` wrote into its outbox, and the temp files of killed runs, nothing else;
+    symbolic links are neither followed nor removed. Asks first, showing how many files,
+    how large and how old, unless --yes.
 
     Refuses the root, the home folder, and, without --force, a folder that caaspp did not
     write (a `caaspp protect` folder is known by its send ledger, or by the --passwords
-    sheet naming its files). Each purge is recorded in DIR/purge.log (counts, no names).
+    sheet naming its files; a `caaspp fetch` folder by holding only reports). Each purge
+    is recorded in DIR/purge.log (counts, no names).
 
     Protected reports: without --force, nothing is deleted (exit 3) while a family is not
     recorded in the send ledger as sent both its messages; the counts are given, and
@@ -122,6 +124,11 @@ def _describe(plan: PurgePlan) -> str:
             f"  {render.plural(len(plan.pdfs), 'PDF file')}, {_size(plan.pdf_bytes)}, "
             f"last modified {span}"
         )
+    if plan.messages:
+        lines.append(
+            f"  {render.plural(len(plan.messages), 'message')} a dry run of `caaspp send` "
+            "wrote (those with a password hold it)"
+        )
     if plan.temps:
         lines.append(f"  {render.plural(len(plan.temps), 'unfinished temp file')} of killed runs")
     if plan.password_file is not None:
@@ -151,8 +158,10 @@ def _print(summary: PurgeSummary, as_json: bool) -> None:
     if as_json:
         render.print_json(summary.as_dict())
         return
-    if summary.pdfs_removed or summary.temps_removed:
+    if summary.pdfs_removed or summary.temps_removed or summary.messages_removed:
         what = render.plural(summary.pdfs_removed, "PDF file")
+        if summary.messages_removed:
+            what += f", {render.plural(summary.messages_removed, 'outbox message')}"
         if summary.temps_removed:
             what += f" and {render.plural(summary.temps_removed, 'temp file')}"
         render.stdout.print(

@@ -1,10 +1,12 @@
 """Deleting the score reports of a folder once they have been distributed.
 
-``caaspp purge DIR`` removes the PDFs under DIR (downloaded by ``caaspp bulk`` or protected
-by ``caaspp protect``) and the temp files a killed run left there, and, when asked, the
-password sheet; the manifest, the ledgers and the send report stay, so what was fetched
-and sent remains on record. It is how a district honours "do not persist SSR files
-locally" after delivery.
+``caaspp purge DIR`` removes the PDFs under DIR (downloaded by ``caaspp fetch`` or ``caaspp
+bulk``, split by ``caaspp split``, or protected by ``caaspp protect``), the messages a
+``caaspp send --dry-run`` wrote into its outbox (the password's message holds the
+password), and the temp files a killed run left there, and, when asked, the password
+sheet; the manifest, the ledgers and the send report stay, so what was fetched and sent
+remains on record. It is how a district honours "do not persist SSR files locally" after
+delivery.
 
 What it will not do
 -------------------
@@ -13,8 +15,9 @@ What it will not do
 - Work on the file system's root, the home folder or a folder above it (``--force`` does
   not change that), nor, without ``--force``, on a folder that caaspp did not write: DIR
   must hold a bulk ledger or a manifest (``caaspp bulk``, ``caaspp split``), a send ledger
-  or a send report (``caaspp send``), or be named by the password sheet given with
-  ``--passwords`` (a ``caaspp protect`` --out folder no send has used yet).
+  or a send report (``caaspp send``, its dry run's outbox too), or be named by the password
+  sheet given with ``--passwords`` (a ``caaspp protect`` --out folder no send has used yet),
+  or hold nothing but reports named as caaspp names them (a ``caaspp fetch`` --out folder).
 - Delete, without ``--force``, a protected report that is not recorded as delivered: in a
   folder of ``caaspp protect`` (DIR or a folder under it that ``caaspp send`` used), each
   PDF's student must have both messages recorded as accepted in the send ledger; if one
@@ -47,6 +50,8 @@ from typing import Any, Final
 from caaspp_cli.artifacts import (
     BULK_LEDGER_NAME,
     MANIFEST_NAME,
+    OUTBOX_MESSAGE_NAME,
+    REPORT_NAME,
     SEND_LEDGER_NAME,
     SEND_REPORT_NAME,
     PasswordSheet,
@@ -84,6 +89,7 @@ class PurgePlan:
     folder: Path
     pdfs: list[PurgeFile] = field(default_factory=list)
     temps: list[PurgeFile] = field(default_factory=list)
+    messages: list[PurgeFile] = field(default_factory=list)  # a dry run's outbox messages
     password_file: PurgeFile | None = None
     older_than_days: float | None = None
     kept_newer: int = 0  # PDFs (and temp files) younger than --older-than
@@ -102,7 +108,7 @@ class PurgePlan:
 
     @property
     def files(self) -> list[PurgeFile]:
-        return [*self.pdfs, *self.temps]
+        return [*self.pdfs, *self.messages, *self.temps]
 
     @property
     def pdf_bytes(self) -> int:
@@ -126,6 +132,7 @@ class PurgeSummary:
     folder: Path
     pdfs_removed: int = 0
     temps_removed: int = 0
+    messages_removed: int = 0  # a dry run's outbox messages
     bytes_removed: int = 0  # of the PDFs and temp files
     password_file_removed: Path | None = None
     kept_newer: int = 0
@@ -142,6 +149,7 @@ class PurgeSummary:
             "folder": str(self.folder),
             "pdfs_removed": self.pdfs_removed,
             "temp_files_removed": self.temps_removed,
+            "outbox_messages_removed": self.messages_removed,
             "bytes_removed": self.bytes_removed,
             "password_file_removed": (
                 str(self.password_file_removed) if self.password_file_removed else None
@@ -191,9 +199,11 @@ def plan_purge(
             send_folder[here] = here
         else:
             send_folder[here] = None if here == root else send_folder.get(here.parent)
+        outbox = SEND_REPORT_NAME in names
         for name in sorted(names):
             temp = is_temp_name(name)
-            if not temp and not name.lower().endswith(".pdf"):
+            message = outbox and OUTBOX_MESSAGE_NAME.match(name) is not None
+            if not (temp or message or name.lower().endswith(".pdf")):
                 continue
             path = Path(current, name)
             try:
@@ -206,6 +216,12 @@ def plan_purge(
             if not stat.S_ISREG(info.st_mode):
                 continue
             planned = cutoff is None or info.st_mtime < cutoff
+            if message:
+                if planned:
+                    plan.messages.append(PurgeFile(path, info.st_size, info.st_mtime))
+                else:
+                    plan.kept_newer += 1
+                continue
             owner = send_folder[here]
             if not temp and owner is not None:
                 checks.append((path, owner, planned))
@@ -374,6 +390,8 @@ def _purge_locked(plan: PurgePlan) -> PurgeSummary:
             continue
         if is_temp_name(item.path.name):
             summary.temps_removed += 1
+        elif OUTBOX_MESSAGE_NAME.match(item.path.name):
+            summary.messages_removed += 1
         else:
             summary.pdfs_removed += 1
         summary.bytes_removed += item.size
@@ -386,6 +404,7 @@ def _purge_locked(plan: PurgePlan) -> PurgeSummary:
     if (
         summary.pdfs_removed
         or summary.temps_removed
+        or summary.messages_removed
         or summary.password_file_removed
         or (summary.failed)
     ):
@@ -393,7 +412,7 @@ def _purge_locked(plan: PurgePlan) -> PurgeSummary:
         try:
             append_private_line_nofollow(summary.log, _log_line(summary))
         except OSError as exc:
-            removed = summary.pdfs_removed + summary.temps_removed
+            removed = summary.pdfs_removed + summary.temps_removed + summary.messages_removed
             raise PurgeLogError(
                 f"removed {plural(removed, 'file')} and could not remove "
                 f"{len(summary.failed)}, but "
@@ -430,6 +449,7 @@ def _checked_folder(
         not force
         and not any((root / marker).exists() for marker in FOLDER_MARKERS)
         and not (sheet is not None and _is_protect_folder(root, sheet[1]))
+        and not _is_fetch_folder(root)
     ):
         named = " and the password sheet names none of its files" if sheet is not None else ""
         raise BadInputError(
@@ -440,6 +460,34 @@ def _checked_folder(
             "--passwords; pass --force if you are sure of the folder.",
         )
     return root
+
+
+def _is_fetch_folder(root: Path) -> bool:
+    """A folder of `caaspp fetch`: nothing in it but unprotected report files named as
+    caaspp names them (and caaspp's own hidden files), at least one. A protected copy
+    there makes it a `caaspp protect` folder, which its password sheet names."""
+    import pikepdf
+
+    reports: list[Path] = []
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return False
+    for entry in entries:
+        if entry.name.startswith(".caaspp"):
+            continue
+        if not entry.is_file(follow_symlinks=False) or not REPORT_NAME.match(entry.name):
+            return False
+        reports.append(Path(entry.path))
+    for path in reports:
+        try:
+            with pikepdf.open(path):
+                pass
+        except pikepdf.PasswordError:
+            return False
+        except (OSError, pikepdf.PdfError):
+            continue  # a damaged download is still a download
+    return bool(reports)
 
 
 def _home() -> Path | None:
@@ -486,6 +534,8 @@ def _log_line(summary: PurgeSummary) -> str:
         f"removed {summary.pdfs_removed} PDF file(s) and {summary.temps_removed} temp "
         f"file(s), {summary.bytes_removed} bytes",
     ]
+    if summary.messages_removed:
+        parts.append(f"{summary.messages_removed} dry-run outbox message(s) removed")
     if summary.older_than_days is not None:
         parts.append(
             f"older than {summary.older_than_days:g} day(s); {summary.kept_newer} newer kept"
