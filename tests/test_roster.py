@@ -14,16 +14,9 @@ from hypothesis import strategies as st
 
 from caaspp_cli.addresses import AddressCell, is_address, parse_address_cell
 from caaspp_cli.errors import BadInputError, ExitCode
-from caaspp_cli.roster.read import (
-    MAX_LINE_CHARS,
-    Roster,
-    RosterRow,
-    RowProblem,
-    classify_ssid,
-    neutralize_cell,
-    open_roster,
-    parse_emails,
-)
+from caaspp_cli.roster.cells import classify_ssid, parse_emails
+from caaspp_cli.roster.read import Roster, RosterRow, RowProblem, neutralize_cell, open_roster
+from caaspp_cli.roster.text import MAX_LINE_CHARS
 
 DATA = Path(__file__).parent / "data" / "rosters"
 
