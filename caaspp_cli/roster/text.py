@@ -17,6 +17,7 @@ import re
 import zipfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from enum import StrEnum
 from pathlib import Path
 from typing import Final
 
@@ -45,6 +46,14 @@ _SNIFF_RECORDS: Final = 50
 _DELIMITERS: Final = ("\t", ";", ",", "|")  # on a tie, the earlier one wins
 _SAVE_AS_CSV: Final = "in Excel: File > Save As > CSV UTF-8 (Comma delimited), then use that file."
 _CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0e-\x19\x1b-\x1f\x7f]")
+
+
+class _ZipKind(StrEnum):
+    """What a zip archive holds, told by the names inside it."""
+
+    XLSX = "xlsx"
+    ODS = "ods"
+    ZIP = "zip"
 
 
 class NotUtf8Error(BadInputError):
@@ -102,9 +111,9 @@ def refuse_non_text(path: Path, head: bytes) -> None:
         )
     if head.startswith(b"PK\x03\x04"):
         kind = _zip_kind(path)
-        if kind == "xlsx":
+        if kind is _ZipKind.XLSX:
             raise BadInputError(f"{path} is an Excel workbook, not a CSV.", hint=_SAVE_AS_CSV)
-        if kind == "ods":
+        if kind is _ZipKind.ODS:
             raise BadInputError(
                 f"{path} is an OpenDocument spreadsheet, not a CSV.",
                 hint="in LibreOffice: File > Save As > Text CSV, then use that file.",
@@ -122,17 +131,17 @@ def refuse_non_text(path: Path, head: bytes) -> None:
         )
 
 
-def _zip_kind(path: Path) -> str:
+def _zip_kind(path: Path) -> _ZipKind:
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
     except (OSError, zipfile.BadZipFile):
-        return "zip"
+        return _ZipKind.ZIP
     if any(n.startswith("xl/") for n in names):
-        return "xlsx"
+        return _ZipKind.XLSX
     if "content.xml" in names and "mimetype" in names:
-        return "ods"
-    return "zip"
+        return _ZipKind.ODS
+    return _ZipKind.ZIP
 
 
 # --- Encoding --------------------------------------------------------------------------------
