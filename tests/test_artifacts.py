@@ -8,6 +8,8 @@ import io
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from caaspp_cli import artifacts
 from caaspp_cli.artifacts import (
@@ -170,3 +172,31 @@ def test_no_module_but_artifacts_spells_an_artifacts_name_or_columns() -> None:
                 if values in columns:
                     offenders.append(f"{where} {values!r}")
     assert offenders == []
+
+
+# --- Every cell ------------------------------------------------------------------------------
+@given(st.text())
+def test_neutralized_cells_never_start_a_formula(value: str) -> None:
+    safe = neutralize_cell(value)
+    assert not safe.startswith(("=", "+", "-", "@", "\t", "\r"))
+    assert safe in (value, "'" + value)
+    assert unneutralize_cell(safe) == value
+
+
+@pytest.mark.parametrize(
+    ("value", "safe"),
+    [
+        ('=HYPERLINK("http://x")', '\'=HYPERLINK("http://x")'),
+        ("+1", "'+1"),
+        ("-5", "'-5"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("Ana", "Ana"),
+        ("", ""),
+        ("a=b", "a=b"),
+        ("'=x", "''=x"),
+    ],
+)
+def test_neutralize_cell(value: str, safe: str) -> None:
+    assert neutralize_cell(value) == safe

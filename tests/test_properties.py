@@ -32,7 +32,8 @@ from caaspp_cli.fetch.layout import (
     LayoutError,
     safe_component,
 )
-from caaspp_cli.roster.read import classify_ssid, open_roster
+from caaspp_cli.roster.cells import classify_ssid
+from caaspp_cli.roster.read import open_roster
 
 SETTINGS = settings(
     max_examples=200,
