@@ -22,7 +22,6 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from caaspp_cli.errors import BadInputError, ExitCode
-from caaspp_cli.ets.contract import LANGUAGES, TEST_CODES
 from caaspp_cli.fetch.layout import (
     MAX_PART,
     REPORT_FIELDS,
@@ -33,6 +32,7 @@ from caaspp_cli.fetch.layout import (
     safe_component,
 )
 from caaspp_cli.roster.read import classify_ssid, open_roster
+from caaspp_cli.vocabulary import LANGUAGES, TEST_CODES
 
 SETTINGS = settings(
     max_examples=200,

@@ -32,7 +32,7 @@ from typing import Final
 
 from caaspp_cli.addresses import parse_address_cell
 from caaspp_cli.errors import BadInputError
-from caaspp_cli.ets.contract import is_valid_ssid, normalize_language
+from caaspp_cli.vocabulary import is_valid_ssid, normalize_language
 
 __all__ = [
     "Roster",
@@ -239,7 +239,7 @@ class RosterRow:
     school_name: str = ""
     grade: str = ""
     raw_language: str = ""
-    language: str | None = None  # a code of contract.LANGUAGES; None if blank or unknown
+    language: str | None = None  # a code of vocabulary.LANGUAGES; None if blank or unknown
     guardian_name: str = ""
     emails: tuple[str, ...] = ()
     invalid_emails: tuple[str, ...] = ()

@@ -24,7 +24,6 @@ from typing import Any, Final
 
 from fpdf import FPDF
 
-from caaspp_cli.ets.contract import LANGUAGES, TEST_NAMES
 from caaspp_cli.sandbox import fonts
 from caaspp_cli.sandbox.i18n import MESSAGES, MISSING_FONT_NOTICE, Messages, school_year
 from caaspp_cli.sandbox.world import (
@@ -37,6 +36,7 @@ from caaspp_cli.sandbox.world import (
     World,
     ascii_fold,
 )
+from caaspp_cli.vocabulary import LANGUAGES, TEST_NAMES
 
 PAGE_WIDTH: Final = 215.9  # US Letter, in millimetres
 PAGE_HEIGHT: Final = 279.4
