@@ -72,6 +72,9 @@ def sandbox(
 
     The first line printed is the base URL; then the demo credentials and example SSIDs.
     """
+    from caaspp_cli.sandbox import require_extra
+
+    require_extra()
     from caaspp_cli.fsutil import prepare_output_dir, write_private_text
     from caaspp_cli.sandbox import i18n
     from caaspp_cli.sandbox.app import SandboxConfig, SandboxState
