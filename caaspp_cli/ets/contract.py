@@ -26,7 +26,7 @@ DEFAULT_TOKEN_ENDPOINT: Final = "/api/v1/token/"  # noqa: S105 (a path)
 # Pre-signed links live 30 minutes in production [public]; a client must not rely on it.
 PRODUCTION_LINK_TTL_SECONDS: Final = 1800
 
-# --- Filters -----------------------------------------------------------------------------
+# --- Filters and formats -------------------------------------------------------------------
 # The values of the test and language filters, and the SSID in a path, are the vocabulary
 # of California's reports (``caaspp_cli.vocabulary``): TEST_CODES, LANGUAGES, is_valid_ssid.
 

@@ -10,6 +10,9 @@ Speed matters (the sandbox renders on request), so:
 - other reports embed a font prepared once per process (see :mod:`.fonts`);
 - text is placed with ``FPDF.text``; only Arabic goes through ``cell`` for shaping.
 The same inputs give the same bytes: the creation date comes from the report's year.
+
+Over 600 lines on purpose: it is one report's layout (cover page, subject pages, and the
+HTML twin of both) in one place; the fonts and the texts it draws with live apart already.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ assessments, two in a hundred no longer enrolled.
 
 Scores are not stored: :meth:`World.scores` computes them from the seed, the SSID, the test
 and the year, so a world of 100,000 students stays small and quick to build.
+
+Over 600 lines on purpose: most of it is the data of the world (archetypes, schools, names,
+score scales, subjects per test), kept beside the one builder that reads it.
 """
 
 from __future__ import annotations
