@@ -50,7 +50,9 @@ def install() -> None:
         [python, "-m", "pip"] if has_pip else [sys.executable, "-m", "pip", "--python", python]
     )
     subprocess.run(
-        [*pip, "install", "--quiet", "--disable-pip-version-check", "-e", str(ROOT)], check=True
+        # The sandbox is an extra: the demo runs on it.
+        [*pip, "install", "--quiet", "--disable-pip-version-check", "-e", f"{ROOT}[sandbox]"],
+        check=True,
     )
 
 

@@ -137,7 +137,7 @@ def install_locked(python: Path) -> None:
 
 def install_latest(python: Path) -> None:
     step("installing the newest versions pyproject.toml allows (--latest: not the lock)")
-    pip_install(python, "--upgrade", "--upgrade-strategy", "eager", "-e", ".[test,fonts]")
+    pip_install(python, "--upgrade", "--upgrade-strategy", "eager", "-e", ".[test,sandbox,fonts]")
     freeze = subprocess.run(
         [str(python), "-m", "pip", "freeze", "--exclude-editable"],
         capture_output=True,
@@ -167,6 +167,8 @@ def refresh_lock(upgrade: bool) -> int:
         str(BUILD_IN.relative_to(ROOT)),
         "--extra",
         "test",
+        "--extra",
+        "sandbox",
         "--extra",
         "fonts",
         "--universal",

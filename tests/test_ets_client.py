@@ -40,19 +40,13 @@ from caaspp_cli.errors import (
     TLSError,
 )
 from caaspp_cli.ets import contract
-from caaspp_cli.ets.client import (
-    DownloadResult,
-    Endpoints,
-    EtsClient,
-    RetryEvent,
-    RetryPolicy,
-    TokenInfo,
-    check_base_url,
-    parse_retry_after,
-    redact_url,
-)
+from caaspp_cli.ets.client import Endpoints, EtsClient, TokenInfo
 from caaspp_cli.ets.contract import ReportEntry
+from caaspp_cli.ets.download import DownloadResult
+from caaspp_cli.ets.session import RetryEvent
+from caaspp_cli.ets.urls import check_base_url, redact_url
 from caaspp_cli.fsutil import is_temp_name
+from caaspp_cli.retry import RetryPolicy, parse_retry_after
 
 BASE = "https://ets.test"
 ENDPOINTS = Endpoints(BASE)

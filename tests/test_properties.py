@@ -22,7 +22,6 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from caaspp_cli.errors import BadInputError, ExitCode
-from caaspp_cli.ets.contract import LANGUAGES, TEST_CODES
 from caaspp_cli.fetch.layout import (
     MAX_PART,
     REPORT_FIELDS,
@@ -34,6 +33,7 @@ from caaspp_cli.fetch.layout import (
 )
 from caaspp_cli.roster.cells import classify_ssid
 from caaspp_cli.roster.read import open_roster
+from caaspp_cli.vocabulary import LANGUAGES, TEST_CODES
 
 SETTINGS = settings(
     max_examples=200,

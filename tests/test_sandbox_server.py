@@ -411,3 +411,15 @@ def test_listening_socket_is_tcp_so_responses_are_not_held_back():
         assert sock.proto == socket.IPPROTO_TCP
     finally:
         sock.close()
+
+
+@pytest.mark.parametrize("blocked", ["starlette", "uvicorn", "fpdf"])
+def test_sandbox_without_its_extra_says_how_to_install_it(cli, monkeypatch, blocked):
+    # None in sys.modules makes `import uvicorn` fail as if it were not installed.
+    monkeypatch.setitem(sys.modules, blocked, None)
+    result = cli("sandbox", "--port", "0")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    [line] = result.stderr.strip().splitlines()
+    assert blocked in line
+    assert 'pip install ".[sandbox]"' in line

@@ -7,7 +7,6 @@ from collections import Counter
 
 import pytest
 
-from caaspp_cli.ets.contract import LANGUAGES, TEST_CODES, is_valid_ssid
 from caaspp_cli.sandbox.world import (
     EXAMPLE_CASES,
     GRADES,
@@ -17,6 +16,7 @@ from caaspp_cli.sandbox.world import (
     World,
     grade_number,
 )
+from caaspp_cli.vocabulary import LANGUAGES, TEST_CODES, is_valid_ssid
 
 ROSTER_COLUMNS = [
     "SSID",

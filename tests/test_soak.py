@@ -30,7 +30,8 @@ import pytest
 from caaspp_cli.cli.sandbox import roster_csv
 from caaspp_cli.config.credentials import Credentials
 from caaspp_cli.config.profiles import Profile
-from caaspp_cli.ets.client import Endpoints, EtsClient, RetryEvent
+from caaspp_cli.ets.client import Endpoints, EtsClient
+from caaspp_cli.ets.session import RetryEvent
 from caaspp_cli.fetch.bulk import BulkOptions, BulkRun
 from caaspp_cli.fetch.student import ReportFilters
 from caaspp_cli.fsutil import is_temp_name

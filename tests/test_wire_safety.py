@@ -20,9 +20,10 @@ from hostile_ets import HostileEts, drip_pdf, entry, gzip_bomb, hostile_ets, lis
 
 from caaspp_cli.config.credentials import Credentials
 from caaspp_cli.errors import ServerError, ServiceConnectionError
-from caaspp_cli.ets.client import Endpoints, EtsClient, RetryPolicy
+from caaspp_cli.ets.client import Endpoints, EtsClient
 from caaspp_cli.ets.contract import ReportEntry
 from caaspp_cli.fetch.bulk import BulkOptions, BulkRun
+from caaspp_cli.retry import RetryPolicy
 from caaspp_cli.roster.read import open_roster
 
 SSID = "1234567890"
@@ -215,7 +216,8 @@ def test_a_gzip_bomb_report_list_is_cut_off_with_bounded_memory(tmp_path: Path) 
             import asyncio, sys
             from caaspp_cli.config.credentials import Credentials
             from caaspp_cli.errors import ServerError
-            from caaspp_cli.ets.client import EtsClient, Endpoints, RetryPolicy
+            from caaspp_cli.ets.client import Endpoints, EtsClient
+            from caaspp_cli.retry import RetryPolicy
 
             async def main():
                 async with EtsClient(
@@ -278,7 +280,7 @@ def test_a_429_storm_with_retry_after_fails_no_row(
 def test_each_content_encoding_is_undone_within_the_bound(encoding: str) -> None:
     import zlib
 
-    from caaspp_cli.ets.client import _BoundedDecoder
+    from caaspp_cli.ets.body import BoundedDecoder
 
     body = b'{"reports": []}' + b" " * 10_000
     if encoding == "gzip":
@@ -290,8 +292,8 @@ def test_each_content_encoding_is_undone_within_the_bound(encoding: str) -> None
         wire, name = packer.compress(body) + packer.flush(), "deflate"
     else:
         wire, name = body, "identity"
-    decoder = _BoundedDecoder(name)
+    decoder = BoundedDecoder(name)
     out = b"".join(decoder.feed(wire[i : i + 7], 1 << 20) for i in range(0, len(wire), 7))
     assert out + decoder.flush() == body
     if name != "identity":
-        assert len(_BoundedDecoder(name).feed(wire, 100)) == 100  # never more than asked
+        assert len(BoundedDecoder(name).feed(wire, 100)) == 100  # never more than asked

@@ -72,6 +72,9 @@ def sandbox(
 
     The first line printed is the base URL; then the demo credentials and example SSIDs.
     """
+    from caaspp_cli.sandbox import require_extra
+
+    require_extra()
     from caaspp_cli.fsutil import prepare_output_dir, write_private_text
     from caaspp_cli.sandbox import i18n
     from caaspp_cli.sandbox.app import SandboxConfig, SandboxState
@@ -150,8 +153,8 @@ def _export_toms(students: int, seed: int, folder: Path, roster_out: Path | None
         f"{render.plural(len(export.files), 'PDF')} and {export.zip_path}"
     )
     if export.left_out:
-        from caaspp_cli.ets.contract import LANGUAGES
         from caaspp_cli.sandbox import i18n
+        from caaspp_cli.vocabulary import LANGUAGES
 
         which = ", ".join(
             f"{render.plural(count, 'report')} in {LANGUAGES.get(language, language)}"

@@ -9,12 +9,13 @@ details are public fact and which are our reconstruction.
 from __future__ import annotations
 
 import base64
-import re
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from caaspp_cli.vocabulary import LANGUAGES, TEST_CODES
 
 # --- Endpoints [public] --------------------------------------------------------------------
 PRODUCTION_BASE_URL: Final = "https://caaspp-aws.ets.org"
@@ -25,65 +26,9 @@ DEFAULT_TOKEN_ENDPOINT: Final = "/api/v1/token/"  # noqa: S105 (a path)
 # Pre-signed links live 30 minutes in production [public]; a client must not rely on it.
 PRODUCTION_LINK_TTL_SECONDS: Final = 1800
 
-# --- Identifiers and filters ---------------------------------------------------------------
-SSID_PATTERN: Final = re.compile(r"[0-9]{10}")
-
-# Tests with score reports [public].
-TEST_CODES: Final[tuple[str, ...]] = (
-    "CAASPP",
-    "CST",
-    "CA",
-    "ESA",
-    "STS",
-    "CAST",
-    "CAAS",
-    "LEXQUAN",
-    "ELPAC",
-)
-TEST_NAMES: Final[dict[str, str]] = {
-    "CAASPP": "California Assessment of Student Performance and Progress",
-    "CST": "California Standards Test",
-    "CA": "California Assessments",
-    "ESA": "Essential Standards Assessment",
-    "STS": "Standards-based Tests in Spanish",
-    "CAST": "California Science Test",
-    "CAAS": "California Alternate Assessments",
-    "LEXQUAN": "Lexile and Quantile measures",
-    "ELPAC": "English Language Proficiency Assessments for California",
-}
-
-# Report languages [public]: English for everybody, plus a correspondence language.
-LANGUAGES: Final[dict[str, str]] = {
-    "en": "English",
-    "es": "Spanish",
-    "vi": "Vietnamese",
-    "fil": "Filipino",
-    "ko": "Korean",
-    "zh-Hant": "Chinese (Traditional)",
-    "ar": "Arabic",
-}
-# Names staff type for a language, folded to lower case, mapped to the wire code.
-LANGUAGE_ALIASES: Final[dict[str, str]] = {
-    "english": "en",
-    "spanish": "es",
-    "español": "es",
-    "espanol": "es",
-    "vietnamese": "vi",
-    "tiếng việt": "vi",
-    "filipino": "fil",
-    "tagalog": "fil",
-    "tl": "fil",
-    "korean": "ko",
-    "chinese": "zh-Hant",
-    "traditional chinese": "zh-Hant",
-    "chinese (traditional)": "zh-Hant",
-    "mandarin": "zh-Hant",
-    "cantonese": "zh-Hant",
-    "zh": "zh-Hant",
-    "zh-hant": "zh-Hant",
-    "zh-tw": "zh-Hant",
-    "arabic": "ar",
-}
+# --- Filters and formats -------------------------------------------------------------------
+# The values of the test and language filters, and the SSID in a path, are the vocabulary
+# of California's reports (``caaspp_cli.vocabulary``): TEST_CODES, LANGUAGES, is_valid_ssid.
 
 FORMAT_PDF: Final = "pdf"
 FORMAT_HTML: Final = "html"
@@ -110,7 +55,20 @@ ERR_NOT_ENROLLED: Final = "not_enrolled"
 ERR_STUDENT_NOT_FOUND: Final = "student_not_found"
 ERR_RATE_LIMITED: Final = "rate_limited"
 ERR_SERVER: Final = "server_error"
-ERR_LINK_EXPIRED: Final = "link_expired"
+
+# The status each error code comes with. A transient server error may come as any 5xx;
+# 500 is its usual one.
+ERROR_STATUS: Final[dict[str, int]] = {
+    ERR_INVALID_CLIENT: 401,
+    ERR_INVALID_GRANT_TYPE: 400,
+    ERR_INVALID_SSID: 400,
+    ERR_INVALID_PARAMETER: 400,
+    ERR_INVALID_TOKEN: 401,
+    ERR_NOT_ENROLLED: 403,
+    ERR_STUDENT_NOT_FOUND: 404,
+    ERR_RATE_LIMITED: 429,
+    ERR_SERVER: 500,
+}
 
 # Statuses worth another try, with backoff.
 RETRYABLE_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
@@ -137,29 +95,6 @@ LINK_EXPIRED_STATUSES: Final = frozenset({403})
 def user_agent(client_version: str, httpx_version: str) -> str:
     """The User-Agent every request names the client by (courtesy to the service)."""
     return f"{USER_AGENT_PRODUCT}/{client_version} (+python-httpx/{httpx_version})"
-
-
-def is_valid_ssid(value: str) -> bool:
-    """True for exactly ten ASCII digits."""
-    return SSID_PATTERN.fullmatch(value) is not None
-
-
-def normalize_test(value: str) -> str | None:
-    """The wire code for a test code typed in any case, or None if unknown."""
-    code = value.strip().upper()
-    return code if code in TEST_CODES else None
-
-
-def normalize_language(value: str) -> str | None:
-    """The wire code for a language given by code or English name, or None if unknown."""
-    text = " ".join(value.strip().split())
-    if text in LANGUAGES:
-        return text
-    folded = text.casefold()
-    for code in LANGUAGES:
-        if code.casefold() == folded:
-            return code
-    return LANGUAGE_ALIASES.get(folded)
 
 
 def entry_problem(entry: ReportEntry) -> str | None:
@@ -331,12 +266,11 @@ class ErrorBody(BaseModel):
 
 def error_body(error: str, message: str) -> dict[str, Any]:
     """An error body as the service sends it on data calls."""
-    return {"error": error, "message": message}
+    return ErrorBody(error=error, message=message).model_dump(mode="json", exclude_none=True)
 
 
 def token_error_body(error: str, description: str) -> dict[str, Any]:
     """An error body as the token endpoint sends it (OAuth2 style)."""
-    return {"error": error, "error_description": description}
-
-
-ReportFormat = Literal["pdf", "html"]
+    return ErrorBody(error=error, error_description=description).model_dump(
+        mode="json", exclude_none=True
+    )

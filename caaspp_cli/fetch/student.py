@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from caaspp_cli import audit
+from caaspp_cli import audit, vocabulary
 from caaspp_cli.artifacts import existing_report, report_file_name
 from caaspp_cli.errors import (
     BadInputError,
@@ -54,17 +54,17 @@ class ReportFilters:
         """Check filters as typed by a person; raise BadInputError naming the bad one."""
         test_code = None
         if test is not None:
-            test_code = contract.normalize_test(test)
+            test_code = vocabulary.normalize_test(test)
             if test_code is None:
                 raise BadInputError(
                     f"unknown test {test!r}.",
-                    hint="use one of: " + ", ".join(contract.TEST_CODES) + ".",
+                    hint="use one of: " + ", ".join(vocabulary.TEST_CODES) + ".",
                 )
         language_code = None
         if language is not None:
-            language_code = contract.normalize_language(language)
+            language_code = vocabulary.normalize_language(language)
             if language_code is None:
-                names = ", ".join(f"{c} ({n})" for c, n in contract.LANGUAGES.items())
+                names = ", ".join(f"{c} ({n})" for c, n in vocabulary.LANGUAGES.items())
                 raise BadInputError(f"unknown language {language!r}.", hint=f"use one of: {names}.")
         return cls(test_code, language_code, None if year is None else parse_year(year))
 
@@ -94,7 +94,7 @@ def parse_year(value: int | str) -> int:
 
 def check_ssid(ssid: str) -> str:
     value = ssid.strip()
-    if not contract.is_valid_ssid(value):
+    if not vocabulary.is_valid_ssid(value):
         raise BadInputError(
             f"{ssid!r} is not an SSID: a Statewide Student Identifier is exactly 10 digits.",
             hint="check for a lost leading zero or an Excel number format.",
@@ -262,5 +262,5 @@ def _describe(filters: ReportFilters) -> str:
     which = " ".join(str(part) for part in (filters.test, filters.year) if part)
     text = f" for {which}" if which else ""
     if filters.language:
-        text += f" in {contract.LANGUAGES[filters.language]}"
+        text += f" in {vocabulary.LANGUAGES[filters.language]}"
     return text

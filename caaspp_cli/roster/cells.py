@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import Final
 
 from caaspp_cli.addresses import parse_address_cell
-from caaspp_cli.ets.contract import is_valid_ssid, normalize_language
+from caaspp_cli.vocabulary import is_valid_ssid, normalize_language
 
 __all__ = [
     "classify_ssid",

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Final
 
 from caaspp_cli.errors import BadInputError
-from caaspp_cli.ets.contract import is_valid_ssid
 from caaspp_cli.roster.cells import is_blank_record, strip_cell
 from caaspp_cli.roster.text import csv_error
+from caaspp_cli.vocabulary import is_valid_ssid
 
 __all__ = [
     "COLUMN_NAMES",

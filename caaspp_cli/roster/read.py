@@ -109,7 +109,7 @@ class RosterRow:
     school_name: str = ""
     grade: str = ""
     raw_language: str = ""
-    language: str | None = None  # a code of contract.LANGUAGES; None if blank or unknown
+    language: str | None = None  # a code of vocabulary.LANGUAGES; None if blank or unknown
     guardian_name: str = ""
     emails: tuple[str, ...] = ()
     invalid_emails: tuple[str, ...] = ()

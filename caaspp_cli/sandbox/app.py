@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from caaspp_cli import vocabulary
 from caaspp_cli.ets import contract
 from caaspp_cli.fsutil import write_private_bytes
 from caaspp_cli.sandbox.render import render_report_html, render_report_pdf
@@ -188,8 +189,20 @@ class SandboxState:
         return self._rendered(report_id)
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    return JSONResponse(contract.error_body(code, message), status_code=status, headers=headers)
+def _error(
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    *,
+    status: int | None = None,
+) -> Response:
+    """An error as the contract sends it: the body of ``contract.ErrorBody``, with the status
+    of ``code`` (or ``status``, for a transient error's other 5xx)."""
+    return JSONResponse(
+        contract.error_body(code, message),
+        status_code=status if status is not None else contract.ERROR_STATUS[code],
+        headers=headers,
+    )
 
 
 def _http_date(seconds_from_now: float) -> str:
@@ -215,7 +228,9 @@ def create_app(state: SandboxState) -> Starlette:
         # Alternate the two forms the contract allows, so clients meet both.
         retry_after = str(seconds) if state.counters["rate_limited"] % 2 else _http_date(seconds)
         return _error(
-            429, contract.ERR_RATE_LIMITED, "Too many requests.", {"Retry-After": retry_after}
+            contract.ERR_RATE_LIMITED,
+            "Too many requests.",
+            {contract.HEADER_RETRY_AFTER: retry_after},
         )
 
     def fault_roll() -> bool:
@@ -234,7 +249,7 @@ def create_app(state: SandboxState) -> Starlette:
                 contract.token_error_body(
                     contract.ERR_INVALID_CLIENT, "Client authentication failed."
                 ),
-                status_code=401,
+                status_code=contract.ERROR_STATUS[contract.ERR_INVALID_CLIENT],
                 headers={"WWW-Authenticate": 'Basic realm="score-reports"'},
             )
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
@@ -243,16 +258,14 @@ def create_app(state: SandboxState) -> Starlette:
                 contract.token_error_body(
                     contract.ERR_INVALID_GRANT_TYPE, "grant_type must be client_credentials."
                 ),
-                status_code=400,
+                status_code=contract.ERROR_STATUS[contract.ERR_INVALID_GRANT_TYPE],
             )
-        access_token = state.issue_token()
+        granted = contract.TokenResponse(
+            access_token=state.issue_token(), expires_in=config.token_ttl
+        )
         return JSONResponse(
-            {
-                "access_token": access_token,
-                "token_type": "Bearer",
-                "expires_in": config.token_ttl,
-                "scope": "score-reports",
-            },
+            # An extra field, as OAuth2 servers send: clients must ignore it.
+            granted.model_dump(mode="json") | {"scope": "score-reports"},
             headers={"Cache-Control": "no-store"},
         )
 
@@ -268,7 +281,6 @@ def create_app(state: SandboxState) -> Starlette:
         if not state.token_valid(bearer):
             state.count("token_rejected")
             return _error(
-                401,
                 contract.ERR_INVALID_TOKEN,
                 "The access token is missing, expired or revoked.",
                 {"WWW-Authenticate": 'Bearer error="invalid_token"'},
@@ -276,26 +288,25 @@ def create_app(state: SandboxState) -> Starlette:
         if fault_roll():
             return _data_fault(state)
         ssid = request.path_params["ssid"]
-        if not contract.is_valid_ssid(ssid):
-            return _error(400, contract.ERR_INVALID_SSID, "An SSID is exactly 10 digits.")
+        if not vocabulary.is_valid_ssid(ssid):
+            return _error(contract.ERR_INVALID_SSID, "An SSID is exactly 10 digits.")
         filters, problem = _filters(request)
         if problem:
-            return _error(400, contract.ERR_INVALID_PARAMETER, problem)
+            return _error(contract.ERR_INVALID_PARAMETER, problem)
         student = state.world.students.get(ssid)
         if student is None:
             state.count("student_not_found")
-            return _error(404, contract.ERR_STUDENT_NOT_FOUND, "No record of this student.")
+            return _error(contract.ERR_STUDENT_NOT_FOUND, "No record of this student.")
         if not student.enrolled:
             state.count("not_enrolled")
-            return _error(
-                403, contract.ERR_NOT_ENROLLED, "The student is not enrolled in this LEA."
-            )
+            return _error(contract.ERR_NOT_ENROLLED, "The student is not enrolled in this LEA.")
         reports = state.world.select(ssid, *filters)
         state.count("data_ok")
         base = str(request.base_url).rstrip("/")
-        return JSONResponse(
-            {"ssid": ssid, "reports": [_entry(state, base, student, r) for r in reports]}
+        listing = contract.ReportList(
+            ssid=ssid, reports=[_entry(state, base, student, r) for r in reports]
         )
+        return JSONResponse(listing.model_dump(mode="json"))
 
     async def download(request: Request) -> Response:
         await delay()
@@ -345,9 +356,9 @@ def _filters(request: Request) -> tuple[tuple[str | None, str | None, int | None
     test = params.get(contract.PARAM_TEST)
     language = params.get(contract.PARAM_LANGUAGE)
     year_text = params.get(contract.PARAM_YEAR)
-    if test is not None and test not in contract.TEST_CODES:
+    if test is not None and test not in vocabulary.TEST_CODES:
         return (None, None, None), f"Unknown test code: {test[:20]}."
-    if language is not None and language not in contract.LANGUAGES:
+    if language is not None and language not in vocabulary.LANGUAGES:
         return (None, None, None), f"Unknown language code: {language[:20]}."
     year: int | None = None
     if year_text is not None:
@@ -359,7 +370,7 @@ def _filters(request: Request) -> tuple[tuple[str | None, str | None, int | None
 
 def _entry(
     state: SandboxState, base: str, student: SandboxStudent, report: SandboxReport
-) -> dict[str, Any]:
+) -> contract.ReportEntry:
     # Rounded up: a link lives at least link_ttl seconds (truncating gave a 1-second link
     # anything from 0 to 1 s, and runs with short links failed by chance).
     expires = math.ceil(time.time() + state.config.link_ttl)
@@ -368,21 +379,20 @@ def _entry(
         f"{base}{DOWNLOAD_PREFIX}{report.report_id}.{report.format}"
         f"?expires={expires}&signature={signature}"
     )
-    entry: dict[str, Any] = {
-        "test": report.test,
-        "year": report.year,
-        "grade": report.grade,
-        "language": report.language,
-        "format": report.format,
-        "url": url,
-        "expires_at": datetime.fromtimestamp(expires, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        # Extra fields, as the real service may send: clients must ignore them.
-        "report_id": report.report_id,
-        "status": "available",
-    }
+    # Extra fields, as the real service may send: clients must ignore them.
+    extra: dict[str, Any] = {"report_id": report.report_id, "status": "available"}
     if report.subject:
-        entry["subject"] = report.subject
-    return entry
+        extra["subject"] = report.subject
+    return contract.ReportEntry(
+        test=report.test,
+        year=report.year,
+        grade=report.grade,
+        language=report.language,
+        format=report.format,
+        url=url,
+        expires_at=datetime.fromtimestamp(expires, UTC),
+        **extra,
+    )
 
 
 def _data_fault(state: SandboxState) -> Response:
@@ -391,7 +401,7 @@ def _data_fault(state: SandboxState) -> Response:
     if kind == "html":
         # A proxy's maintenance page, with status 200: not JSON, must be retried.
         return Response(_MAINTENANCE_PAGE, status_code=200, media_type="text/html")
-    return _error(int(kind), contract.ERR_SERVER, "Temporary failure; try again.")
+    return _error(contract.ERR_SERVER, "Temporary failure; try again.", status=int(kind))
 
 
 def _download_fault(state: SandboxState, body: bytes) -> Response:

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from caaspp_cli.ets.contract import LANGUAGES
 from caaspp_cli.sandbox import i18n
+from caaspp_cli.vocabulary import LANGUAGES
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,6 @@ _LANGUAGE_OF_SCRIPT: Final[dict[str, str]] = {KOREAN: "ko", CHINESE: "zh-Hant", 
 
 # Languages whose every text fits the PDF core fonts (Windows-1252): they never need a file.
 CORE_FONT_LANGUAGES: Final = frozenset({"en", "es", "fil"})
-CORE_FONT_NAME: Final = "Helvetica"
 
 # A family must draw all of these to be used for its script. Latin includes Vietnamese,
 # because Latin reports carry Vietnamese names.
@@ -334,24 +333,6 @@ def fonts_available() -> dict[str, bool]:
         or find_font_family(SCRIPT_OF_LANGUAGE[language]) is not None
         for language in LANGUAGES
     }
-
-
-def fonts_in_use() -> dict[str, str]:
-    """For each report language, in words, what draws it (for the README and the CLI)."""
-    described: dict[str, str] = {}
-    for language in LANGUAGES:
-        family = find_font_family(SCRIPT_OF_LANGUAGE[language])
-        if language in CORE_FONT_LANGUAGES:
-            described[language] = f"{CORE_FONT_NAME} (PDF core font)" + (
-                f"; {family.name} for names outside Windows-1252" if family else ""
-            )
-        elif family is not None:
-            described[language] = f"{family.name} ({family.origin})"
-        elif language == "vi":
-            described[language] = f"{CORE_FONT_NAME}, accents reduced to Latin-1"
-        else:
-            described[language] = f"English copy with a notice ({i18n.FONTS_INSTALL_COMMAND})"
-    return described
 
 
 # --- Preparing fonts for fpdf2 -------------------------------------------------------------

@@ -10,6 +10,9 @@ Speed matters (the sandbox renders on request), so:
 - other reports embed a font prepared once per process (see :mod:`.fonts`);
 - text is placed with ``FPDF.text``; only Arabic goes through ``cell`` for shaping.
 The same inputs give the same bytes: the creation date comes from the report's year.
+
+Over 600 lines on purpose: it is one report's layout (cover page, subject pages, and the
+HTML twin of both) in one place; the fonts and the texts it draws with live apart already.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ from typing import Any, Final
 
 from fpdf import FPDF
 
-from caaspp_cli.ets.contract import LANGUAGES, TEST_NAMES
 from caaspp_cli.sandbox import fonts
 from caaspp_cli.sandbox.i18n import MESSAGES, MISSING_FONT_NOTICE, Messages, school_year
 from caaspp_cli.sandbox.world import (
@@ -37,6 +39,7 @@ from caaspp_cli.sandbox.world import (
     World,
     ascii_fold,
 )
+from caaspp_cli.vocabulary import LANGUAGES, TEST_NAMES
 
 PAGE_WIDTH: Final = 215.9  # US Letter, in millimetres
 PAGE_HEIGHT: Final = 279.4

@@ -9,6 +9,9 @@ assessments, two in a hundred no longer enrolled.
 
 Scores are not stored: :meth:`World.scores` computes them from the seed, the SSID, the test
 and the year, so a world of 100,000 students stays small and quick to build.
+
+Over 600 lines on purpose: most of it is the data of the world (archetypes, schools, names,
+score scales, subjects per test), kept beside the one builder that reads it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from datetime import date, timedelta
 from functools import cache
 from typing import Final, TypeVar
 
-from caaspp_cli.ets.contract import FORMAT_HTML, FORMAT_PDF, LANGUAGES
+from caaspp_cli.ets.contract import FORMAT_HTML, FORMAT_PDF
+from caaspp_cli.vocabulary import LANGUAGES
 
 YEARS: Final[tuple[int, ...]] = (2023, 2024, 2025)
 # The world stands in the 2025–26 school year: the spring 2025 results are the latest.
@@ -65,10 +69,10 @@ class SandboxReport:
     """One report the API lists for a student: a PDF, or an HTML page for one subject."""
 
     report_id: str  # opaque, url-safe, unique in the world
-    test: str  # a code from contract.TEST_CODES
+    test: str  # a code from vocabulary.TEST_CODES
     year: int  # spring year of the administration
     grade: str  # the student's grade in that year
-    language: str  # a code from contract.LANGUAGES
+    language: str  # a code from vocabulary.LANGUAGES
     format: str  # "pdf" or "html"
     subject: str | None  # html only: "ELA" or "Math"; None for a PDF
 

@@ -84,10 +84,10 @@ from caaspp_cli.errors import (
     CredentialsError,
     ExitCode,
 )
-from caaspp_cli.ets.contract import LANGUAGES, TEST_NAMES, normalize_language
 from caaspp_cli.fsutil import prepare_output_dir, write_private_bytes
 from caaspp_cli.ledger import PASSWORD, REPORT, MessageRecord, SendLedger
 from caaspp_cli.roster.read import RosterRow, RowProblem, open_roster
+from caaspp_cli.vocabulary import LANGUAGES, TEST_NAMES, normalize_language
 
 log = logging.getLogger(__name__)
 
