@@ -23,7 +23,7 @@ from caaspp_cli.cli import render
 from caaspp_cli.config import credentials as creds
 from caaspp_cli.config import profiles
 from caaspp_cli.config.credentials import KEY_ENV, SECRET_ENV, SMTP_PASSWORD_ENV, Credentials
-from caaspp_cli.config.profiles import ActiveProfile, Profile
+from caaspp_cli.config.profiles import Profile
 from caaspp_cli.errors import BadInputError, CredentialsError, KeyringUnavailableError
 from caaspp_cli.ets.contract import (
     DEFAULT_REPORTS_ENDPOINT,
@@ -77,18 +77,6 @@ MailOption = Annotated[
 
 def register(app: typer.Typer) -> None:
     app.add_typer(config_app, name="config")
-
-
-def active_profile(name: str | None = None) -> ActiveProfile:
-    """For every command that talks to ETS: the chosen profile, checked, with credentials.
-
-    ``name``, else ``--profile`` (or CAASPP_PROFILE), else the default profile. Prints the
-    expiry warning, if any, on stderr; expired credentials raise CredentialsError.
-    """
-    active = profiles.activate(name or _global_profile())
-    if active.expiry_warning:
-        render.warning(active.expiry_warning)
-    return active
 
 
 # --- add -----------------------------------------------------------------------------------
@@ -358,9 +346,15 @@ def _show_mail_profile(profile: Any, as_json: bool) -> None:
 @config_app.command("test")
 def test(name: OptionalProfileName = None) -> None:
     """Get a token with the profile's credentials, and say whether that worked and why not."""
-    active = active_profile(name)
-    profile = active.profile
-    token = asyncio.run(profiles.check_connection(profile, active.credentials))
+    from caaspp_cli.ets.connect import connect
+
+    profile, client = connect(name or _global_profile(), warn=render.warning)
+
+    async def check() -> Any:
+        async with client:
+            return await client.check_credentials()
+
+    token = asyncio.run(check())
     render.stdout.print(
         f"Profile {profile.name}: {profile.endpoints().token_url} issued a "
         f"{token.token_type} token valid for {token.expires_in} s; the Client Key "

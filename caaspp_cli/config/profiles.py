@@ -53,7 +53,7 @@ from caaspp_cli.hosts import is_loopback_host
 from caaspp_cli.paths import config_dir
 
 if TYPE_CHECKING:
-    from caaspp_cli.ets.client import Endpoints, TokenInfo
+    from caaspp_cli.ets.client import Endpoints
 
 log = logging.getLogger(__name__)
 
@@ -503,14 +503,3 @@ def set_default(name: str) -> Profile:
     store.default = name
     store.save()
     return profile
-
-
-async def check_connection(profile: Profile, credentials: Credentials) -> TokenInfo:
-    """Ask the token endpoint for a fresh token (`config test`).
-
-    Raises the client's AuthenticationError, ServiceConnectionError or TLSError.
-    """
-    from caaspp_cli.ets.client import EtsClient
-
-    async with EtsClient(profile.endpoints(), credentials) as client:
-        return await client.check_credentials()
