@@ -12,9 +12,10 @@ import pytest
 from helpers import command_paths, quick_retries
 from keyring.backends import fail
 
-from caaspp_cli.cli import config as config_cli
+from caaspp_cli.cli import prompts
 from caaspp_cli.config import profiles
-from caaspp_cli.config.credentials import SERVICE_NAME, Credentials
+from caaspp_cli.config.credentials import Credentials
+from caaspp_cli.config.secrets import SERVICE_NAME
 from caaspp_cli.sandbox.app import DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET
 
 KEY = "ck-7d1f2a9b4c"
@@ -116,7 +117,7 @@ def test_add_without_terminal_or_environment_says_how_to_give_credentials(
 def test_add_prompts_with_hidden_input_on_a_terminal(
     cli, monkeypatch: pytest.MonkeyPatch, memory_keyring
 ) -> None:
-    monkeypatch.setattr(config_cli, "_stdin_is_terminal", lambda: True)
+    monkeypatch.setattr(prompts, "stdin_is_terminal", lambda: True)
     result = _add(cli, "district", env={}, input=f"{KEY}\n{SECRET}\n")
     assert result.exit_code == 0, result.output
     assert "Client Key (input hidden)" in result.output

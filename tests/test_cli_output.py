@@ -11,7 +11,7 @@ from pathlib import Path
 import pikepdf
 from helpers import command_paths
 
-from caaspp_cli.config.credentials import KEY_ENV, SECRET_ENV
+from caaspp_cli.config.secrets import KEY_ENV, SECRET_ENV
 from caaspp_cli.sandbox.app import DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET
 
 

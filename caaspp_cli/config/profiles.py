@@ -36,7 +36,9 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from caaspp_cli.config import credentials as creds
-from caaspp_cli.config.credentials import Credentials, CredentialSource
+from caaspp_cli.config import secrets
+from caaspp_cli.config.credentials import Credentials
+from caaspp_cli.config.secrets import CredentialSource
 from caaspp_cli.errors import (
     BadInputError,
     CaasppError,
@@ -452,7 +454,7 @@ def _obtain(credentials: CredentialsInput | None, name: str) -> Credentials:
         raise CredentialsError(f"no credentials given for profile '{name}'.")
     if isinstance(credentials, Credentials):
         return credentials
-    creds.keyring_backend()  # fail on a missing keyring before asking for secrets
+    secrets.keyring_backend()  # fail on a missing keyring before asking for secrets
     return credentials()
 
 
