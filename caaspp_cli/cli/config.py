@@ -19,10 +19,17 @@ from rich.table import Table
 from caaspp_cli.cli import prompts, render
 from caaspp_cli.config import credentials as creds
 from caaspp_cli.config import profiles
-from caaspp_cli.config import secrets as secret_store
 from caaspp_cli.config.credentials import Credentials, EtsSecrets
 from caaspp_cli.config.profiles import Profile
-from caaspp_cli.config.secrets import HIDDEN, KEY_ENV, SECRET_ENV, SERVICE_NAME, Resolver, Secret
+from caaspp_cli.config.secrets import (
+    HIDDEN,
+    KEY_ENV,
+    SECRET_ENV,
+    SERVICE_NAME,
+    Resolver,
+    Secret,
+    backend_name,
+)
 from caaspp_cli.errors import BadInputError, KeyringUnavailableError
 from caaspp_cli.ets.contract import (
     DEFAULT_REPORTS_ENDPOINT,
@@ -165,8 +172,7 @@ def add(
     where = (
         f"credentials read from {KEY_ENV} and {SECRET_ENV} at run time"
         if env_credentials
-        else "Client Key and Client Secret stored in the OS keyring "
-        f"({secret_store.backend_name()})"
+        else f"Client Key and Client Secret stored in the OS keyring ({backend_name()})"
     )
     default = " (default)" if store.default == profile.name else ""
     render.stdout.print(f"Added profile {profile.name}{default}: {where}.")
