@@ -9,12 +9,14 @@ from pathlib import Path
 
 import keyring
 import pytest
+from helpers import command_paths, quick_retries
 from keyring.backends import fail
 
-from caaspp_cli.cli import config as config_cli
+from caaspp_cli.cli import prompts
 from caaspp_cli.config import profiles
-from caaspp_cli.config.credentials import SERVICE_NAME, Credentials
-from caaspp_cli.errors import AuthenticationError, ServiceConnectionError
+from caaspp_cli.config.credentials import Credentials
+from caaspp_cli.config.secrets import SERVICE_NAME
+from caaspp_cli.sandbox.app import DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET
 
 KEY = "ck-7d1f2a9b4c"
 SECRET = "cs-0e3b5a6d8f2c4e1a"
@@ -115,7 +117,7 @@ def test_add_without_terminal_or_environment_says_how_to_give_credentials(
 def test_add_prompts_with_hidden_input_on_a_terminal(
     cli, monkeypatch: pytest.MonkeyPatch, memory_keyring
 ) -> None:
-    monkeypatch.setattr(config_cli, "_stdin_is_terminal", lambda: True)
+    monkeypatch.setattr(prompts, "stdin_is_terminal", lambda: True)
     result = _add(cli, "district", env={}, input=f"{KEY}\n{SECRET}\n")
     assert result.exit_code == 0, result.output
     assert "Client Key (input hidden)" in result.output
@@ -352,16 +354,9 @@ def test_corrupt_config_file_is_exit_2_in_one_line(cli, config_dir: Path) -> Non
 
 
 # --- expiry through the commands ----------------------------------------------------------
-def test_commands_warn_within_14_days_of_expiry(cli, profile_factory, monkeypatch) -> None:
+def test_commands_warn_within_14_days_of_expiry(cli, sandbox_profile_factory) -> None:
     soon = date.today() + timedelta(days=7)
-    profile_factory("district", expires=soon)
-
-    async def accept(profile, credentials):
-        from caaspp_cli.ets.client import TokenInfo
-
-        return TokenInfo(token_type="Bearer", expires_in=3600)
-
-    monkeypatch.setattr(profiles, "check_connection", accept)
+    sandbox_profile_factory("district", expires=soon)
     result = cli("config", "test")
     assert result.exit_code == 0, result.output
     assert result.stderr.startswith(
@@ -383,44 +378,57 @@ def test_commands_refuse_expired_credentials_with_the_rotate_hint(cli, profile_f
     assert f"{past.isoformat()} (expired)" in listed.stdout
 
 
-# --- test ----------------------------------------------------------------------------------
-def test_config_test_reports_a_token(cli, profile_factory, monkeypatch) -> None:
-    profile_factory("district", client_key=KEY, client_secret=SECRET)
-    seen = []
+# --- test: a real token endpoint -----------------------------------------------------------
+@pytest.fixture
+def sandbox_profile_factory(sandbox, profile_factory):
+    """``profile_factory`` for profiles that point at the running sandbox, with its
+    credentials unless others are given."""
 
-    async def accept(profile, credentials):
-        from caaspp_cli.ets.client import TokenInfo
+    def make(name: str = "district", **fields):
+        fields.setdefault("client_key", DEMO_CLIENT_KEY)
+        fields.setdefault("client_secret", DEMO_CLIENT_SECRET)
+        return profile_factory(name, base_url=sandbox.base_url, **fields)
 
-        seen.append((profile.name, credentials))
-        return TokenInfo(token_type="Bearer", expires_in=3600)
+    return make
 
-    monkeypatch.setattr(profiles, "check_connection", accept)
+
+def test_config_test_reports_a_token(cli, sandbox, sandbox_profile_factory) -> None:
+    sandbox_profile_factory("district")
     result = cli("config", "test", "district")
-    assert result.exit_code == 0
+    assert result.exit_code == 0, result.output
     assert result.stdout == (
-        "Profile district: https://caaspp.example.org/api/v1/token/ issued a Bearer token "
+        f"Profile district: {sandbox.base_url}/api/v1/token/ issued a Bearer token "
         "valid for 3600 s; the Client Key and Client Secret work.\n"
     )
-    assert seen == [("district", Credentials(KEY, SECRET))]
+    assert result.stderr == ""
 
 
-@pytest.mark.parametrize(
-    ("error", "code"),
-    [
-        (AuthenticationError("ETS refused the Client Key and Client Secret.", hint="rotate"), 4),
-        (ServiceConnectionError("could not connect to caaspp.example.org.", hint="network"), 3),
-    ],
-)
-def test_config_test_says_exactly_why_not(cli, profile_factory, monkeypatch, error, code) -> None:
-    profile_factory("district")
-
-    async def refuse(profile, credentials):
-        raise error
-
-    monkeypatch.setattr(profiles, "check_connection", refuse)
+def test_config_test_with_a_wrong_secret_says_so_with_exit_4(cli, sandbox_profile_factory) -> None:
+    sandbox_profile_factory("district", client_secret="not-the-sandbox-secret")
     result = cli("config", "test", "district")
-    assert result.exit_code == code
-    assert result.stderr.splitlines() == [f"error: {error.message}", f"hint: {error.hint}"]
+    assert result.exit_code == 4
+    assert result.stderr.splitlines() == [
+        "error: ETS refused the Client Key and Client Secret of this profile.",
+        "hint: they may have been regenerated in TOMS (for another vendor) or have expired: "
+        "run `caaspp config rotate` to store the current pair.",
+    ]
+    assert result.stdout == ""
+
+
+def test_config_test_of_an_unreachable_service_says_it_could_not_reach_it(
+    cli, profile_factory, monkeypatch
+) -> None:
+    from conftest import free_port
+
+    quick_retries(monkeypatch)
+    base_url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    profile_factory("district", base_url=base_url)
+    result = cli("config", "test", "district")
+    assert result.exit_code == 3
+    error, hint = result.stderr.splitlines()
+    assert error.startswith(f"error: could not reach {base_url}: ")
+    assert hint == "hint: check the network connection and the base URL of this profile."
+    assert result.stdout == ""
 
 
 def test_config_test_against_a_real_token_endpoint(cli, profile_factory) -> None:
@@ -441,20 +449,13 @@ def test_config_test_against_a_real_token_endpoint(cli, profile_factory) -> None
     assert route.calls.last.request.headers["Authorization"] == basic_auth_header(KEY, SECRET)
 
 
-def test_config_test_with_env_override_and_no_keyring(cli, profile_factory, monkeypatch) -> None:
-    profile_factory("district")
+def test_config_test_with_env_override_and_no_keyring(cli, sandbox_profile_factory) -> None:
+    # What the keyring holds is wrong: only the environment's pair can get a token.
+    sandbox_profile_factory("district", client_key=KEY, client_secret=SECRET)
     keyring.set_keyring(fail.Keyring())
-    seen = []
-
-    async def accept(profile, credentials):
-        from caaspp_cli.ets.client import TokenInfo
-
-        seen.append(credentials)
-        return TokenInfo(token_type="Bearer", expires_in=1)
-
-    monkeypatch.setattr(profiles, "check_connection", accept)
-    assert cli("config", "test", env=CRED_ENV).exit_code == 0
-    assert seen == [Credentials(KEY, SECRET)]
+    demo = {"CAASPP_CLIENT_KEY": DEMO_CLIENT_KEY, "CAASPP_CLIENT_SECRET": DEMO_CLIENT_SECRET}
+    worked = cli("config", "test", env=demo)
+    assert worked.exit_code == 0, worked.output
     result = cli("config", "test")
     assert result.exit_code == 4
     assert "no usable OS keyring" in result.stderr
@@ -564,10 +565,12 @@ def test_default_sets_the_default_profile(cli, profile_factory, config_dir: Path
 
 
 def test_every_config_command_has_help(cli) -> None:
-    for command in ("add", "list", "show", "test", "rotate", "remove", "default"):
-        result = cli("config", command, "--help")
-        assert result.exit_code == 0, command
-        assert "Usage: caaspp config " + command in result.stdout
+    paths = [path for path in command_paths() if path[:1] == ["config"] and len(path) > 1]
+    assert ["config", "smtp"] in paths and ["config", "smtp-test"] in paths
+    for path in paths:
+        result = cli(*path, "--help")
+        assert result.exit_code == 0, path
+        assert "Usage: caaspp " + " ".join(path) in result.stdout
 
 
 # --- mail profiles beside connection profiles ------------------------------------------------

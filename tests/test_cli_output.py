@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 import pikepdf
+from helpers import command_paths
 
-from caaspp_cli.config.credentials import KEY_ENV, SECRET_ENV
+from caaspp_cli.config.secrets import KEY_ENV, SECRET_ENV
 from caaspp_cli.sandbox.app import DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET
 
 
@@ -105,24 +106,8 @@ def test_error_lines_show_brackets_from_data(cli, tmp_path: Path) -> None:
     assert "[bold]roster[/].csv" in result.stderr
 
 
-def _command_paths() -> list[list[str]]:
-    import typer.main
-
-    from caaspp_cli.cli.app import app
-
-    paths: list[list[str]] = [[]]
-
-    def walk(command: object, prefix: list[str]) -> None:
-        for name, sub in sorted(getattr(command, "commands", {}).items()):
-            paths.append([*prefix, name])
-            walk(sub, [*prefix, name])
-
-    walk(typer.main.get_command(app), [])
-    return paths
-
-
 def test_every_help_page_shows_placeholders_a_person_reads(cli) -> None:
-    paths = _command_paths()
+    paths = command_paths()
     assert ["config", "smtp-test"] in paths and ["send"] in paths
     for path in paths:
         result = cli(*path, "--help")

@@ -15,8 +15,8 @@ import pytest
 from aiosmtpd.smtp import AuthResult
 from conftest import Family, SmtpServer, add_smtp_profile, report_pdf, write_send_inputs
 
-from caaspp_cli.cli import config as config_cli
-from caaspp_cli.config.credentials import SERVICE_NAME
+from caaspp_cli.cli import prompts
+from caaspp_cli.config.secrets import SERVICE_NAME
 
 SMTP_PASSWORD = "smtp-Pa55-w0rd!"
 USER = "reports@lincoln.example.org"
@@ -120,7 +120,7 @@ def test_config_smtp_reads_the_password_from_stdin_and_replaces_the_profile(
 def test_config_smtp_asks_for_the_password_with_hidden_input_on_a_terminal(
     cli: Any, memory_keyring: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(config_cli, "_stdin_is_terminal", lambda: True)
+    monkeypatch.setattr(prompts, "stdin_is_terminal", lambda: True)
 
     result = _smtp(cli, "--user", USER, input=SMTP_PASSWORD + "\n")
 

@@ -8,15 +8,14 @@ from keyring.backends import chainer, fail, null
 
 from caaspp_cli.config import credentials
 from caaspp_cli.config.credentials import (
-    KEY_ENV,
-    SECRET_ENV,
-    SERVICE_NAME,
     Credentials,
+    EtsSecrets,
     credential_status,
     delete_credentials,
     load_credentials,
     store_credentials,
 )
+from caaspp_cli.config.secrets import KEY_ENV, SECRET_ENV, SERVICE_NAME, Resolver, Secret
 from caaspp_cli.errors import (
     BadInputError,
     CredentialsError,
@@ -243,3 +242,67 @@ def test_client_secret_input_is_trimmed_and_checked() -> None:
     assert credentials.clean_client_secret("  s3cr:et \n") == "s3cr:et"
     with pytest.raises(BadInputError, match="Client Secret is empty"):
         credentials.clean_client_secret("\n")
+
+
+# --- The one resolver ----------------------------------------------------------------------
+def test_the_resolver_asks_only_for_what_neither_the_environment_nor_the_keyring_has(
+    memory_keyring,
+) -> None:
+    memory_keyring.entries[(SERVICE_NAME, "district:client_key")] = KEY
+    asked: list[str] = []
+
+    def prompt(secret: Secret) -> str:
+        asked.append(secret.label)
+        return "typed-secret"
+
+    resolved = Resolver({}, prompt=prompt).resolve(EtsSecrets("district"))
+    assert resolved == (KEY, "typed-secret")
+    assert asked == ["Client Secret"]
+    environ = {KEY_ENV: "env-key", SECRET_ENV: "env-secret"}
+    assert Resolver(environ, prompt=prompt).resolve(EtsSecrets("district")) == (
+        "env-key",
+        "env-secret",
+    )
+    assert asked == ["Client Secret"]  # the environment came first: nobody was asked
+
+
+def test_the_resolver_never_reads_the_keyring_for_an_env_only_profile() -> None:
+    keyring.set_keyring(fail.Keyring())  # reading it would raise
+    with pytest.raises(CredentialsError, match="takes its credentials from the environment"):
+        Resolver({}).resolve(EtsSecrets("server", source="env"))
+    prompted = Resolver({}, prompt=lambda secret: secret.env).resolve(
+        EtsSecrets("server", source="env")
+    )
+    assert prompted == (KEY_ENV, SECRET_ENV)
+
+
+def test_a_new_secret_comes_from_its_variable_announced_else_from_the_prompt(
+    memory_keyring,
+) -> None:
+    memory_keyring.entries[(SERVICE_NAME, "district:client_key")] = "the-old-key"
+    said: list[str] = []
+    wanted = EtsSecrets("district")
+    resolver = Resolver({KEY_ENV: "  new-key "}, prompt=lambda s: "typed", announce=said.append)
+    assert resolver.ask(wanted.key) == "new-key"  # never the keyring's old value
+    assert resolver.ask(wanted.secret) == "typed"
+    assert said == ["Using the Client Key in CAASPP_CLIENT_KEY."]
+
+
+def test_smtp_passwords_use_the_same_resolver(memory_keyring, monkeypatch) -> None:
+    from caaspp_cli.config.mail_profiles import make_smtp_profile, smtp_password
+
+    fields = {"host": "smtp.example.org", "from_address": "r@example.org"}
+    keyring_profile = make_smtp_profile(name="m", user="u@example.org", **fields)
+    env_profile = make_smtp_profile(
+        name="e", user="u@example.org", credentials_source="env", **fields
+    )
+    with pytest.raises(CredentialsError, match="no password for SMTP profile 'm' in the keyring"):
+        smtp_password(keyring_profile)
+    memory_keyring.entries[(SERVICE_NAME, "smtp:m")] = "pw-keyring"
+    assert smtp_password(keyring_profile) == "pw-keyring"
+    with pytest.raises(CredentialsError, match="but CAASPP_SMTP_PASSWORD is not set"):
+        smtp_password(env_profile)
+    monkeypatch.setenv("CAASPP_SMTP_PASSWORD", " pw env ")  # a password is taken as set
+    assert smtp_password(keyring_profile) == " pw env "
+    assert smtp_password(env_profile) == " pw env "
+    assert smtp_password(make_smtp_profile(name="n", **fields)) is None  # no login

@@ -20,7 +20,8 @@ from pathlib import Path
 import keyring
 import pytest
 
-from caaspp_cli.config.credentials import SERVICE_NAME, key_username, secret_username
+from caaspp_cli.config.credentials import key_username, secret_username
+from caaspp_cli.config.secrets import SERVICE_NAME
 
 pytestmark = pytest.mark.secret_service
 

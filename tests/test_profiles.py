@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from caaspp_cli.config import profiles
-from caaspp_cli.config.credentials import SERVICE_NAME, Credentials, key_username, secret_username
+from caaspp_cli.config.credentials import Credentials, key_username, secret_username
 from caaspp_cli.config.profiles import Profile, ProfileStore
+from caaspp_cli.config.secrets import SERVICE_NAME
 from caaspp_cli.errors import BadInputError, ConfigError, CredentialsError, ExitCode
 from caaspp_cli.ets.contract import (
     DEFAULT_REPORTS_ENDPOINT,

@@ -1,6 +1,7 @@
-"""SMTP profiles: the mail servers ``caaspp send`` delivers through, kept in config.toml.
+"""SMTP profiles, the mail servers ``caaspp send`` delivers through, and their passwords.
 
-They live beside the ETS profiles, as tables of their own, and hold no secret::
+They live in config.toml beside the ETS profiles, as tables of their own, and hold no
+secret::
 
     [smtp.district]
     host = "smtp.office365.com"
@@ -13,14 +14,14 @@ They live beside the ETS profiles, as tables of their own, and hold no secret::
 
 The password is in the OS keyring (service ``caaspp``, user ``smtp:NAME``), or only in
 CAASPP_SMTP_PASSWORD at run time for a profile made with ``--env-password``; that variable
-overrides the keyring for every profile, for unattended jobs.
+overrides the keyring for every profile, for unattended jobs. The Resolver of
+``caaspp_cli.config.secrets`` finds it, as it finds every secret.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from email.headerregistry import Address
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -28,13 +29,19 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from caaspp_cli.addresses import parse_mailbox
-from caaspp_cli.config import credentials as creds
-from caaspp_cli.config.credentials import CredentialSource
+from caaspp_cli.config import secrets
 from caaspp_cli.config.profiles import (
     ProfileStore,
     _check_name,
     _first_problem,
     load_store,
+)
+from caaspp_cli.config.secrets import (
+    SMTP_PASSWORD_ENV,
+    CredentialSource,
+    Resolver,
+    Secret,
+    SecretSet,
 )
 from caaspp_cli.errors import (
     BadInputError,
@@ -172,11 +179,11 @@ def save_smtp_profile(
     in_keyring = profile.user is not None and profile.credentials_source == "keyring"
     if in_keyring:
         try:
-            creds.keyring_backend()  # fail on a missing keyring before asking
+            secrets.keyring_backend()  # fail on a missing keyring before asking
         except KeyringUnavailableError as exc:
-            env_set = bool(os.environ.get(creds.SMTP_PASSWORD_ENV))
+            env_set = Resolver().environment_complete(SmtpSecrets(profile))
             first = (
-                f"no usable OS keyring to store the SMTP password in; {creds.SMTP_PASSWORD_ENV} "
+                f"no usable OS keyring to store the SMTP password in; {SMTP_PASSWORD_ENV} "
                 "is set: add the profile with --env-password to read it at run time."
                 if env_set
                 else "no usable OS keyring to store the SMTP password in: "
@@ -186,16 +193,16 @@ def save_smtp_profile(
             raise KeyringUnavailableError(
                 first,
                 hint=f"run a Secret Service or another OS keyring, or for unattended jobs set "
-                f"{creds.SMTP_PASSWORD_ENV} and add the profile with --env-password (it then "
+                f"{SMTP_PASSWORD_ENV} and add the profile with --env-password (it then "
                 "never uses the keyring).",
             ) from None
         if password is None:
             raise BadInputError(f"no password given for SMTP user '{profile.user}'.")
         secret = password() if callable(password) else password
-        creds.store_smtp_password(profile.name, creds.clean_smtp_password(secret))
+        store_smtp_password(profile.name, clean_smtp_password(secret))
     elif existing is not None and existing.user is not None:
         with contextlib.suppress(CaasppError):  # no keyring: there is nothing to remove
-            creds.delete_smtp_password(profile.name)
+            delete_smtp_password(profile.name)
     tables = store.other.get(SMTP_TABLE)
     if not isinstance(tables, dict):
         tables = store.other[SMTP_TABLE] = {}
@@ -218,30 +225,82 @@ def remove_smtp_profile(name: str) -> str | None:
     if profile.user is None or profile.credentials_source != "keyring":
         return None
     try:
-        creds.delete_smtp_password(name)
+        delete_smtp_password(name)
     except CaasppError as exc:
         return exc.message
     return None
 
 
-def smtp_password(profile: SmtpProfile) -> str | None:
-    """The password to log in with, or None for a server without login.
+# --- The password ----------------------------------------------------------------------------
+def smtp_password_username(profile: str) -> str:
+    """The keyring username of an SMTP profile's password (service: ``caaspp``).
+
+    ETS profile names hold no ':', so this never meets a Client Key or Secret entry.
+    """
+    return f"smtp:{profile}"
+
+
+class SmtpSecrets(SecretSet):
+    """The password of one SMTP profile, as the Resolver looks for it.
 
     CAASPP_SMTP_PASSWORD overrides the keyring; a profile made with ``--env-password``
     reads only that variable.
     """
+
+    what = "password"
+
+    def __init__(self, profile: SmtpProfile) -> None:
+        self.profile = profile
+        self.owner = f"SMTP profile '{profile.name}'"
+        self.source = profile.credentials_source
+        self.password = Secret(
+            "SMTP password", SMTP_PASSWORD_ENV, smtp_password_username(profile.name), strip=False
+        )
+        self.secrets = (self.password,)
+
+    def not_in_environment(self, missing: Sequence[Secret]) -> CredentialsError:
+        return CredentialsError(
+            f"SMTP profile '{self.profile.name}' takes its password from the environment, but "
+            f"{SMTP_PASSWORD_ENV} is not set.",
+            hint=f"set {SMTP_PASSWORD_ENV} to the password of {self.profile.user}.",
+        )
+
+    def not_in_keyring(self, missing: Sequence[Secret]) -> CredentialsError:
+        return CredentialsError(
+            f"no password for SMTP profile '{self.profile.name}' in the keyring.",
+            hint=f"run `caaspp config smtp {self.profile.name} ...` again to store it, or set "
+            f"{SMTP_PASSWORD_ENV}.",
+        )
+
+
+def smtp_password(profile: SmtpProfile) -> str | None:
+    """The password to log in with, or None for a server without login."""
     if profile.user is None:
         return None
-    if profile.credentials_source == "env":
-        value = os.environ.get(creds.SMTP_PASSWORD_ENV, "")
-        if not value:
-            raise CredentialsError(
-                f"SMTP profile '{profile.name}' takes its password from the environment, but "
-                f"{creds.SMTP_PASSWORD_ENV} is not set.",
-                hint=f"set {creds.SMTP_PASSWORD_ENV} to the password of {profile.user}.",
-            )
-        return value
-    return creds.load_smtp_password(profile.name)
+    (password,) = Resolver().resolve(SmtpSecrets(profile))
+    return password
+
+
+def clean_smtp_password(value: str) -> str:
+    """An SMTP password as typed or piped: the line end dropped, then checked."""
+    password = value.rstrip("\r\n")
+    if not password:
+        raise BadInputError("the SMTP password is empty.")
+    if any(ch in password for ch in "\r\n\x00"):
+        raise BadInputError("the SMTP password contains a line break or a NUL character.")
+    return password
+
+
+def store_smtp_password(profile: str, password: str) -> None:
+    secrets.store(
+        [(smtp_password_username(profile), password)],
+        what=f"the SMTP password of '{profile}'",
+    )
+
+
+def delete_smtp_password(profile: str) -> None:
+    """Remove the SMTP password of ``profile`` from the keyring; an absent one is fine."""
+    secrets.delete([smtp_password_username(profile)])
 
 
 def _config_error(path: Path, problem: str) -> ConfigError:

@@ -36,7 +36,9 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from caaspp_cli.config import credentials as creds
-from caaspp_cli.config.credentials import Credentials, CredentialSource
+from caaspp_cli.config import secrets
+from caaspp_cli.config.credentials import Credentials
+from caaspp_cli.config.secrets import CredentialSource
 from caaspp_cli.errors import (
     BadInputError,
     CaasppError,
@@ -53,7 +55,7 @@ from caaspp_cli.hosts import is_loopback_host
 from caaspp_cli.paths import config_dir
 
 if TYPE_CHECKING:
-    from caaspp_cli.ets.client import Endpoints, TokenInfo
+    from caaspp_cli.ets.client import Endpoints
 
 log = logging.getLogger(__name__)
 
@@ -452,7 +454,7 @@ def _obtain(credentials: CredentialsInput | None, name: str) -> Credentials:
         raise CredentialsError(f"no credentials given for profile '{name}'.")
     if isinstance(credentials, Credentials):
         return credentials
-    creds.keyring_backend()  # fail on a missing keyring before asking for secrets
+    secrets.keyring_backend()  # fail on a missing keyring before asking for secrets
     return credentials()
 
 
@@ -503,14 +505,3 @@ def set_default(name: str) -> Profile:
     store.default = name
     store.save()
     return profile
-
-
-async def check_connection(profile: Profile, credentials: Credentials) -> TokenInfo:
-    """Ask the token endpoint for a fresh token (`config test`).
-
-    Raises the client's AuthenticationError, ServiceConnectionError or TLSError.
-    """
-    from caaspp_cli.ets.client import EtsClient
-
-    async with EtsClient(profile.endpoints(), credentials) as client:
-        return await client.check_credentials()

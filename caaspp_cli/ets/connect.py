@@ -1,4 +1,9 @@
-"""From a profile name to a ready ETS client: what every command that talks to ETS does first."""
+"""From a profile name to a ready ETS client: the one place a profile's client is opened.
+
+Every command that talks to ETS starts here (`fetch`, `bulk`, `config test`): the profile
+is resolved, its expiry checked, its credentials found by the one Resolver, and the client
+made with them.
+"""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ from caaspp_cli.artifacts import (
     write_manifest,
 )
 from caaspp_cli.artifacts import ManifestStatus as Status
-from caaspp_cli.config.profiles import Profile, activate, load_store
+from caaspp_cli.config.profiles import Profile, load_store
 from caaspp_cli.errors import (
     AuthenticationError,
     BadInputError,
@@ -49,6 +49,7 @@ from caaspp_cli.errors import (
 )
 from caaspp_cli.ets import contract
 from caaspp_cli.ets.client import EtsClient
+from caaspp_cli.ets.connect import connect
 from caaspp_cli.ets.contract import ReportEntry
 from caaspp_cli.ets.pdfcheck import inspect_pdf_file
 from caaspp_cli.fetch.layout import (
@@ -223,14 +224,10 @@ class BulkRun:
         return self._router
 
     def _open_client(self, profile: Profile) -> EtsClient:
-        active = activate(profile.name)
-        if active.expiry_warning:
-            self.on_warning(active.expiry_warning)
-        return EtsClient(
-            active.profile.endpoints(),
-            active.credentials,
-            max_connections=self.options.concurrency,
+        _, client = connect(
+            profile.name, warn=self.on_warning, max_connections=self.options.concurrency
         )
+        return client
 
     def client(self, profile: Profile) -> EtsClient:
         client = self._clients.get(profile.name)
