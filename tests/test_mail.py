@@ -15,18 +15,15 @@ import pytest
 from aiosmtpd.smtp import AuthResult
 from conftest import Family, SmtpServer, add_smtp_profile, write_send_inputs
 
-from caaspp_cli.errors import BadInputError
-from caaspp_cli.ledger import SEND_LEDGER_NAME, SendInProgressError, SendLedger
-from caaspp_cli.send.run import (
+from caaspp_cli.artifacts import SEND_LEDGER_NAME
+from caaspp_cli.errors import (
+    BadInputError,
     MailAuthenticationError,
     MailConnectionError,
     MailTLSError,
-    SendOptions,
-    SendOutcome,
-    SendSummary,
-    load_templates,
-    send_reports,
 )
+from caaspp_cli.send.ledger import SendInProgressError, SendLedger
+from caaspp_cli.send.run import SendOptions, SendOutcome, SendSummary, load_templates, send_reports
 
 JOSE = Family(
     "1000000001",

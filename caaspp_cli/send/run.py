@@ -33,7 +33,7 @@ Delivery, and never a second copy
 Messages go one at a time through one SMTP session (stdlib ``smtplib``), at most ``rate``
 a minute. A temporary refusal (4xx) or a lost connection is retried with a growing delay; a
 permanent one (5xx) is recorded and the run goes on. The send ledger (see
-:class:`caaspp_cli.ledger.SendLedger`) is written around each transaction: *sending* once the
+:class:`caaspp_cli.send.ledger.SendLedger`) is written around each transaction: *sending* once the
 server has said 354 and before the body goes, *accepted* the moment it answers 250. A message
 whose body went out without an answer being recorded (the connection lost while waiting, the
 process killed) is *uncertain*: it is not sent again unless asked (``resend_uncertain``), and
@@ -81,13 +81,14 @@ from caaspp_cli.config.mail_profiles import SmtpProfile, get_smtp_profile, smtp_
 from caaspp_cli.errors import (
     BadInputError,
     CaasppError,
-    CredentialsError,
-    ExitCode,
+    MailAuthenticationError,
+    MailConnectionError,
+    MailTLSError,
 )
 from caaspp_cli.ets.contract import LANGUAGES, TEST_NAMES, normalize_language
 from caaspp_cli.fsutil import prepare_output_dir, write_private_bytes
-from caaspp_cli.ledger import PASSWORD, REPORT, MessageRecord, SendLedger
 from caaspp_cli.roster.read import RosterRow, RowProblem, open_roster
+from caaspp_cli.send.ledger import PASSWORD, REPORT, MessageRecord, SendLedger
 
 log = logging.getLogger(__name__)
 
@@ -98,25 +99,6 @@ IDLE_CHECK_SECONDS: Final = 30.0  # a session idle this long is checked (NOOP) b
 DEFAULT_OUTBOX: Final = Path("caaspp-outbox")
 DEFAULT_LANGUAGE: Final = "en"
 BUILTIN_LANGUAGES: Final = ("en", "es")
-
-
-# --- Errors ------------------------------------------------------------------------------------
-class MailError(CaasppError):
-    """The mail server could not be used; what was done is in the send report."""
-
-    exit_code = ExitCode.FAILED
-
-
-class MailConnectionError(MailError):
-    """The mail server could not be reached, or kept dropping the connection."""
-
-
-class MailTLSError(MailConnectionError):
-    """TLS failed: the server's certificate is not trusted, or it offers no STARTTLS."""
-
-
-class MailAuthenticationError(CredentialsError):
-    """The mail server refused the user name and password."""
 
 
 # --- Templates ---------------------------------------------------------------------------------
