@@ -128,3 +128,24 @@ class LinkExpiredError(EtsError):
 
 class InvalidReportError(EtsError):
     """A downloaded body is not a complete PDF (cut short, an HTML page, ...)."""
+
+
+# --- Errors of the mail server, by cause -------------------------------------------------
+
+
+class MailError(CaasppError):
+    """The mail server could not be used; what was done is in the send report."""
+
+    exit_code = ExitCode.FAILED
+
+
+class MailConnectionError(MailError):
+    """The mail server could not be reached, or kept dropping the connection."""
+
+
+class MailTLSError(MailConnectionError):
+    """TLS failed: the server's certificate is not trusted, or it offers no STARTTLS."""
+
+
+class MailAuthenticationError(CredentialsError):
+    """The mail server refused the user name and password."""

@@ -1,11 +1,10 @@
-"""The SQLite ledgers that bulk and send keep beside their files, so a re-run resumes.
+"""What the SQLite ledgers of bulk and send share: opening one, and its runs.
 
-:class:`Ledger` (bulk): each student's answer and each saved report is committed as it
-completes (WAL, so a kill at any moment leaves a database the next run trusts). A report
-counts as done only when the file it names is on disk with the size and checksum recorded.
-
-:class:`SendLedger` (send): each message to a family, recorded around its SMTP transaction
-so that no family ever gets a second copy, even after a crash (see its docstring).
+Each stage keeps its own ledger beside its files, so a re-run resumes: the bulk ledger
+(:mod:`caaspp_cli.fetch.ledger`) and the send ledger (:mod:`caaspp_cli.send.ledger`). This
+module opens them the same way (owner-only, WAL, links refused, integrity and schema version
+checked: :func:`open_database`), keeps the runs table every ledger has (:class:`RunLedger`),
+and words the errors a ledger meets during a run (:func:`ledger_error`).
 """
 
 from __future__ import annotations
@@ -13,14 +12,10 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal, Self
+from typing import Final, Literal, Self
 
-from caaspp_cli.artifacts import BULK_LEDGER_NAME, SEND_LEDGER_NAME
 from caaspp_cli.errors import BadInputError, CaasppError, ExitCode
-from caaspp_cli.folderlock import FOLDER_LOCK_NAME, FolderBusyError, FolderLock
 from caaspp_cli.fsutil import (
     PRIVATE_FILE_MODE,
     LinkRefusedError,
@@ -29,8 +24,8 @@ from caaspp_cli.fsutil import (
     refuse_link,
 )
 
-# Tables every ledger has: its schema version, and its runs (see _RunLedger).
-_RUN_TABLES = """
+# Tables every ledger has: its schema version, and its runs (see RunLedger).
+RUN_TABLES: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -39,38 +34,6 @@ CREATE TABLE IF NOT EXISTS runs (
     outcome TEXT NOT NULL DEFAULT 'running'
 );
 """
-SCHEMA_VERSION = 1
-
-_SCHEMA = (
-    _RUN_TABLES
-    + """
-CREATE TABLE IF NOT EXISTS students (
-    ssid TEXT NOT NULL,
-    query TEXT NOT NULL,          -- the filters asked, e.g. "CAASPP|en|2025" ('' = all)
-    status TEXT NOT NULL,         -- listed | no_reports | student_not_found | not_enrolled | failed
-    detail TEXT NOT NULL DEFAULT '',
-    profile TEXT NOT NULL DEFAULT '',
-    updated REAL NOT NULL,
-    PRIMARY KEY (ssid, query)
-);
-CREATE TABLE IF NOT EXISTS reports (
-    ssid TEXT NOT NULL,
-    query TEXT NOT NULL,
-    test TEXT NOT NULL,
-    year INTEGER NOT NULL,
-    language TEXT NOT NULL,
-    format TEXT NOT NULL,
-    status TEXT NOT NULL,         -- downloaded | failed | html
-    file TEXT NOT NULL DEFAULT '',
-    size INTEGER,
-    sha256 TEXT,
-    detail TEXT NOT NULL DEFAULT '',
-    run INTEGER NOT NULL DEFAULT 0,   -- the run that last wrote this row
-    updated REAL NOT NULL,
-    PRIMARY KEY (ssid, query, test, year, language, format)
-);
-"""
-)
 
 
 _LEDGER_FOLDER_HINT: Final = (
@@ -155,30 +118,7 @@ def check_integrity(db: sqlite3.Connection, path: Path, damaged_hint: str) -> No
         )
 
 
-@dataclass(frozen=True, slots=True)
-class StudentRecord:
-    ssid: str
-    status: str
-    detail: str
-    profile: str
-
-
-@dataclass(frozen=True, slots=True)
-class ReportRecord:
-    ssid: str
-    test: str
-    year: int
-    language: str
-    format: str
-    status: str
-    file: str
-    size: int | None
-    sha256: str | None
-    detail: str
-    run: int = 0
-
-
-class _RunLedger:
+class RunLedger:
     """What both ledgers share: the database, its runs, and closing it."""
 
     _db: sqlite3.Connection
@@ -200,290 +140,6 @@ class _RunLedger:
         self._db.execute(
             "UPDATE runs SET finished=?, outcome=? WHERE id=?", (time.time(), outcome, run)
         )
-
-
-class Ledger(_RunLedger):
-    """What a bulk run into one folder has done so far."""
-
-    def __init__(self, path: Path) -> None:
-        self._db = open_database(
-            path,
-            _SCHEMA,
-            SCHEMA_VERSION,
-            damaged_hint="move it aside to start this folder afresh; files already saved are "
-            "adopted without downloading them again.",
-            version_hint="use that version, or move the ledger aside to start afresh.",
-        )
-        self.path = path
-
-    @classmethod
-    def in_folder(cls, folder: Path) -> Ledger:
-        return cls(folder / BULK_LEDGER_NAME)
-
-    # --- students --------------------------------------------------------------------------
-    def student(self, ssid: str, query: str) -> StudentRecord | None:
-        row = self._db.execute(
-            "SELECT ssid, status, detail, profile FROM students WHERE ssid=? AND query=?",
-            (ssid, query),
-        ).fetchone()
-        return StudentRecord(*row) if row else None
-
-    def record_student(
-        self, ssid: str, query: str, status: str, detail: str = "", profile: str = ""
-    ) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO students VALUES (?, ?, ?, ?, ?, ?)",
-            (ssid, query, status, detail, profile, time.time()),
-        )
-
-    # --- reports ---------------------------------------------------------------------------
-    def reports(self, ssid: str, query: str) -> list[ReportRecord]:
-        rows = self._db.execute(
-            "SELECT ssid, test, year, language, format, status, file, size, sha256, detail, run "
-            "FROM reports WHERE ssid=? AND query=? ORDER BY test, year, language, format",
-            (ssid, query),
-        ).fetchall()
-        return [ReportRecord(*row) for row in rows]
-
-    def record_report(self, query: str, record: ReportRecord) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO reports VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                record.ssid,
-                query,
-                record.test,
-                record.year,
-                record.language,
-                record.format,
-                record.status,
-                record.file,
-                record.size,
-                record.sha256,
-                record.detail,
-                record.run,
-                time.time(),
-            ),
-        )
-
-    def counts(self) -> dict[str, int]:
-        """Report statuses and their counts, for summaries and tests."""
-        rows = self._db.execute("SELECT status, COUNT(*) FROM reports GROUP BY status")
-        return {status: n for status, n in rows}
-
-    def all_reports(self) -> Iterator[ReportRecord]:
-        cursor = self._db.execute(
-            "SELECT ssid, test, year, language, format, status, file, size, sha256, detail, run "
-            "FROM reports ORDER BY ssid, test, year, language"
-        )
-        for row in cursor:
-            yield ReportRecord(*row)
-
-
-# --- The send ledger -----------------------------------------------------------------------
-SEND_LOCK_NAME: Final = FOLDER_LOCK_NAME
-SEND_SCHEMA_VERSION: Final = 1
-
-MessageKind = Literal["report", "password"]
-REPORT: Final = "report"
-PASSWORD: Final = "password"  # noqa: S105 - the name of a kind of message
-
-# A message's status. "sending" that outlives its run is *uncertain*: the server may have
-# accepted it (see SendLedger).
-SENDING: Final = "sending"
-ACCEPTED: Final = "accepted"
-NOT_ACCEPTED: Final = "failed"
-
-_SEND_SCHEMA = (
-    _RUN_TABLES
-    + """
-CREATE TABLE IF NOT EXISTS messages (
-    ssid TEXT NOT NULL,
-    kind TEXT NOT NULL,                   -- report (carries the PDFs) | password
-    status TEXT NOT NULL,                 -- sending | accepted | failed
-    message_id TEXT NOT NULL,             -- its Message-ID header, kept across attempts
-    recipients TEXT NOT NULL DEFAULT '',  -- '; '-joined; once accepted, those who took it
-    attempts INTEGER NOT NULL DEFAULT 0,  -- message bodies started (DATA)
-    detail TEXT NOT NULL DEFAULT '',
-    run INTEGER NOT NULL DEFAULT 0,       -- the run that last wrote this row
-    started REAL,                         -- when the last body started
-    accepted REAL,                        -- when the server's 250 was recorded
-    updated REAL NOT NULL,
-    PRIMARY KEY (ssid, kind)
-);
-"""
-)
-
-
-@dataclass(frozen=True, slots=True)
-class MessageRecord:
-    ssid: str
-    kind: str
-    status: str
-    message_id: str
-    recipients: tuple[str, ...]
-    attempts: int
-    detail: str
-    run: int
-    started: float | None
-    accepted: float | None
-
-    @property
-    def is_accepted(self) -> bool:
-        return self.status == ACCEPTED
-
-    @property
-    def is_uncertain(self) -> bool:
-        """Its body was on its way to the server, and no answer was ever recorded."""
-        return self.status == SENDING
-
-
-def _record(row: tuple[Any, ...]) -> MessageRecord:
-    ssid, kind, status, message_id, recipients, attempts, detail, run, started, accepted = row
-    return MessageRecord(
-        ssid,
-        kind,
-        status,
-        message_id,
-        tuple(r for r in recipients.split("; ") if r),
-        attempts,
-        detail,
-        run,
-        started,
-        accepted,
-    )
-
-
-class SendLedger(_RunLedger):
-    """Which messages of ``caaspp send`` the mail server has accepted, kept beside the PDFs.
-
-    One row per student and kind of message (``report``, then ``password``). Around each
-    SMTP transaction the sender records, each time committed and fsynced before going on:
-
-    1. ``sending`` (:meth:`mark_sending`) once the server has said 354 to DATA and before
-       the body is written: until the body's final dot, the server cannot accept it;
-    2. ``accepted`` (:meth:`mark_accepted`) as soon as the server answers 250 to the body;
-       ``failed`` (:meth:`mark_not_accepted`) when it answers anything else, or refuses
-       before DATA: the message was certainly not taken, and a re-run sends it again.
-
-    A row left ``sending`` (killed, or the connection lost while waiting for the answer)
-    is *uncertain*: the server may have accepted it. It is never sent again on its own: a
-    re-run lists it, and sends it only when asked (``--resend-uncertain``), or records it
-    as accepted once staff have found it in the mail server's log. Messages are sent one
-    at a time, so a crash leaves at most one uncertain message. The password message of a
-    student is sent only once the report message is recorded ``accepted``.
-
-    Opening it takes a lock on the folder (released when the process ends, however it
-    ends): two runs at once could each send the same message.
-    """
-
-    def __init__(self, path: Path, *, lock: bool = True) -> None:
-        self._lock = FolderLock(path.parent / SEND_LOCK_NAME, "send") if lock else None
-        try:
-            self._db = open_database(
-                path,
-                _SEND_SCHEMA,
-                SEND_SCHEMA_VERSION,
-                damaged_hint="do not delete it: it is what keeps families from getting a "
-                "second copy. Restore it from a backup, or check send-report.csv and the mail "
-                "server's log before sending again into this folder.",
-                version_hint="use that version of caaspp to send from this folder.",
-                synchronous="FULL",
-            )
-        except BaseException:
-            if self._lock is not None:
-                self._lock.release()
-            raise
-        self.path = path
-
-    @classmethod
-    def in_folder(cls, folder: Path, *, lock: bool = True) -> SendLedger:
-        return cls(folder / SEND_LEDGER_NAME, lock=lock)
-
-    @classmethod
-    def existing(cls, folder: Path) -> SendLedger | None:
-        """The folder's ledger to read (no lock, nothing created), or None if it has none."""
-        path = folder / SEND_LEDGER_NAME
-        return cls(path, lock=False) if path.is_file() else None
-
-    def close(self) -> None:
-        super().close()
-        if self._lock is not None:
-            self._lock.release()
-
-    # --- messages --------------------------------------------------------------------------
-    def message(self, ssid: str, kind: str) -> MessageRecord | None:
-        row = self._db.execute(
-            "SELECT ssid, kind, status, message_id, recipients, attempts, detail, run, "
-            "started, accepted FROM messages WHERE ssid=? AND kind=?",
-            (ssid, kind),
-        ).fetchone()
-        return _record(row) if row else None
-
-    def messages(self) -> Iterator[MessageRecord]:
-        cursor = self._db.execute(
-            "SELECT ssid, kind, status, message_id, recipients, attempts, detail, run, "
-            "started, accepted FROM messages ORDER BY ssid, kind DESC"
-        )
-        for row in cursor:
-            yield _record(row)
-
-    def mark_sending(
-        self, ssid: str, kind: str, message_id: str, recipients: tuple[str, ...], run: int
-    ) -> None:
-        """The body is about to go: from now on the server may accept it."""
-        now = time.time()
-        cursor = self._db.execute(
-            "INSERT INTO messages (ssid, kind, status, message_id, recipients, attempts, "
-            "detail, run, started, updated) VALUES (?, ?, 'sending', ?, ?, 1, '', ?, ?, ?) "
-            "ON CONFLICT (ssid, kind) DO UPDATE SET status='sending', "
-            "message_id=excluded.message_id, recipients=excluded.recipients, "
-            "attempts=attempts + 1, detail='', run=excluded.run, started=excluded.started, "
-            "updated=excluded.updated WHERE status != 'accepted'",
-            (ssid, kind, message_id, "; ".join(recipients), run, now, now),
-        )
-        if cursor.rowcount != 1:
-            raise RuntimeError("a message recorded as accepted is being sent again")
-
-    def mark_accepted(
-        self, ssid: str, kind: str, recipients: tuple[str, ...], detail: str = ""
-    ) -> None:
-        """The server answered 250: the message is delivered to its care."""
-        now = time.time()
-        self._db.execute(
-            "UPDATE messages SET status='accepted', recipients=?, detail=?, accepted=?, "
-            "updated=? WHERE ssid=? AND kind=?",
-            ("; ".join(recipients), detail, now, now, ssid, kind),
-        )
-
-    def mark_not_accepted(
-        self,
-        ssid: str,
-        kind: str,
-        message_id: str,
-        recipients: tuple[str, ...],
-        detail: str,
-        run: int,
-    ) -> None:
-        """The server certainly did not take the message (it said so, or never got its end)."""
-        now = time.time()
-        self._db.execute(
-            "INSERT INTO messages (ssid, kind, status, message_id, recipients, detail, run, "
-            "updated) VALUES (?, ?, 'failed', ?, ?, ?, ?, ?) "
-            "ON CONFLICT (ssid, kind) DO UPDATE SET status='failed', "
-            "message_id=excluded.message_id, recipients=excluded.recipients, "
-            "detail=excluded.detail, run=excluded.run, updated=excluded.updated "
-            "WHERE status != 'accepted'",
-            (ssid, kind, message_id, "; ".join(recipients), detail, run, now),
-        )
-
-    def counts(self) -> dict[tuple[str, str], int]:
-        """(kind, status) and their counts, for summaries and tests."""
-        rows = self._db.execute("SELECT kind, status, COUNT(*) FROM messages GROUP BY 1, 2")
-        return {(kind, status): n for kind, status, n in rows}
-
-
-# The send ledger's folder lock is the one every command takes (see folderlock).
-SendInProgressError = FolderBusyError
 
 
 class LedgerError(CaasppError):

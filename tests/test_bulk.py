@@ -20,8 +20,8 @@ import pytest
 from caaspp_cli.cli.sandbox import roster_csv
 from caaspp_cli.ets.client import EtsClient
 from caaspp_cli.fetch.bulk import BulkOptions, BulkRun
+from caaspp_cli.fetch.ledger import Ledger
 from caaspp_cli.fsutil import TEMP_PREFIX, TEMP_SUFFIX, is_temp_name, sweep_temp_files
-from caaspp_cli.ledger import Ledger
 from caaspp_cli.retry import RetryPolicy
 from caaspp_cli.roster.read import open_roster
 from caaspp_cli.sandbox.app import DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET, SandboxConfig

@@ -18,8 +18,8 @@ from conftest import SmtpServer, add_smtp_profile, report_pdf
 from caaspp_cli.artifacts import PasswordSheet
 from caaspp_cli.cli import purge as purge_cli
 from caaspp_cli.cli.sandbox import roster_csv
+from caaspp_cli.fetch.ledger import Ledger
 from caaspp_cli.fsutil import TEMP_PREFIX, TEMP_SUFFIX
-from caaspp_cli.ledger import Ledger
 from caaspp_cli.purge.run import PURGE_LOG
 
 DAY = 86_400
@@ -529,7 +529,7 @@ def test_purge_of_a_bulk_folder_says_what_it_cannot_check_before_asking(
 
 
 def test_deliveries_still_in_the_ledgers_write_ahead_log_count(cli: Any, tmp_path: Path) -> None:
-    from caaspp_cli.ledger import PASSWORD, REPORT, SendLedger
+    from caaspp_cli.send.ledger import PASSWORD, REPORT, SendLedger
 
     folder = make_folder(tmp_path / "protected", marker=False, n=2)
     ledger = SendLedger.in_folder(folder, lock=False)  # open: as a run killed mid-way leaves it

@@ -680,7 +680,7 @@ def _checks(ledger: Path) -> tuple[str, str]:
 def test_send_refuses_a_ledger_whose_index_is_damaged_and_sends_nothing_again(
     cli: Any, server: SmtpServer, inputs: Any
 ) -> None:
-    from caaspp_cli.ledger import SEND_LEDGER_NAME
+    from caaspp_cli.artifacts import SEND_LEDGER_NAME
 
     first = cli(*inputs.args())
     assert first.exit_code == 0, first.output
@@ -714,7 +714,7 @@ def _flip_ssid_in_index(ledger: Path, index: str, ssid: str) -> None:
 
 def test_the_bulk_ledger_is_checked_the_same_way(tmp_path: Path) -> None:
     from caaspp_cli.errors import BadInputError
-    from caaspp_cli.ledger import Ledger, ReportRecord
+    from caaspp_cli.fetch.ledger import Ledger, ReportRecord
 
     with Ledger.in_folder(tmp_path) as ledger:
         for ssid in ("1000000001", "1000000002", "1000000003"):

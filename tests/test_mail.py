@@ -15,18 +15,17 @@ import pytest
 from aiosmtpd.smtp import AuthResult
 from conftest import Family, SmtpServer, add_smtp_profile, write_send_inputs
 
-from caaspp_cli.errors import BadInputError
-from caaspp_cli.ledger import SEND_LEDGER_NAME, SendInProgressError, SendLedger
-from caaspp_cli.send.run import (
+from caaspp_cli.artifacts import SEND_LEDGER_NAME
+from caaspp_cli.errors import (
+    BadInputError,
     MailAuthenticationError,
     MailConnectionError,
     MailTLSError,
-    SendOptions,
-    SendOutcome,
-    SendSummary,
-    load_templates,
-    send_reports,
 )
+from caaspp_cli.send.ledger import SendInProgressError, SendLedger
+from caaspp_cli.send.outcomes import SendOutcome, SendSummary
+from caaspp_cli.send.run import SendOptions, send_reports
+from caaspp_cli.send.templates import load_templates
 
 JOSE = Family(
     "1000000001",
@@ -239,7 +238,7 @@ def test_a_message_cut_off_after_acceptance_is_uncertain_and_never_sent_twice(
     assert outcomes(first)[JOSE.ssid] == "uncertain"
     assert outcomes(first)[HOA.ssid] == outcomes(first)[SAM.ssid] == "sent"
     jose = first.rows[0]
-    assert jose.report_message == "uncertain" and jose.password_message == ""
+    assert jose.report_message == "uncertain" and jose.password_message is None
     assert jose.report_message_id in jose.detail and "mail server's log" in jose.detail
     assert len(messages_to(server, "maria@example.org")) == 1  # no password without a 250
 
@@ -316,7 +315,7 @@ def test_a_refused_recipient_is_recorded_and_the_others_proceed(
     assert outcomes(summary) == {JOSE.ssid: "sent", HOA.ssid: "sent", SAM.ssid: "refused"}
     sam = summary.rows[2]
     assert "550 5.1.1 No such mailbox" in sam.detail
-    assert sam.report_message == "not_accepted" and sam.password_message == ""
+    assert sam.report_message == "not_accepted" and sam.password_message is None
     # Of two addresses, the one refused gets neither message; the other gets both.
     hoa = [r for r in server.received if "an@example.org" in r.rcpt_tos]
     assert [r.rcpt_tos for r in hoa] == [("an@example.org",)] * 2

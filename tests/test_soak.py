@@ -33,9 +33,9 @@ from caaspp_cli.config.profiles import Profile
 from caaspp_cli.ets.client import Endpoints, EtsClient
 from caaspp_cli.ets.session import RetryEvent
 from caaspp_cli.fetch.bulk import BulkOptions, BulkRun
+from caaspp_cli.fetch.ledger import Ledger
 from caaspp_cli.fetch.student import ReportFilters
 from caaspp_cli.fsutil import is_temp_name
-from caaspp_cli.ledger import Ledger
 from caaspp_cli.roster.read import open_roster
 from caaspp_cli.sandbox.app import DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET
 from caaspp_cli.sandbox.world import World

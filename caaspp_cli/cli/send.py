@@ -12,7 +12,7 @@ from caaspp_cli.cli import render
 from caaspp_cli.errors import ExitCode
 
 if TYPE_CHECKING:
-    from caaspp_cli.send.run import SendProgress, SendSummary
+    from caaspp_cli.send.outcomes import SendProgress, SendSummary
 
 _LISTED_PROBLEMS = 50
 

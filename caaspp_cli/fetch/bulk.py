@@ -59,6 +59,7 @@ from caaspp_cli.fetch.layout import (
     LayoutError,
     column_key,
 )
+from caaspp_cli.fetch.ledger import Ledger, ReportRecord
 from caaspp_cli.fetch.routing import ProfileRouter
 from caaspp_cli.fetch.student import DUPLICATE_DETAIL, ReportFilters, duplicate_entries
 from caaspp_cli.folderlock import FolderLock
@@ -70,7 +71,7 @@ from caaspp_cli.fsutil import (
     refuse_link,
     sweep_temp_files,
 )
-from caaspp_cli.ledger import Ledger, ReportRecord, ledger_error
+from caaspp_cli.ledger import ledger_error
 from caaspp_cli.roster.read import Roster, RosterRow
 from caaspp_cli.words import plural
 

@@ -60,7 +60,7 @@ from caaspp_cli.artifacts import (
 )
 from caaspp_cli.errors import BadInputError, CaasppError, ExitCode
 from caaspp_cli.fsutil import append_private_line_nofollow, is_temp_name, refuse_link
-from caaspp_cli.ledger import ACCEPTED, PASSWORD, REPORT
+from caaspp_cli.send.ledger import ACCEPTED, PASSWORD, REPORT
 from caaspp_cli.words import plural
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,235 @@
+"""The send ledger: which messages of ``caaspp send`` the mail server has accepted.
+
+It is kept beside the PDFs (:data:`caaspp_cli.artifacts.SEND_LEDGER_NAME`) and written around
+each message's transaction so that no family ever gets a second copy, even after a crash
+(see :class:`SendLedger`). This module owns the kinds of message (:data:`REPORT`,
+:data:`PASSWORD`) and the statuses the ledger records for them (:data:`SENDING`,
+:data:`ACCEPTED`, :data:`NOT_ACCEPTED`); ``caaspp purge`` reads them too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from caaspp_cli.artifacts import SEND_LEDGER_NAME
+from caaspp_cli.folderlock import FOLDER_LOCK_NAME, FolderBusyError, FolderLock
+from caaspp_cli.ledger import RUN_TABLES, RunLedger, open_database
+
+SEND_LOCK_NAME: Final = FOLDER_LOCK_NAME
+SEND_SCHEMA_VERSION: Final = 1
+
+# The two kinds of message a family gets, in the order they are sent.
+REPORT: Final = "report"
+PASSWORD: Final = "password"  # noqa: S105 - the name of a kind of message
+
+# A message's status. "sending" that outlives its run is *uncertain*: the server may have
+# accepted it (see SendLedger).
+SENDING: Final = "sending"
+ACCEPTED: Final = "accepted"
+NOT_ACCEPTED: Final = "failed"
+
+_SEND_SCHEMA: Final = (
+    RUN_TABLES
+    + f"""
+CREATE TABLE IF NOT EXISTS messages (
+    ssid TEXT NOT NULL,
+    kind TEXT NOT NULL,                   -- {REPORT} (carries the PDFs) | {PASSWORD}
+    status TEXT NOT NULL,                 -- {SENDING} | {ACCEPTED} | {NOT_ACCEPTED}
+    message_id TEXT NOT NULL,             -- its Message-ID header, kept across attempts
+    recipients TEXT NOT NULL DEFAULT '',  -- '; '-joined; once accepted, those who took it
+    attempts INTEGER NOT NULL DEFAULT 0,  -- message bodies started (DATA)
+    detail TEXT NOT NULL DEFAULT '',
+    run INTEGER NOT NULL DEFAULT 0,       -- the run that last wrote this row
+    started REAL,                         -- when the last body started
+    accepted REAL,                        -- when the server's 250 was recorded
+    updated REAL NOT NULL,
+    PRIMARY KEY (ssid, kind)
+);
+"""
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    ssid: str
+    kind: str
+    status: str
+    message_id: str
+    recipients: tuple[str, ...]
+    attempts: int
+    detail: str
+    run: int
+    started: float | None
+    accepted: float | None
+
+    @property
+    def is_accepted(self) -> bool:
+        return self.status == ACCEPTED
+
+    @property
+    def is_uncertain(self) -> bool:
+        """Its body was on its way to the server, and no answer was ever recorded."""
+        return self.status == SENDING
+
+
+def _record(row: tuple[Any, ...]) -> MessageRecord:
+    ssid, kind, status, message_id, recipients, attempts, detail, run, started, accepted = row
+    return MessageRecord(
+        ssid,
+        kind,
+        status,
+        message_id,
+        tuple(r for r in recipients.split("; ") if r),
+        attempts,
+        detail,
+        run,
+        started,
+        accepted,
+    )
+
+
+class SendLedger(RunLedger):
+    """Which messages of ``caaspp send`` the mail server has accepted, kept beside the PDFs.
+
+    One row per student and kind of message (``report``, then ``password``). Around each
+    SMTP transaction the sender records, each time committed and fsynced before going on:
+
+    1. ``sending`` (:meth:`mark_sending`) once the server has said 354 to DATA and before
+       the body is written: until the body's final dot, the server cannot accept it;
+    2. ``accepted`` (:meth:`mark_accepted`) as soon as the server answers 250 to the body;
+       ``failed`` (:meth:`mark_not_accepted`) when it answers anything else, or refuses
+       before DATA: the message was certainly not taken, and a re-run sends it again.
+
+    A row left ``sending`` (killed, or the connection lost while waiting for the answer)
+    is *uncertain*: the server may have accepted it. It is never sent again on its own: a
+    re-run lists it, and sends it only when asked (``--resend-uncertain``), or records it
+    as accepted once staff have found it in the mail server's log. Messages are sent one
+    at a time, so a crash leaves at most one uncertain message. The password message of a
+    student is sent only once the report message is recorded ``accepted``.
+
+    Opening it takes a lock on the folder (released when the process ends, however it
+    ends): two runs at once could each send the same message.
+    """
+
+    def __init__(self, path: Path, *, lock: bool = True) -> None:
+        self._lock = FolderLock(path.parent / SEND_LOCK_NAME, "send") if lock else None
+        try:
+            self._db = open_database(
+                path,
+                _SEND_SCHEMA,
+                SEND_SCHEMA_VERSION,
+                damaged_hint="do not delete it: it is what keeps families from getting a "
+                "second copy. Restore it from a backup, or check send-report.csv and the mail "
+                "server's log before sending again into this folder.",
+                version_hint="use that version of caaspp to send from this folder.",
+                synchronous="FULL",
+            )
+        except BaseException:
+            if self._lock is not None:
+                self._lock.release()
+            raise
+        self.path = path
+
+    @classmethod
+    def in_folder(cls, folder: Path, *, lock: bool = True) -> SendLedger:
+        return cls(folder / SEND_LEDGER_NAME, lock=lock)
+
+    @classmethod
+    def existing(cls, folder: Path) -> SendLedger | None:
+        """The folder's ledger to read (no lock, nothing created), or None if it has none."""
+        path = folder / SEND_LEDGER_NAME
+        return cls(path, lock=False) if path.is_file() else None
+
+    def close(self) -> None:
+        super().close()
+        if self._lock is not None:
+            self._lock.release()
+
+    # --- messages --------------------------------------------------------------------------
+    def message(self, ssid: str, kind: str) -> MessageRecord | None:
+        row = self._db.execute(
+            "SELECT ssid, kind, status, message_id, recipients, attempts, detail, run, "
+            "started, accepted FROM messages WHERE ssid=? AND kind=?",
+            (ssid, kind),
+        ).fetchone()
+        return _record(row) if row else None
+
+    def messages(self) -> Iterator[MessageRecord]:
+        cursor = self._db.execute(
+            "SELECT ssid, kind, status, message_id, recipients, attempts, detail, run, "
+            "started, accepted FROM messages ORDER BY ssid, kind DESC"
+        )
+        for row in cursor:
+            yield _record(row)
+
+    def mark_sending(
+        self, ssid: str, kind: str, message_id: str, recipients: tuple[str, ...], run: int
+    ) -> None:
+        """The body is about to go: from now on the server may accept it."""
+        now = time.time()
+        cursor = self._db.execute(
+            "INSERT INTO messages (ssid, kind, status, message_id, recipients, attempts, "
+            "detail, run, started, updated) VALUES (?, ?, ?, ?, ?, 1, '', ?, ?, ?) "
+            "ON CONFLICT (ssid, kind) DO UPDATE SET status=excluded.status, "
+            "message_id=excluded.message_id, recipients=excluded.recipients, "
+            "attempts=attempts + 1, detail='', run=excluded.run, started=excluded.started, "
+            "updated=excluded.updated WHERE status != ?",
+            (ssid, kind, SENDING, message_id, "; ".join(recipients), run, now, now, ACCEPTED),
+        )
+        if cursor.rowcount != 1:
+            raise RuntimeError("a message recorded as accepted is being sent again")
+
+    def mark_accepted(
+        self, ssid: str, kind: str, recipients: tuple[str, ...], detail: str = ""
+    ) -> None:
+        """The server answered 250: the message is delivered to its care."""
+        now = time.time()
+        self._db.execute(
+            "UPDATE messages SET status=?, recipients=?, detail=?, accepted=?, "
+            "updated=? WHERE ssid=? AND kind=?",
+            (ACCEPTED, "; ".join(recipients), detail, now, now, ssid, kind),
+        )
+
+    def mark_not_accepted(
+        self,
+        ssid: str,
+        kind: str,
+        message_id: str,
+        recipients: tuple[str, ...],
+        detail: str,
+        run: int,
+    ) -> None:
+        """The server certainly did not take the message (it said so, or never got its end)."""
+        now = time.time()
+        self._db.execute(
+            "INSERT INTO messages (ssid, kind, status, message_id, recipients, detail, run, "
+            "updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (ssid, kind) DO UPDATE SET status=excluded.status, "
+            "message_id=excluded.message_id, recipients=excluded.recipients, "
+            "detail=excluded.detail, run=excluded.run, updated=excluded.updated "
+            "WHERE status != ?",
+            (
+                ssid,
+                kind,
+                NOT_ACCEPTED,
+                message_id,
+                "; ".join(recipients),
+                detail,
+                run,
+                now,
+                ACCEPTED,
+            ),
+        )
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """(kind, status) and their counts, for summaries and tests."""
+        rows = self._db.execute("SELECT kind, status, COUNT(*) FROM messages GROUP BY 1, 2")
+        return {(kind, status): n for kind, status, n in rows}
+
+
+# The send ledger's folder lock is the one every command takes (see folderlock).
+SendInProgressError = FolderBusyError
