@@ -17,6 +17,7 @@ import httpx
 import pikepdf
 import pytest
 
+from caaspp_cli.artifacts import BULK_LEDGER_NAME
 from caaspp_cli.cli.sandbox import roster_csv
 from caaspp_cli.ets.client import EtsClient
 from caaspp_cli.fetch.bulk import BulkOptions, BulkRun
@@ -204,6 +205,31 @@ def test_dry_run_checks_and_touches_nothing(cli, sandbox, sandbox_profile, roste
     assert summary["by_profile"] == {"sandbox": summary["students_to_ask"]}
     assert not out.exists()
     assert sandbox.state.stats()["counters"].get("data_requests", 0) == before
+
+
+def test_dry_run_after_a_run_does_not_count_the_students_it_settled(
+    cli, sandbox, sandbox_profile, tmp_path
+):
+    """A dry run before a re-run says what the re-run will ask: the students an earlier run
+    settled (reports saved and intact, or ETS's answer recorded) are not counted."""
+    rows = sandbox.state.world.roster_rows()[:6]
+    roster = tmp_path / "six.csv"
+    roster.write_text(roster_csv(rows), encoding="utf-8")
+    out = tmp_path / "out"
+    assert cli("bulk", str(roster), "--out", str(out)).exit_code == 0
+    one = sorted(out.rglob("*.pdf"))[0]
+    one.unlink()  # that student's reports are no longer all there: asked again
+    ledger_before = (out / BULK_LEDGER_NAME).read_bytes()
+
+    result = cli("bulk", str(roster), "--out", str(out), "--dry-run", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["students_to_ask"], summary["students_settled"]) == (1, 5)
+    assert (out / BULK_LEDGER_NAME).read_bytes() == ledger_before
+    said = cli("bulk", str(roster), "--out", str(out), "--dry-run")
+    assert "Would ask ETS about 1 student" in said.stdout
+    assert "Not asking again about 5 students" in said.stdout
 
 
 def test_layout_puts_files_in_school_and_grade_folders_inside_out(

@@ -196,6 +196,11 @@ def _print_dry_run(summary: BulkSummary, rows: int, filters: ReportFilters) -> N
     render.stdout.print(
         f"Would ask ETS about {render.plural(summary.students_to_ask, 'student')}: {wanted}."
     )
+    if summary.students_settled:
+        render.stdout.print(
+            f"Not asking again about {render.plural(summary.students_settled, 'student')} an "
+            "earlier run into this folder settled (reports saved, or ETS's answer recorded)."
+        )
     for profile, count in sorted(summary.by_profile.items()):
         render.stdout.print(f"  through profile {profile}: {count}")
     for status, count in sorted(summary.statuses.items()):

@@ -130,6 +130,8 @@ class BulkSummary:
     interrupted: bool = False
     by_profile: dict[str, int] = field(default_factory=dict)
     dry_run: bool = False
+    # Dry run: students an earlier run into the folder settled, so not asked again.
+    students_settled: int = 0
     # One outcome per roster row (statuses count manifest lines: one per report): a row
     # with any status of NEEDS_A_PERSON counts under the first of them, else under
     # not_reached, downloaded or already_downloaded, in that order, else its one answer.
@@ -147,6 +149,7 @@ class BulkSummary:
         return {
             "rows": self.rows,
             "students_to_ask": self.students_to_ask,
+            "students_settled": self.students_settled,
             "statuses": {status: self.statuses[status] for status in BULK_STATUSES},
             "roster_rows": {status: self.row_outcomes[status] for status in BULK_STATUSES},
             "rows_needing_a_person": self.rows_needing_a_person,
@@ -244,19 +247,28 @@ class BulkRun:
             yield row, (router.profile_for(row) if row.ok else None)
 
     def dry_run(self) -> BulkSummary:
-        """Read and check the roster; say what would be asked. Touches nothing."""
+        """Read and check the roster; say what would be asked. Writes nothing: an earlier
+        run's ledger in the folder is read, so students it settled are not counted."""
         started = time.monotonic()
         statuses: Counter[str] = Counter()
         by_profile: Counter[str] = Counter()
-        rows = 0
-        for row, profile in self.plan():
-            rows += 1
-            if row.problem is not None:
-                statuses[str(row.problem)] += 1
-            elif profile is None:
-                statuses[Status.NO_PROFILE] += 1
-            else:
-                by_profile[profile.name] += 1
+        rows = settled = 0
+        with contextlib.ExitStack() as stack:
+            ledger = None
+            if (self.options.out_dir / BULK_LEDGER_NAME).is_file():
+                ledger = stack.enter_context(Ledger.in_folder(self.options.out_dir))
+            for row, profile in self.plan():
+                rows += 1
+                if row.problem is not None:
+                    statuses[str(row.problem)] += 1
+                elif profile is None:
+                    statuses[Status.NO_PROFILE] += 1
+                elif (
+                    ledger is not None and row.ssid and self._settled(ledger, row.ssid) is not None
+                ):
+                    settled += 1
+                else:
+                    by_profile[profile.name] += 1
         return BulkSummary(
             statuses=statuses,
             row_outcomes=Counter(statuses),
@@ -268,6 +280,7 @@ class BulkRun:
             manifest=None,
             by_profile=dict(by_profile),
             dry_run=True,
+            students_settled=settled,
         )
 
     async def run(self) -> BulkSummary:
@@ -381,14 +394,10 @@ class BulkRun:
     async def _student(self, ledger: Ledger, run_id: int, row: RosterRow, profile: Profile) -> None:
         ssid = row.ssid
         assert ssid is not None
-        known = ledger.student(ssid, self.query)
-        if known is not None and known.status in FINAL_ANSWERS:
+        settled = self._settled(ledger, ssid)
+        if settled is not None:
+            self.progress.reports_already += sum(r.status == Status.DOWNLOADED for r in settled)
             return
-        if known is not None and known.status == LISTED:
-            records = ledger.reports(ssid, self.query)
-            if records and all(self._still_good(r) for r in records):
-                self.progress.reports_already += sum(r.status == Status.DOWNLOADED for r in records)
-                return
         client = self.client(profile)
         filters = self.options.filters
         try:
@@ -576,6 +585,18 @@ class BulkRun:
                 run_id,
             ),
         )
+
+    def _settled(self, ledger: Ledger, ssid: str) -> list[ReportRecord] | None:
+        """What an earlier run settled for this student, so that it is not asked again: a
+        final answer (no records), or every report saved and intact. None: ask."""
+        known = ledger.student(ssid, self.query)
+        if known is not None and known.status in FINAL_ANSWERS:
+            return []
+        if known is not None and known.status == LISTED:
+            records = ledger.reports(ssid, self.query)
+            if records and all(self._still_good(r) for r in records):
+                return records
+        return None
 
     def _still_good(self, record: ReportRecord) -> bool:
         """A ledger row is done when its file is there with the recorded checksum."""
