@@ -44,7 +44,6 @@ message keeps its Message-ID, so a mail client that got both shows one.
 from __future__ import annotations
 
 import html
-import io
 import logging
 import re
 import smtplib
@@ -64,8 +63,6 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path, PurePosixPath
 from typing import Final
-
-import pikepdf
 
 from caaspp_cli.addresses import is_address
 from caaspp_cli.artifacts import (
@@ -87,6 +84,7 @@ from caaspp_cli.errors import (
 from caaspp_cli.ets.contract import LANGUAGES, TEST_NAMES, normalize_language
 from caaspp_cli.fsutil import prepare_output_dir, write_private_bytes
 from caaspp_cli.ledger import PASSWORD, REPORT, MessageRecord, SendLedger
+from caaspp_cli.protect.verify import protection_problem as protected_report_problem
 from caaspp_cli.roster.read import RosterRow, RowProblem, open_roster
 
 log = logging.getLogger(__name__)
@@ -1431,24 +1429,10 @@ class SendRun:
 
 
 def protection_problem(data: bytes, password: str) -> str | None:
-    """Why a PDF must not be sent as a protected report, or None: it must ask for a
-    password, the student's password must open it, and its encryption must be AES-256."""
-    try:
-        with pikepdf.open(io.BytesIO(data)):
-            return "it opens without a password (it is not encrypted)"
-    except pikepdf.PasswordError:
-        pass
-    except (pikepdf.PdfError, ValueError, RuntimeError):
-        return "it is not a readable PDF"
-    try:
-        with pikepdf.open(io.BytesIO(data), password=password) as pdf:
-            if pdf.encryption.bits < 256:
-                return "its encryption is weaker than AES-256"
-    except pikepdf.PasswordError:
-        return "the password in the password file does not open it"
-    except (pikepdf.PdfError, ValueError, RuntimeError):
-        return "it is not a readable PDF"
-    return None
+    """Why a PDF must not be sent as a protected report, or None: it must be what
+    `caaspp protect` makes and checks (AES-256, R=6, opened by the student's password and
+    by nothing else, no changes allowed), by the same definition."""
+    return protected_report_problem(data, password)
 
 
 def _note(result: RowResult, report: MessageRecord | None, password: MessageRecord | None) -> None:
