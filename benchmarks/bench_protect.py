@@ -35,7 +35,10 @@ from pathlib import Path
 
 import pikepdf
 
-from caaspp_cli.protect.run import PERMISSIONS, ProtectProgress, default_workers, protect_reports
+from caaspp_cli.protect.policy import PERMISSIONS
+from caaspp_cli.protect.results import ProtectProgress
+from caaspp_cli.protect.run import protect_reports
+from caaspp_cli.protect.worker import default_workers
 
 USER_PASSWORD = "cloak-gravy-tulip-swept-anger"  # noqa: S105 - a benchmark's dummy
 _world = None

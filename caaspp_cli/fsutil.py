@@ -117,18 +117,72 @@ def make_private(path: Path) -> None:
     os.chmod(path, PRIVATE_FILE_MODE)
 
 
+def _private_temp(folder: Path) -> tuple[int, Path]:
+    """(open fd, path) of a new owner-only temp file in ``folder``, named so that
+    :func:`sweep_temp_files` finds it if the run is killed."""
+    fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=folder)
+    try:
+        os.chmod(name, PRIVATE_FILE_MODE)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+        raise
+    return fd, Path(name)
+
+
+def private_temp_path(folder: Path) -> Path:
+    """A new, empty, owner-only temp file in ``folder``, for a writer that takes a path
+    (qpdf) rather than a handle. The caller owns it: :func:`fsync_file` once written,
+    then :func:`replace_into_place` (and :func:`fsync_dir`), or remove it."""
+    fd, path = _private_temp(folder)
+    os.close(fd)
+    return path
+
+
+@contextlib.contextmanager
+def scratch_file(folder: Path) -> Iterator[Path]:
+    """A private temp file in ``folder`` for the time of the ``with``, removed on exit."""
+    path = private_temp_path(folder)
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def fsync_file(path: Path) -> None:
+    """Flush a file that another writer (qpdf) wrote by path to the disk."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make the renames done in ``folder`` durable (POSIX); elsewhere, or if the file system
+    refuses, the rename must do."""
+    if os.name != "posix":
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_private_file(target: Path) -> Iterator[BinaryIO]:
     """A private temp file beside ``target``, opened for binary writing; on success it is
-    fsynced and renamed into place.
+    fsynced, renamed into place, and the folder fsynced.
 
     On any exception (or interruption) the temp file is removed and ``target`` is untouched.
     """
     ensure_private_dir(target.parent)
-    fd, temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=target.parent)
-    temp = Path(temp_name)
+    fd, temp = _private_temp(target.parent)
     try:
-        os.chmod(temp, PRIVATE_FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
@@ -138,6 +192,7 @@ def atomic_private_file(target: Path) -> Iterator[BinaryIO]:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
         raise
+    fsync_dir(target.parent)
 
 
 def write_private_bytes(target: Path, data: bytes) -> None:

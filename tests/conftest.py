@@ -400,6 +400,7 @@ def write_send_inputs(folder: Path, families: list[Family]) -> SendInputs:
     import pikepdf
 
     from caaspp_cli.artifacts import PasswordSheet
+    from caaspp_cli.protect.policy import PERMISSIONS
 
     folder.mkdir(parents=True, exist_ok=True)
     pdfs = folder / "protected"
@@ -413,6 +414,7 @@ def write_send_inputs(folder: Path, families: list[Family]) -> SendInputs:
                         owner=secrets.token_urlsafe(16),
                         user=family.password,
                         R=6,
+                        allow=PERMISSIONS,
                     )
                     if family.encrypted
                     else False

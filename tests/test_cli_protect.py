@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from caaspp_cli.protect.run import verify_protected_pdf
+from caaspp_cli.protect.verify import verify_protected_pdf
 
 
 @pytest.fixture(scope="module")

@@ -45,7 +45,7 @@ from conftest import (
 from caaspp_cli.cli.sandbox import roster_csv
 from caaspp_cli.fetch.ledger import Ledger
 from caaspp_cli.fsutil import is_temp_name
-from caaspp_cli.protect.run import verify_protected_pdf
+from caaspp_cli.protect.verify import verify_protected_pdf
 from caaspp_cli.sandbox.app import DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET, SandboxConfig
 from caaspp_cli.sandbox.render import render_report_pdf
 from caaspp_cli.sandbox.server import SandboxServer

@@ -244,7 +244,7 @@ def _sheet_rows(sheet: Path) -> list[dict[str, str]]:
 def test_protect_keeps_each_files_recorded_password_when_a_student_has_two(
     corpus: Path, tmp_path: Path
 ) -> None:
-    from caaspp_cli.protect.run import verify_protected_pdf
+    from caaspp_cli.protect.verify import verify_protected_pdf
 
     first, second = sorted(corpus.glob("*.pdf"))[:2]
     assert first.name[:10] == second.name[:10]  # one student's two reports

@@ -19,20 +19,14 @@ from hypothesis import strategies as st
 
 from caaspp_cli.errors import BadInputError
 from caaspp_cli.fsutil import is_temp_name
-from caaspp_cli.protect import passwords
-from caaspp_cli.protect import run as protect
-from caaspp_cli.protect.run import (
-    Outcome,
-    ProtectionCheckError,
-    hash_r6,
-    new_security_handler,
-    open_input,
-    probe_content,
-    protect_pdf,
-    protect_reports,
-    unlock,
-    verify_protected_pdf,
-)
+from caaspp_cli.protect import passwords, pdfsyntax, verify, worker
+from caaspp_cli.protect.handler import new_security_handler, open_with_key, protect_pdf
+from caaspp_cli.protect.inputs import open_input
+from caaspp_cli.protect.pdfcrypt import EncryptValues, hash_r6, unlock
+from caaspp_cli.protect.policy import PERMISSIONS, check_password
+from caaspp_cli.protect.results import Outcome
+from caaspp_cli.protect.run import protect_reports
+from caaspp_cli.protect.verify import ProtectionCheckError, probe_content, verify_protected_pdf
 
 # sha256 of caaspp_cli/data/eff_short_wordlist_1.txt: the 1,296 words of EFF Short
 # Wordlist #1 in their published (dice) order, one a line.
@@ -92,7 +86,7 @@ def _digests(folder: Path) -> dict[str, str]:
 
 
 def _encrypt_with_pikepdf(source: Path, target: Path, **kwargs: object) -> None:
-    options: dict[str, object] = {"R": 6, "allow": protect.PERMISSIONS, **kwargs}
+    options: dict[str, object] = {"R": 6, "allow": PERMISSIONS, **kwargs}
     with pikepdf.open(source) as pdf:
         pdf.save(target, encryption=pikepdf.Encryption(**options))  # type: ignore[arg-type]
 
@@ -138,7 +132,7 @@ def test_generated_password_is_lowercase_words_a_phone_can_type() -> None:
         assert all(part in words for part in parts)
         assert re.fullmatch(r"[a-z]{3,5}(-[a-z]{3,5}){5}", password)
         assert len(password) <= 32
-        assert protect.check_password(password) is None
+        assert check_password(password) is None
         seen.add(password)
     assert len(seen) == 200
 
@@ -156,7 +150,7 @@ def test_generated_password_is_lowercase_words_a_phone_can_type() -> None:
     ],
 )
 def test_check_password_refuses_unusable_passwords(password: str, reason: str) -> None:
-    assert reason in (protect.check_password(password) or "")
+    assert reason in (check_password(password) or "")
 
 
 # --- Algorithm 2.B against qpdf -------------------------------------------------------------
@@ -165,7 +159,7 @@ def test_unlock_finds_the_same_file_key_as_qpdf(reports: Path, tmp_path: Path) -
     _encrypt_with_pikepdf(_first(reports), target, user="cañón-secret", owner="owner-secret-x")
     with pikepdf.open(target, password="cañón-secret") as pdf:
         qpdf_key = pdf.encryption.encryption_key
-        values = protect.EncryptValues.of(pdf)
+        values = EncryptValues.of(pdf)
     assert unlock(values, "cañón-secret".encode()) == qpdf_key
     owner_hash = hash_r6(b"owner-secret-x", values.O[32:40], values.U[:48])
     assert owner_hash == values.O[:32]
@@ -179,8 +173,8 @@ def _literal(data: bytes) -> bytes:
 
 @given(st.binary(max_size=64))
 def test_literal_and_hex_strings_read_back(data: bytes) -> None:
-    assert protect._parse_object(_literal(data), 0)[0] == data
-    assert protect._parse_object(b"<" + data.hex().encode() + b">", 0)[0] == data
+    assert pdfsyntax.parse_object(_literal(data), 0)[0] == data
+    assert pdfsyntax.parse_object(b"<" + data.hex().encode() + b">", 0)[0] == data
 
 
 def test_a_dictionary_with_escapes_comments_and_references_reads() -> None:
@@ -188,7 +182,7 @@ def test_a_dictionary_with_escapes_comments_and_references_reads() -> None:
         b"<< /Filter /Standard % a comment\n /P -1324 /O (a\\053b\\)\\\r\nc(d)) "
         b"/CF << /StdCF << /CFM /AES#563 >> >> /U <41 42 4> /Ref 12 0 R /A [1 2.5 true null] >>"
     )
-    value, end = protect._parse_object(text, 0)
+    value, end = pdfsyntax.parse_object(text, 0)
     assert end == len(text)
     assert value == {
         "/Filter": "/Standard",
@@ -206,7 +200,7 @@ def test_encrypt_values_read_in_place_agree_with_qpdf(reports: Path, tmp_path: P
     for number in range(5):
         _encrypt_with_pikepdf(_first(reports), target, user=f"pw-{number}-long-enough", owner="o")
         with pikepdf.open(target, password=f"pw-{number}-long-enough") as pdf:
-            assert protect.EncryptValues.read(target.read_bytes()) == protect.EncryptValues.of(pdf)
+            assert EncryptValues.read(target.read_bytes()) == EncryptValues.of(pdf)
 
 
 # --- The verifier -----------------------------------------------------------------------------
@@ -289,10 +283,10 @@ def test_verifier_rejects_a_damaged_content_stream(reports: Path, tmp_path: Path
         target = tmp_path / "protected.pdf"
         protect_pdf(pdf, source, target, handler)
     verify_protected_pdf(target, "tiger-lunch-cloak", probe=probe)
-    with protect._open_with_key(target, handler.file_key) as pdf:
-        stream = protect._first_content_stream(pdf)
+    with open_with_key(target, handler.file_key) as pdf:
+        stream = verify.first_content_stream(pdf)
         assert stream is not None
-        offset = protect._offset_of(pdf, target.read_bytes(), stream)
+        offset = verify.offset_of(pdf, target.read_bytes(), stream)
     data = bytearray(target.read_bytes())
     start = data.index(b"stream", offset) + len(b"stream\n")
     data[start + 40] ^= 0xFF  # one byte in the middle of the ciphertext
@@ -800,7 +794,7 @@ def test_the_sheet_row_is_on_disk_before_the_file_has_its_name(
             checked.append(target)
         real_replace(source, target)
 
-    monkeypatch.setattr(protect.os, "replace", replace)
+    monkeypatch.setattr(os, "replace", replace)
     protect_reports([reports], out, sheet, workers=1)
     assert len(checked) == len(list(reports.glob("*.pdf")))
 
@@ -809,7 +803,7 @@ def test_an_interruption_leaves_no_partial_file(
     reports: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out, sheet = tmp_path / "out", tmp_path / "passwords.csv"
-    real_verify = protect.verify_protected_pdf
+    real_verify = verify_protected_pdf
     calls = []
 
     def interrupted(path: Path, *args: object, **kwargs: object) -> bytes:
@@ -818,7 +812,7 @@ def test_an_interruption_leaves_no_partial_file(
             raise KeyboardInterrupt
         return real_verify(path, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(protect, "verify_protected_pdf", interrupted)
+    monkeypatch.setattr(worker, "verify_protected_pdf", interrupted)
     with pytest.raises(KeyboardInterrupt):
         protect_reports([reports], out, sheet, workers=1)
     left = [p.name for p in out.iterdir()]

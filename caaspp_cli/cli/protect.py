@@ -12,7 +12,7 @@ from caaspp_cli.cli import render
 from caaspp_cli.errors import ExitCode
 
 if TYPE_CHECKING:
-    from caaspp_cli.protect.run import ProtectProgress, ProtectSummary
+    from caaspp_cli.protect.results import ProtectProgress, ProtectSummary
 
 _LISTED_PROBLEMS = 50
 

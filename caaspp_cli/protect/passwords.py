@@ -31,7 +31,6 @@ WORDLIST_RESOURCE: Final = "data/eff_short_wordlist_1.txt"
 WORDS_PER_PASSWORD: Final = 6
 SEPARATOR: Final = "-"
 MAX_LENGTH: Final = 32
-MIN_ENTROPY_BITS: Final = 60.0
 
 
 @functools.cache

@@ -26,7 +26,6 @@ one. Each row's outcome goes into ``send-report.csv`` (:mod:`caaspp_cli.send.out
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -35,8 +34,6 @@ from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path, PurePosixPath
 from typing import Final
-
-import pikepdf
 
 from caaspp_cli.addresses import is_address
 from caaspp_cli.artifacts import (
@@ -50,6 +47,7 @@ from caaspp_cli.artifacts import (
 from caaspp_cli.config.mail_profiles import get_smtp_profile, smtp_password
 from caaspp_cli.errors import BadInputError, CaasppError, MailConnectionError
 from caaspp_cli.fsutil import prepare_output_dir, write_private_bytes
+from caaspp_cli.protect.verify import protection_problem
 from caaspp_cli.roster.read import RosterRow, RowProblem, open_roster
 from caaspp_cli.send.compose import Attachment, Composer, password_shown_in
 from caaspp_cli.send.ledger import PASSWORD, REPORT, MessageRecord, SendLedger
@@ -559,27 +557,6 @@ class SendRun:
     def _write_report(self, results: Sequence[RowResult]) -> Path:
         folder = self.options.outbox if self.options.dry_run else self.options.pdfs
         return write_send_report(folder, (r.report_row() for r in results))
-
-
-def protection_problem(data: bytes, password: str) -> str | None:
-    """Why a PDF must not be sent as a protected report, or None: it must ask for a
-    password, the student's password must open it, and its encryption must be AES-256."""
-    try:
-        with pikepdf.open(io.BytesIO(data)):
-            return "it opens without a password (it is not encrypted)"
-    except pikepdf.PasswordError:
-        pass
-    except (pikepdf.PdfError, ValueError, RuntimeError):
-        return "it is not a readable PDF"
-    try:
-        with pikepdf.open(io.BytesIO(data), password=password) as pdf:
-            if pdf.encryption.bits < 256:
-                return "its encryption is weaker than AES-256"
-    except pikepdf.PasswordError:
-        return "the password in the password file does not open it"
-    except (pikepdf.PdfError, ValueError, RuntimeError):
-        return "it is not a readable PDF"
-    return None
 
 
 def _message_id(record: MessageRecord | None, composer: Composer) -> str:

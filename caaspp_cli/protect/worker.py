@@ -1,0 +1,300 @@
+"""The work of one password, done in a worker process, and the pool of those processes.
+
+A :class:`Task` is the files of one password (one student, or one file with no SSID).
+:func:`protect_task` protects them one by one with a single security handler: each copy
+is written to a temp file beside its final name, fsynced and verified, and handed back to
+the parent (:class:`Done`), which records the password and renames it into place.
+:func:`run_tasks` runs the tasks in a forkserver pool whose workers ignore Ctrl-C (the
+parent decides, and removes the temps of the tasks that were running) and exit on their
+own when the run that started them is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import pikepdf
+
+from caaspp_cli.fsutil import (
+    LinkRefusedError,
+    ensure_private_dir,
+    fsync_file,
+    is_link_stat,
+    private_dirs_within,
+    private_temp_path,
+)
+from caaspp_cli.protect.handler import SecurityHandler, new_security_handler, protect_pdf
+from caaspp_cli.protect.inputs import InputProblem, open_input, short_reason
+from caaspp_cli.protect.results import Outcome
+from caaspp_cli.protect.verify import ProtectionCheckError, probe_content, verify_protected_pdf
+
+__all__ = [
+    "Done",
+    "FileTask",
+    "Task",
+    "default_workers",
+    "protect_task",
+    "remove_temps",
+    "run_tasks",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class FileTask:
+    index: int
+    source: Path
+    target: Path
+    out_dir: Path  # the output folder: no folder from it down to target may be a link
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """The files of one password (one student, or one file with no SSID)."""
+
+    password: str = field(repr=False)
+    files: tuple[FileTask, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    index: int
+    outcome: Outcome
+    detail: str = ""
+    temp: Path | None = None  # a verified protected copy, to be renamed over its target
+
+
+def protect_task(task: Task) -> list[Done]:
+    """Protect the files of one password (runs in a worker process)."""
+    handler: SecurityHandler | None = None
+    done: list[Done] = []
+    try:
+        for item in task.files:
+            result, handler = _protect_file(item, task.password, handler)
+            done.append(result)
+    except BaseException:
+        remove_temps(done)
+        raise
+    return done
+
+
+def _protect_file(
+    item: FileTask, password: str, handler: SecurityHandler | None
+) -> tuple[Done, SecurityHandler | None]:
+    try:
+        pdf = open_input(item.source)
+    except InputProblem as exc:
+        return Done(item.index, Outcome.SKIPPED, str(exc)), handler
+    with pdf:
+        try:
+            probe = probe_content(pdf)
+        except InputProblem as exc:
+            return Done(item.index, Outcome.SKIPPED, str(exc)), handler
+        try:
+            # A link at the copy or in its folders would be read (as "already protected")
+            # or written through: another child's file, or outside the output folder.
+            private_dirs_within(item.out_dir, item.target.parent.relative_to(item.out_dir))
+            target_info = item.target.lstat()
+        except LinkRefusedError as exc:
+            return _failed(item, exc.message), handler
+        except FileNotFoundError:
+            target_info = None
+        except OSError as exc:
+            return _failed(item, f"cannot write: {short_reason(exc, item.target)}"), handler
+        if target_info is not None and is_link_stat(target_info):
+            return _failed(item, LinkRefusedError(item.target).message), handler
+        if target_info is not None:
+            try:
+                verify_protected_pdf(item.target, password, probe=probe)
+            except ProtectionCheckError as exc:
+                # Replaced only if the student's password opens it (an older copy of the
+                # report) or nothing needs a password: a family may hold another one.
+                if not exc.password_ok and (exc.wrong_password or _asks_for_password(item.target)):
+                    return _failed(
+                        item,
+                        "a protected copy is already there and the student's password does "
+                        "not open it; it is left as it is (move it away to protect again)",
+                    ), handler
+            else:
+                return Done(item.index, Outcome.ALREADY_PROTECTED), handler
+        try:
+            ensure_private_dir(item.target.parent)
+            if handler is None:
+                handler = new_security_handler(password)
+        except ProtectionCheckError as exc:
+            return _failed(item, f"the encryption failed its check: {exc}"), None
+        except (OSError, pikepdf.PdfError) as exc:
+            return _failed(item, f"cannot write: {short_reason(exc, item.target)}"), None
+        temp = private_temp_path(item.target.parent)
+        try:
+            protect_pdf(pdf, item.source, temp, handler)
+            fsync_file(temp)
+            if verify_protected_pdf(temp, password, probe=probe) != handler.file_key:
+                raise ProtectionCheckError("it has another file key than its student's")
+        except ProtectionCheckError as exc:
+            temp.unlink(missing_ok=True)
+            return _failed(item, f"the protected copy failed its check: {exc}"), handler
+        except (OSError, pikepdf.PdfError, RuntimeError) as exc:
+            temp.unlink(missing_ok=True)
+            return _failed(item, f"cannot write: {short_reason(exc, temp)}"), handler
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+    return Done(item.index, Outcome.PROTECTED, temp=temp), handler
+
+
+def _asks_for_password(path: Path) -> bool:
+    try:
+        with pikepdf.open(path):
+            return False
+    except pikepdf.PasswordError:
+        return True
+    except (pikepdf.PdfError, ValueError, RuntimeError, OSError):
+        return False
+
+
+def _failed(item: FileTask, detail: str) -> Done:
+    return Done(item.index, Outcome.FAILED, detail)
+
+
+def remove_temps(done: Iterable[Done]) -> None:
+    for result in done:
+        if result.temp is not None:
+            result.temp.unlink(missing_ok=True)
+
+
+def _worker_init(parent_pid: int | None = None) -> None:
+    # Ctrl-C reaches the whole process group: the parent alone decides, and lets running
+    # tasks finish so that it can clean up their temp files.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if parent_pid is not None:
+        import threading
+
+        threading.Thread(
+            target=_exit_when_gone, args=(parent_pid,), name="caaspp-parent-watch", daemon=True
+        ).start()
+
+
+_PARENT_POLL_SECONDS: Final = 0.5
+
+
+def _exit_when_gone(parent_pid: int) -> None:
+    """Exit once the run that started this worker is gone (killed with kill -9, say).
+
+    Nothing else would end it: a forkserver worker's parent is the forkserver, which lives
+    as long as its workers do, and they wait for work forever, holding memory and the
+    folder's files. What a dead run left half done, the next run sweeps away.
+    """
+    while _parent_alive(parent_pid):
+        time.sleep(_PARENT_POLL_SECONDS)
+    os._exit(1)
+
+
+def _parent_alive(parent_pid: int) -> bool:
+    if sys.platform == "win32":  # pragma: no cover - spawn: the parent is the run itself
+        import multiprocessing
+
+        parent = multiprocessing.parent_process()
+        return parent is None or parent.is_alive()
+    try:
+        os.kill(parent_pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # the number now belongs to another user's process
+        return False
+    try:  # Linux: a killed run not yet reaped by its shell is a zombie, not alive
+        with open(f"/proc/{parent_pid}/stat", "rb") as handle:
+            state = handle.read().rsplit(b")", 1)[-1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in (b"Z", b"X")
+
+
+def default_workers() -> int:
+    counter = getattr(os, "process_cpu_count", None)
+    if counter is not None:
+        count = counter()
+    elif hasattr(os, "sched_getaffinity"):
+        count = len(os.sched_getaffinity(0))
+    else:  # pragma: no cover - macOS and Windows on Python < 3.13
+        count = os.cpu_count()
+    return max(1, count or 1)
+
+
+def _executor(workers: int) -> Executor:
+    import multiprocessing
+
+    if sys.platform != "win32":
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+    else:  # pragma: no cover
+        context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_worker_init,
+        initargs=(os.getpid(),),
+    )
+
+
+def run_tasks(tasks: Sequence[Task], workers: int, finish: Callable[[list[Done]], None]) -> None:
+    """Run ``tasks`` (in worker processes when there are several workers), handing each
+    task's results to ``finish`` in the parent as they come."""
+    if workers <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            finish(protect_task(task))
+        return
+    queue = iter(tasks)
+    running: dict[Future[list[Done]], Task] = {}
+    executor = _executor(min(workers, len(tasks)))
+
+    def submit() -> None:
+        task = next(queue, None)
+        if task is None:
+            return
+        try:
+            running[executor.submit(protect_task, task)] = task
+        except BrokenProcessPool:
+            finish(_lost(task))
+            submit()
+
+    try:
+        for _ in range(workers * 4):  # enough queued to keep every worker busy
+            submit()
+        while running:
+            completed, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in completed:
+                task = running.pop(future)
+                try:
+                    batch = future.result()
+                except BrokenProcessPool:
+                    batch = _lost(task)
+                finish(batch)
+                submit()
+    except BaseException:
+        for future in running:
+            future.cancel()
+        # Running tasks finish (workers ignore Ctrl-C); their verified temps are removed.
+        for future in running:
+            if not future.cancelled():
+                with contextlib.suppress(BaseException):
+                    remove_temps(future.result())
+        executor.shutdown(wait=True, cancel_futures=True)
+        raise
+    executor.shutdown(wait=True)
+
+
+def _lost(task: Task) -> list[Done]:
+    return [
+        Done(item.index, Outcome.FAILED, "its worker process died; run again to retry")
+        for item in task.files
+    ]
