@@ -29,12 +29,17 @@ from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Final
 
-from caaspp_cli.errors import BadInputError, CaasppError, ExitCode, InvalidReportError
+from caaspp_cli.errors import (
+    BadInputError,
+    InvalidReportError,
+    LinkRefusedError,
+    ManifestError,
+    PasswordFileError,
+)
 from caaspp_cli.ets.pdfcheck import inspect_pdf_file
 from caaspp_cli.fsutil import (
     HELD_HINT,
     PRIVATE_FILE_MODE,
-    LinkRefusedError,
     ensure_private_dir,
     held_by_another_program,
     is_link_stat,
@@ -208,12 +213,6 @@ REPORT_STATUSES: Final = frozenset(
 )
 
 
-class ManifestError(CaasppError):
-    """The manifest could not be written anywhere; the reports and the ledger stand."""
-
-    exit_code = ExitCode.FAILED
-
-
 def write_manifest(
     folder: Path, rows: Iterable[Sequence[object]], on_warning: Callable[[str], None]
 ) -> Path:
@@ -317,12 +316,6 @@ SHEET_COLUMNS: Final[tuple[str, ...]] = (
     "language",
 )
 _REQUIRED_SHEET_COLUMNS: Final = ("ssid", "file", "password")
-
-
-class PasswordFileError(CaasppError):
-    """The password sheet cannot be written: the files of that moment are not kept."""
-
-    exit_code = ExitCode.FAILED
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ with the error's code; only ``--debug`` shows a traceback. Messages never carry 
 from __future__ import annotations
 
 from enum import IntEnum
+from pathlib import Path
 
 
 class ExitCode(IntEnum):
@@ -149,3 +150,62 @@ class MailTLSError(MailConnectionError):
 
 class MailAuthenticationError(CredentialsError):
     """The mail server refused the user name and password."""
+
+
+# --- Raised by one module each; here so that every error is in one place ----------------
+class UndeliveredError(CaasppError):
+    """Reports not recorded as delivered: nothing is deleted without --force."""
+
+    exit_code = ExitCode.FAILED
+
+
+class PurgeLogError(CaasppError):
+    """The purge happened, but its line in purge.log could not be written."""
+
+    exit_code = ExitCode.FAILED
+
+
+class LedgerError(CaasppError):
+    """A ledger went bad during a run: a full disk, or a damaged file."""
+
+    exit_code = ExitCode.FAILED
+
+
+class ManifestError(CaasppError):
+    """The manifest could not be written anywhere; the reports and the ledger stand."""
+
+    exit_code = ExitCode.FAILED
+
+
+class PasswordFileError(CaasppError):
+    """The password sheet cannot be written: the files of that moment are not kept."""
+
+    exit_code = ExitCode.FAILED
+
+
+class FileHeldError(CaasppError):
+    """Another program holds a file caaspp must replace; what was done before is kept."""
+
+    exit_code = ExitCode.FAILED
+
+
+class LinkRefusedError(BadInputError):
+    """A symbolic link (or Windows junction) where caaspp reads or writes a file or folder."""
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(
+            f"{path} is a symbolic link (or junction); caaspp does not follow links inside "
+            "the folders it reads and writes.",
+            hint="remove the link, or put the real file or folder there.",
+        )
+        self.path = Path(path)
+
+
+class LayoutError(BadInputError):
+    """A layout, or one report's name under it, that cannot keep reports apart."""
+
+
+class FolderBusyError(CaasppError):
+    """Another caaspp run holds the folder's lock."""
+
+    exit_code = ExitCode.BUSY

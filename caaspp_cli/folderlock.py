@@ -20,17 +20,11 @@ import time
 from pathlib import Path
 from typing import Final, Self
 
-from caaspp_cli.errors import BadInputError, CaasppError, ExitCode
+from caaspp_cli.errors import BadInputError, FolderBusyError
 from caaspp_cli.fsutil import PRIVATE_FILE_MODE, prepare_output_dir
 
 FOLDER_LOCK_NAME: Final = ".caaspp.lock"
 _HOLDER_MAX: Final = 512
-
-
-class FolderBusyError(CaasppError):
-    """Another caaspp run holds the folder's lock."""
-
-    exit_code = ExitCode.BUSY
 
 
 class FolderLock:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path, PurePath
 from typing import BinaryIO
 
-from caaspp_cli.errors import BadInputError, CaasppError, ExitCode
+from caaspp_cli.errors import BadInputError, FileHeldError, LinkRefusedError
 
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
@@ -80,12 +80,6 @@ def prepare_output_dir(path: Path, what: str = "output folder", hint: str | None
 _HELD_WINERRORS = frozenset({5, 32, 33})
 HELD_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4)
 HELD_HINT = "close it there (Excel, a PDF reader), then run the same command again."
-
-
-class FileHeldError(CaasppError):
-    """Another program holds a file caaspp must replace; what was done before is kept."""
-
-    exit_code = ExitCode.FAILED
 
 
 def held_by_another_program(exc: OSError) -> bool:
@@ -261,18 +255,6 @@ _DIR_FD = (
 
 
 _LINK_REPARSE_TAGS_ANY: int = next(iter(_LINK_REPARSE_TAGS))
-
-
-class LinkRefusedError(BadInputError):
-    """A symbolic link (or Windows junction) where caaspp reads or writes a file or folder."""
-
-    def __init__(self, path: Path | str) -> None:
-        super().__init__(
-            f"{path} is a symbolic link (or junction); caaspp does not follow links inside "
-            "the folders it reads and writes.",
-            hint="remove the link, or put the real file or folder there.",
-        )
-        self.path = Path(path)
 
 
 def is_link_stat(info: os.stat_result) -> bool:

@@ -15,10 +15,9 @@ import time
 from pathlib import Path
 from typing import Final, Literal, Self
 
-from caaspp_cli.errors import BadInputError, CaasppError, ExitCode
+from caaspp_cli.errors import BadInputError, CaasppError, LedgerError, LinkRefusedError
 from caaspp_cli.fsutil import (
     PRIVATE_FILE_MODE,
-    LinkRefusedError,
     open_nofollow,
     prepare_output_dir,
     refuse_link,
@@ -140,12 +139,6 @@ class RunLedger:
         self._db.execute(
             "UPDATE runs SET finished=?, outcome=? WHERE id=?", (time.time(), outcome, run)
         )
-
-
-class LedgerError(CaasppError):
-    """A ledger went bad during a run: a full disk, or a damaged file."""
-
-    exit_code = ExitCode.FAILED
 
 
 def ledger_error(path: Path, exc: sqlite3.DatabaseError) -> CaasppError:

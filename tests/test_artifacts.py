@@ -19,7 +19,6 @@ from caaspp_cli.artifacts import (
     REPORT_NAME,
     REPORT_NAME_TEMPLATE,
     SEND_REPORT_COLUMNS,
-    ManifestError,
     ManifestStatus,
     manifest_ssids,
     neutralize_cell,
@@ -30,6 +29,7 @@ from caaspp_cli.artifacts import (
     write_manifest,
     write_send_report,
 )
+from caaspp_cli.errors import ManifestError
 
 PACKAGE = Path(artifacts.__file__).resolve().parent
 

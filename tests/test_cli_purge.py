@@ -18,6 +18,7 @@ from conftest import SmtpServer, add_smtp_profile, report_pdf
 from caaspp_cli.artifacts import PasswordSheet
 from caaspp_cli.cli import purge as purge_cli
 from caaspp_cli.cli.sandbox import roster_csv
+from caaspp_cli.errors import LinkRefusedError
 from caaspp_cli.fetch.ledger import Ledger
 from caaspp_cli.fsutil import TEMP_PREFIX, TEMP_SUFFIX
 from caaspp_cli.purge.run import PURGE_LOG
@@ -235,7 +236,6 @@ def test_a_linked_purge_log_is_refused_before_anything_is_removed(cli: Any, tmp_
 @pytest.mark.skipif(os.name == "nt", reason="POSIX symlinks")
 def test_a_log_swapped_for_a_link_after_the_plan_is_not_appended_to(tmp_path: Path) -> None:
     """Between the plan and the log line, the log became a link: the append refuses it."""
-    from caaspp_cli.fsutil import LinkRefusedError
     from caaspp_cli.purge.run import plan_purge, purge
 
     folder = make_folder(tmp_path / "reports", n=2)

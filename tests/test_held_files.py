@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from caaspp_cli.fsutil import FileHeldError, replace_into_place, write_private_text
+from caaspp_cli.errors import FileHeldError
+from caaspp_cli.fsutil import replace_into_place, write_private_text
 
 SHARING_VIOLATION = 32
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from caaspp_cli.errors import ExitCode
-from caaspp_cli.folderlock import FolderBusyError, FolderLock
+from caaspp_cli.errors import ExitCode, FolderBusyError
+from caaspp_cli.folderlock import FolderLock
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="uses POSIX signals")
 

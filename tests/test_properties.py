@@ -21,14 +21,13 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from caaspp_cli.errors import BadInputError, ExitCode
+from caaspp_cli.errors import BadInputError, ExitCode, LayoutError
 from caaspp_cli.fetch.layout import (
     MAX_PART,
     REPORT_FIELDS,
     REQUIRED_FIELDS,
     ROSTER_FIELDS,
     Layout,
-    LayoutError,
     safe_component,
 )
 from caaspp_cli.roster.cells import classify_ssid

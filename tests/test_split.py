@@ -22,7 +22,7 @@ import pytest
 
 from caaspp_cli.artifacts import MANIFEST_COLUMNS
 from caaspp_cli.artifacts import ManifestStatus as Status
-from caaspp_cli.errors import BadInputError
+from caaspp_cli.errors import BadInputError, FolderBusyError
 from caaspp_cli.roster.read import open_roster
 from caaspp_cli.sandbox.render import render_report_pdf
 from caaspp_cli.sandbox.toms import ZIP_NAME, export_toms
@@ -489,7 +489,6 @@ def test_a_rerun_keeps_intact_reports_and_rewrites_a_damaged_one(
 
 
 def test_a_folder_held_by_another_split_is_refused(toms: Path, tmp_path: Path) -> None:
-    from caaspp_cli.folderlock import FolderBusyError
 
     held = take_folder(tmp_path / "out")
     try:

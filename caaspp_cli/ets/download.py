@@ -23,6 +23,7 @@ import httpx
 from caaspp_cli.errors import (
     CaasppError,
     EtsError,
+    FileHeldError,
     InvalidReportError,
     ServiceConnectionError,
 )
@@ -43,7 +44,6 @@ from caaspp_cli.fsutil import (
     PRIVATE_FILE_MODE,
     TEMP_PREFIX,
     TEMP_SUFFIX,
-    FileHeldError,
     replace_into_place,
 )
 

@@ -44,6 +44,8 @@ from caaspp_cli.errors import (
     CaasppError,
     CredentialsError,
     InvalidReportError,
+    LayoutError,
+    LinkRefusedError,
     NotEnrolledError,
     StudentNotFoundError,
 )
@@ -56,7 +58,6 @@ from caaspp_cli.fetch.layout import (
     REPORT_FIELDS,
     ROSTER_FIELDS,
     Layout,
-    LayoutError,
     column_key,
 )
 from caaspp_cli.fetch.ledger import Ledger, ReportRecord
@@ -64,7 +65,6 @@ from caaspp_cli.fetch.routing import ProfileRouter
 from caaspp_cli.fetch.student import DUPLICATE_DETAIL, ReportFilters, duplicate_entries
 from caaspp_cli.folderlock import FolderLock
 from caaspp_cli.fsutil import (
-    LinkRefusedError,
     no_links_within,
     prepare_output_dir,
     private_dirs_within,

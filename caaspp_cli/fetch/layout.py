@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Final
 
-from caaspp_cli.errors import BadInputError
+from caaspp_cli.errors import BadInputError, LayoutError
 
 REQUIRED_FIELDS = ("ssid", "test", "year", "language")
 REPORT_FIELDS = ("ssid", "test", "year", "language", "grade", "format")
@@ -76,10 +76,6 @@ def _shorten(text: str, max_length: int, max_bytes: int) -> str:
     text = text[:max_length]
     data = text.encode("utf-8")
     return text if len(data) <= max_bytes else data[:max_bytes].decode("utf-8", "ignore")
-
-
-class LayoutError(BadInputError):
-    """A layout, or one report's name under it, that cannot keep reports apart."""
 
 
 class Layout:

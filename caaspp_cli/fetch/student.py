@@ -20,6 +20,7 @@ from caaspp_cli.errors import (
     BadInputError,
     CaasppError,
     EtsError,
+    LinkRefusedError,
     NoReportsError,
     NotEnrolledError,
     StudentNotFoundError,
@@ -27,7 +28,7 @@ from caaspp_cli.errors import (
 from caaspp_cli.ets import contract
 from caaspp_cli.ets.client import EtsClient
 from caaspp_cli.ets.contract import ReportEntry
-from caaspp_cli.fsutil import LinkRefusedError, prepare_output_dir, refuse_link
+from caaspp_cli.fsutil import prepare_output_dir, refuse_link
 
 
 class Outcome(StrEnum):

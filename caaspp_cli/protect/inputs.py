@@ -16,8 +16,8 @@ from pathlib import Path, PurePosixPath
 import pikepdf
 
 from caaspp_cli.artifacts import is_report_candidate, manifest_ssids, ssid_of_file_name
-from caaspp_cli.errors import BadInputError
-from caaspp_cli.fsutil import LinkRefusedError, open_nofollow, refuse_link
+from caaspp_cli.errors import BadInputError, LinkRefusedError
+from caaspp_cli.fsutil import open_nofollow, refuse_link
 
 __all__ = [
     "EncryptedInput",

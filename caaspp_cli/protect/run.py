@@ -14,9 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from caaspp_cli.artifacts import SEND_LEDGER_NAME, SEND_REPORT_NAME, PasswordSheet
-from caaspp_cli.errors import BadInputError
+from caaspp_cli.errors import BadInputError, FileHeldError
 from caaspp_cli.fsutil import (
-    FileHeldError,
     fsync_dir,
     prepare_output_dir,
     replace_into_place,

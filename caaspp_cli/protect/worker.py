@@ -25,8 +25,8 @@ from typing import Final
 
 import pikepdf
 
+from caaspp_cli.errors import LinkRefusedError
 from caaspp_cli.fsutil import (
-    LinkRefusedError,
     ensure_private_dir,
     fsync_file,
     is_link_stat,

@@ -58,7 +58,7 @@ from caaspp_cli.artifacts import (
     neutralize_cell,
     ssid_of_file_name,
 )
-from caaspp_cli.errors import BadInputError, CaasppError, ExitCode
+from caaspp_cli.errors import BadInputError, PurgeLogError, UndeliveredError
 from caaspp_cli.fsutil import append_private_line_nofollow, is_temp_name, refuse_link
 from caaspp_cli.send.ledger import ACCEPTED, PASSWORD, REPORT
 from caaspp_cli.words import plural
@@ -240,12 +240,6 @@ def plan_purge(
     return plan
 
 
-class UndeliveredError(CaasppError):
-    """Reports not recorded as delivered: nothing is deleted without --force."""
-
-    exit_code = ExitCode.FAILED
-
-
 def _check_delivery(
     plan: PurgePlan, checks: list[tuple[Path, Path, bool]], sheet: PasswordSheet | None
 ) -> None:
@@ -364,12 +358,6 @@ def purge(plan: PurgePlan) -> PurgeSummary:
     # A purge while bulk or protect writes the folder would remove files they then record.
     with FolderLock.for_folder(plan.folder, "purge"):
         return _purge_locked(plan)
-
-
-class PurgeLogError(CaasppError):
-    """The purge happened, but its line in purge.log could not be written."""
-
-    exit_code = ExitCode.FAILED
 
 
 def _purge_locked(plan: PurgePlan) -> PurgeSummary:

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from caaspp_cli.artifacts import SEND_LEDGER_NAME
-from caaspp_cli.folderlock import FOLDER_LOCK_NAME, FolderBusyError, FolderLock
+from caaspp_cli.errors import FolderBusyError
+from caaspp_cli.folderlock import FOLDER_LOCK_NAME, FolderLock
 from caaspp_cli.ledger import RUN_TABLES, RunLedger, open_database
 
 SEND_LOCK_NAME: Final = FOLDER_LOCK_NAME
