@@ -44,6 +44,7 @@ from caaspp_cli.fsutil import (
     PRIVATE_FILE_MODE,
     TEMP_PREFIX,
     TEMP_SUFFIX,
+    fsync_dir,
     replace_into_place,
 )
 
@@ -142,7 +143,7 @@ async def save_report(
         raise
     # The rename is made durable in the background: awaiting it here would let a
     # cancellation land after the file got its name but before the caller hears of it.
-    asyncio.get_running_loop().run_in_executor(None, _fsync_dir, dest.parent)
+    asyncio.get_running_loop().run_in_executor(None, fsync_dir, dest.parent)
     log.debug("saved %d bytes to %s", stream.size, dest)
     return DownloadResult(path=dest, size=stream.size, sha256=stream.sha256, entry=entry)
 
@@ -191,15 +192,3 @@ def _remove(path: Path | None) -> None:
     if path is not None:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename durable (POSIX); elsewhere, or if refused, the rename must do."""
-    if os.name != "posix":
-        return
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
