@@ -15,6 +15,7 @@ On request:
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -25,7 +26,10 @@ from typing import Any, Protocol
 import keyring
 import keyring.core
 import keyring.errors
+import pikepdf
 import pytest
+import respx
+from ets_fakes import FakeTime
 from keyring.backend import KeyringBackend
 from typer.testing import CliRunner, Result
 
@@ -573,3 +577,28 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
         )
     )
     return TlsFiles(ca_file, cert_file, key_file)
+
+
+# --- The ETS client tests (tests/test_ets_*.py) ----------------------------------------------
+@pytest.fixture
+def fake() -> FakeTime:
+    """A clock that only moves when the client sleeps."""
+    return FakeTime()
+
+
+@pytest.fixture
+def router() -> respx.Router:
+    """The mocked ETS service's routes (respx), none of them required to be called."""
+    return respx.Router(assert_all_called=False)
+
+
+@pytest.fixture(scope="session")
+def pdf_bytes() -> bytes:
+    """A one-page blank PDF, as the service would send a report."""
+    pdf = pikepdf.new()
+    pdf.add_blank_page(page_size=(612, 792))
+    buffer = io.BytesIO()
+    pdf.save(buffer)
+    data = buffer.getvalue()
+    assert data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF")
+    return data
