@@ -27,7 +27,7 @@ from typing import Any
 
 import pikepdf
 import pytest
-from conftest import Family, SmtpServer, add_smtp_profile, report_pdf, write_send_inputs
+from helpers import Family, SmtpServer, add_smtp_profile, report_pdf, write_send_inputs
 
 from caaspp_cli.send import run as mail
 
