@@ -12,7 +12,8 @@ On request:
 - ``profile_factory(name=..., base_url=...)`` saves a profile with credentials in the
   in-memory keyring, as ``caaspp config add`` would;
 - ``sandbox``/``sandbox_profile``, ``smtp_server``/``smtp_server_factory``, ``tls_files``;
-- ``fake``, ``router``, ``pdf_bytes`` for the ETS client tests (tests/ets_fakes.py).
+- ``fake``, ``router``, ``pdf_bytes`` for the ETS client tests (tests/ets_fakes.py);
+- ``district`` and ``quick_mail`` for the bad-input tests (tests/bad_input_checks.py).
 
 Only fixtures and hooks live here; the classes and functions tests call by name (the SMTP
 server's recorder, the send inputs, report PDFs, ...) are in tests/helpers.py.
@@ -20,6 +21,7 @@ server's recorder, the send inputs, report PDFs, ...) are in tests/helpers.py.
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
@@ -327,3 +329,24 @@ def pdf_bytes() -> bytes:
     data = buffer.getvalue()
     assert data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF")
     return data
+
+
+# --- The bad-input tests (tests/test_bad_*.py) ----------------------------------------------
+@pytest.fixture
+def district(profile_factory: Any) -> Any:
+    """A default profile whose host is never reached: these runs stop before the network."""
+    return profile_factory("district", make_default=True)
+
+
+@pytest.fixture
+def quick_mail(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`caaspp send` without its waits: no pause between retries, a 0.5 s SMTP timeout."""
+    from caaspp_cli.send import run as mail
+
+    real = mail.send_reports
+    monkeypatch.setattr(
+        mail,
+        "send_reports",
+        lambda options, **kwargs: real(options, sleep=lambda seconds: None, **kwargs),
+    )
+    monkeypatch.setattr(mail, "MailServer", functools.partial(mail.MailServer, timeout=0.5))
