@@ -418,7 +418,7 @@ def test_config_test_with_a_wrong_secret_says_so_with_exit_4(cli, sandbox_profil
 def test_config_test_of_an_unreachable_service_says_it_could_not_reach_it(
     cli, profile_factory, monkeypatch
 ) -> None:
-    from conftest import free_port
+    from helpers import free_port
 
     quick_retries(monkeypatch)
     base_url = f"http://127.0.0.1:{free_port()}"  # nothing listens there

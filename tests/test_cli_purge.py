@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SmtpServer, add_smtp_profile, report_pdf
+from helpers import SmtpServer, add_smtp_profile, report_pdf
 
 from caaspp_cli.artifacts import PasswordSheet
 from caaspp_cli.cli import purge as purge_cli

@@ -13,7 +13,7 @@ from typing import Any
 import pikepdf
 import pytest
 from aiosmtpd.smtp import AuthResult
-from conftest import Family, SmtpServer, add_smtp_profile, report_pdf, write_send_inputs
+from helpers import Family, SmtpServer, add_smtp_profile, report_pdf, write_send_inputs
 
 from caaspp_cli.cli import prompts
 from caaspp_cli.config.secrets import SERVICE_NAME

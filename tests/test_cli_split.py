@@ -17,7 +17,7 @@ from typing import Any
 
 import pikepdf
 import pytest
-from conftest import SmtpServer, add_smtp_profile
+from helpers import SmtpServer, add_smtp_profile
 
 pytestmark = pytest.mark.skipif(
     shutil.which("pdftotext") is None or shutil.which("qpdf") is None,

@@ -33,7 +33,7 @@ from typing import Any
 
 import pikepdf
 import pytest
-from conftest import (
+from helpers import (
     Family,
     SmtpRecorder,
     SmtpServer,

@@ -13,7 +13,7 @@ from typing import Any
 import pikepdf
 import pytest
 from aiosmtpd.smtp import AuthResult
-from conftest import Family, SmtpServer, add_smtp_profile, write_send_inputs
+from helpers import Family, SmtpServer, add_smtp_profile, write_send_inputs
 
 from caaspp_cli.artifacts import SEND_LEDGER_NAME
 from caaspp_cli.errors import (
@@ -656,7 +656,7 @@ def test_a_refused_login_stops_before_anything_is_sent(
 def test_an_unreachable_server_stops_the_run_after_the_retries(
     smtp_server: SmtpServer, tmp_path: Path
 ) -> None:
-    from conftest import free_port
+    from helpers import free_port
 
     smtp_server.port = free_port()  # nothing listens there
     add_smtp_profile(smtp_server)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pikepdf
 import pytest
-from conftest import report_pdf
+from helpers import report_pdf
 
 from caaspp_cli.protect.policy import PERMISSIONS
 from caaspp_cli.protect.run import protect_reports

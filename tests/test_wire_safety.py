@@ -31,7 +31,7 @@ SSID = "1234567890"
 
 @pytest.fixture
 def pdf_bytes(tmp_path: Path) -> bytes:
-    from conftest import report_pdf
+    from helpers import report_pdf
 
     path = tmp_path / "report.pdf"
     report_pdf("A score report").save(path)
