@@ -202,7 +202,7 @@ class LinkRefusedError(BadInputError):
 
 
 class LayoutError(BadInputError):
-    """A layout, or one report's name under it, that cannot keep reports apart."""
+    """A --layout refused: not a safe template, or one that cannot keep reports apart."""
 
 
 class FolderBusyError(CaasppError):

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Final
 
-from caaspp_cli.errors import BadInputError, LayoutError
+from caaspp_cli.errors import LayoutError
 
 REQUIRED_FIELDS = ("ssid", "test", "year", "language")
 REPORT_FIELDS = ("ssid", "test", "year", "language", "grade", "format")
@@ -87,7 +87,7 @@ class Layout:
         fields = self._fields(self.template)
         unknown = [f for f in fields if f not in names]
         if unknown:
-            raise BadInputError(
+            raise LayoutError(
                 f"the layout names unknown field{'s' if len(unknown) > 1 else ''} "
                 + ", ".join("{" + f + "}" for f in unknown)
                 + ".",
@@ -95,7 +95,7 @@ class Layout:
             )
         missing = [f for f in REQUIRED_FIELDS if f not in fields]
         if missing:
-            raise BadInputError(
+            raise LayoutError(
                 "the layout must contain {ssid}, {test}, {year} and {language}, so that no "
                 "two reports share a file; it lacks "
                 + ", ".join("{" + f + "}" for f in missing)
@@ -103,10 +103,10 @@ class Layout:
             )
         path = PurePosixPath(self.template)
         if self.template.startswith("/") or re.match(r"^[A-Za-z]:", self.template):
-            raise BadInputError("the layout must be a relative path inside the output folder.")
+            raise LayoutError("the layout must be a relative path inside the output folder.")
         literal_parts = [_strip_fields(part) for part in path.parts]
         if any(part in ("..", ".") for part in literal_parts):
-            raise BadInputError("the layout must not contain '.' or '..' folders.")
+            raise LayoutError("the layout must not contain '.' or '..' folders.")
         if not self.template.lower().endswith(".pdf"):
             self.template += ".pdf"
         self.fields = fields
@@ -141,7 +141,7 @@ class Layout:
         try:
             parsed = list(string.Formatter().parse(template))
         except ValueError as exc:
-            raise BadInputError(
+            raise LayoutError(
                 f"the layout is not a valid template: {exc}.",
                 hint="write placeholders as {name}; double braces {{ }} for a literal brace.",
             ) from None
@@ -149,7 +149,7 @@ class Layout:
             if name is None:
                 continue
             if not name or spec or conversion or not name.isidentifier():
-                raise BadInputError(
+                raise LayoutError(
                     f"the layout has a placeholder that is not a plain name: {{{name}}}.",
                     hint="write placeholders as {name}, without formats or indexes.",
                 )
