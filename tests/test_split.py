@@ -390,9 +390,9 @@ def test_a_page_that_inherits_its_box_resources_and_rotation_keeps_them_when_cop
         path = tmp_path / "out" / row["file"]
         pages = pages_of(row["detail"])
         with pikepdf.open(path, inherit_page_attributes=False) as out:
-            for page in out.pages:
-                assert "/Resources" in page.obj and "/MediaBox" in page.obj
-                assert page.obj.Rotate == 180
+            for copied in out.pages:
+                assert "/Resources" in copied.obj and "/MediaBox" in copied.obj
+                assert copied.obj.Rotate == 180
         assert pdftotext(path) == "".join(pdftotext(merged, n) for n in pages)
         assert row["ssid"] in pdftotext(path)
 
