@@ -27,7 +27,8 @@ from caaspp_cli.roster.read import open_roster
 from caaspp_cli.sandbox.render import render_report_pdf
 from caaspp_cli.sandbox.toms import ZIP_NAME, export_toms
 from caaspp_cli.sandbox.world import SandboxReport, SandboxStudent, World
-from caaspp_cli.split.find import PAGE_LABELS, REPORT_TITLES, SSID_LABELS, page_texts, read_page
+from caaspp_cli.split.find import PAGE_LABELS, REPORT_TITLES, SSID_LABELS, read_page
+from caaspp_cli.split.pdf import page_texts
 from caaspp_cli.split.run import SplitOptions, SplitRun, SplitSummary, take_folder
 
 TOOLS = ("qpdf", "pdftotext", "pdffonts")
@@ -346,6 +347,56 @@ def test_two_reports_of_one_student_for_the_same_test_and_year_are_left_to_a_per
     assert summary.needs_a_person == 2
 
 
+@needs_tools
+def test_a_page_that_inherits_its_box_resources_and_rotation_keeps_them_when_copied(
+    world: World, tmp_path: Path
+) -> None:
+    # A page may leave its media box, resources and rotation to a /Pages node above it: the
+    # copied page has to carry them, or its text loses its fonts and its size.
+    (a, ra), (b, rb) = _students_with_reports(world, 2)
+    flat = merge(
+        [(render_report_pdf(world, a, ra), None), (render_report_pdf(world, b, rb), None)],
+        tmp_path / "flat.pdf",
+    )
+    merged = tmp_path / "nested.pdf"
+    with pikepdf.open(flat, inherit_page_attributes=False) as pdf:
+        root = pdf.Root.Pages
+        nodes = []
+        for page in list(root.Kids):
+            node = pdf.make_indirect(
+                pikepdf.Dictionary(
+                    Type=pikepdf.Name.Pages,
+                    Kids=pikepdf.Array([page]),
+                    Count=1,
+                    Parent=root,
+                    MediaBox=page.MediaBox,
+                    Resources=page.Resources,
+                    Rotate=180,
+                )
+            )
+            del page.MediaBox, page.Resources
+            page.Parent = node
+            nodes.append(node)
+        root.Kids = pikepdf.Array(nodes)
+        pdf.save(merged)
+    with pikepdf.open(merged, inherit_page_attributes=False) as pdf:
+        assert all("/Resources" not in node.Kids[0] for node in pdf.Root.Pages.Kids)
+
+    split([merged], tmp_path / "out")
+
+    rows = [r for r in manifest_rows(tmp_path / "out") if r["status"] == Status.SPLIT]
+    assert {r["ssid"] for r in rows} == {a.ssid, b.ssid}
+    for row in rows:
+        path = tmp_path / "out" / row["file"]
+        pages = pages_of(row["detail"])
+        with pikepdf.open(path, inherit_page_attributes=False) as out:
+            for copied in out.pages:
+                assert "/Resources" in copied.obj and "/MediaBox" in copied.obj
+                assert copied.obj.Rotate == 180
+        assert pdftotext(path) == "".join(pdftotext(merged, n) for n in pages)
+        assert row["ssid"] in pdftotext(path)
+
+
 def test_the_same_report_given_twice_a_zip_and_its_pdf_is_split_once(
     toms: Path, tmp_path: Path
 ) -> None:
@@ -539,12 +590,10 @@ def test_killed_mid_run_then_run_again_nothing_lost_nothing_twice(
 def test_reopening_long_files_to_keep_memory_flat_changes_no_output(
     toms: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import caaspp_cli.split.find as find
-    import caaspp_cli.split.run as run
+    import caaspp_cli.split.pdf as pdf
 
     split([toms / ZIP_NAME], tmp_path / "once")
-    monkeypatch.setattr(find, "PAGES_PER_OPENING", 3)
-    monkeypatch.setattr(run, "PAGES_PER_OPENING", 3)
+    monkeypatch.setattr(pdf, "PAGES_PER_OPENING", 3)
 
     split([toms / ZIP_NAME], tmp_path / "reopened")
 

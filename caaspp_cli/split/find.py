@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator, Set
+from collections.abc import Set
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Final
 
 # The report's title on its first page, in each language a report is made in.
@@ -145,41 +144,3 @@ def read_page(text: str, roster_ssids: Set[str] = frozenset()) -> PageFacts:
         pages=pages,
         ambiguous=len(ssids) > 1,
     )
-
-
-class UnreadablePdfError(Exception):
-    """The file is not a PDF pdfium can open (damaged, encrypted, not a PDF)."""
-
-
-# PDFium keeps what it parsed of a document until the document is closed: reopening it
-# every so many pages keeps memory flat however long the merged file is.
-PAGES_PER_OPENING: Final = 1000
-
-
-def page_texts(path: Path) -> Iterator[str]:
-    """Each page's text, in order, in one pass over the file; pages are freed as read."""
-    import pypdfium2 as pdfium
-
-    start = 0
-    while True:
-        try:
-            document = pdfium.PdfDocument(path)
-        except pdfium.PdfiumError as exc:
-            raise UnreadablePdfError(str(exc)) from None
-        try:
-            count = len(document)
-            for index in range(start, min(count, start + PAGES_PER_OPENING)):
-                page = document[index]
-                try:
-                    textpage = page.get_textpage()
-                    try:
-                        yield textpage.get_text_range()
-                    finally:
-                        textpage.close()
-                finally:
-                    page.close()
-        finally:
-            document.close()
-        start += PAGES_PER_OPENING
-        if start >= count:
-            return

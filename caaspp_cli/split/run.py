@@ -15,7 +15,6 @@ page and every roster row.
 from __future__ import annotations
 
 import contextlib
-import gc
 import hashlib
 import os
 import stat
@@ -38,18 +37,12 @@ from caaspp_cli.fsutil import (
     PRIVATE_FILE_MODE,
     TEMP_PREFIX,
     TEMP_SUFFIX,
-    atomic_private_file,
     prepare_output_dir,
     sweep_temp_files,
 )
 from caaspp_cli.roster.read import Roster, RosterRow
-from caaspp_cli.split.find import (
-    PAGES_PER_OPENING,
-    PageFacts,
-    UnreadablePdfError,
-    page_texts,
-    read_page,
-)
+from caaspp_cli.split.find import PageFacts, read_page
+from caaspp_cli.split.pdf import UnreadablePdfError, copy_pages, opened, page_texts
 
 # A zip member larger than this is not read: TOMS's merged files run to hundreds of MB, and
 # a member claiming (or inflating to) more is a mistake or a zip bomb.
@@ -438,8 +431,6 @@ class SplitRun:
     def _write(
         self, sources: Sequence[_Source], keep: Sequence[_Report], rows: list[_Row]
     ) -> tuple[int, int]:
-        import pikepdf
-
         written = already = 0
         self.progress.reports_total = len(keep)
         by_source: dict[int, list[_Report]] = {}
@@ -447,7 +438,8 @@ class SplitRun:
             by_source.setdefault(report.source, []).append(report)
         for index, reports in by_source.items():
             source = sources[index]
-            for pdf, report in _opened(pikepdf, source.path, reports):
+            lengths = [len(report.pages) for report in reports]
+            for document, report in opened(source.path, reports, lengths):
                 relative = self.layout.relative_path(self._layout_values(report))
                 dest = self.options.out_dir / relative
                 where = f"{source.name} {page_range(report.pages)}"
@@ -455,10 +447,9 @@ class SplitRun:
                     status = Status.ALREADY_SPLIT
                     already += 1
                 else:
-                    _copy_pages(pikepdf, pdf, report.pages, dest)
+                    copy_pages(document, report.pages, dest)
                     status = Status.SPLIT
                     written += 1
-                del pdf  # lets _opened free the file when it reopens it
                 detail = f"from {where}" + "".join(
                     f"; the same report is also in {copy}" for copy in report.copies
                 )
@@ -643,37 +634,6 @@ def _bounded_copy(
                 return False
             target.write(chunk)
     return True
-
-
-def _opened(pikepdf: Any, path: Path, reports: Sequence[_Report]) -> Iterator[tuple[Any, _Report]]:
-    """Each report with the source open; reopened every PAGES_PER_OPENING pages, since
-    qpdf keeps every object it has read until the file is closed. (Opening a file costs
-    memory in proportion to its number of objects: about 95 MB for 20,000 report pages.)"""
-    pages = 0
-    pdf = pikepdf.open(path)
-    try:
-        for report in reports:
-            if pages >= PAGES_PER_OPENING:
-                pdf.close()
-                # The closed file's objects hold references among themselves: collect them
-                # before the next opening, or both stay in memory at once.
-                del pdf
-                gc.collect()
-                pdf = pikepdf.open(path)
-                pages = 0
-            yield pdf, report
-            pages += len(report.pages)
-    finally:
-        pdf.close()
-
-
-def _copy_pages(pikepdf: Any, source: Any, pages: Sequence[int], dest: Path) -> None:
-    """The pages, copied with their fonts and images, as a new owner-only PDF at ``dest``."""
-    with pikepdf.new() as out:
-        for index in pages:
-            out.pages.append(source.pages[index])
-        with atomic_private_file(dest) as handle:
-            out.save(handle, deterministic_id=True)
 
 
 def _intact(dest: Path, report: _Report) -> bool:
