@@ -194,7 +194,8 @@ class GoogleTokens(_CachedTokens):
         assert profile.service_account is not None and profile.user is not None
         check_key_file(profile.service_account)
         try:
-            credentials = service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call]
+            load = service_account.Credentials.from_service_account_file
+            credentials = load(  # type: ignore[no-untyped-call,unused-ignore]
                 profile.service_account, scopes=[SCOPE_GOOGLE], subject=profile.user
             )
         except (ValueError, KeyError, OSError) as exc:
