@@ -32,7 +32,7 @@ import ssl
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -316,7 +316,7 @@ def _handler(peer: TokenPeer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve_token_peer(context: ssl.SSLContext) -> Iterator[TokenPeer]:
+def serve_token_peer(context: ssl.SSLContext) -> Generator[TokenPeer, None, None]:
     """Run a TokenPeer on 127.0.0.1 over HTTPS until the generator is closed."""
     peer = TokenPeer()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(peer))
@@ -392,6 +392,30 @@ class XoauthServer(SmtpServer):
     """Where the XOAUTH2 server listens, and its handler."""
 
     handler: XoauthRecorder
+
+
+def serve_xoauth_smtp(
+    peer: TokenPeer, mailbox: str, context: ssl.SSLContext
+) -> Generator[XoauthServer, None, None]:
+    """Run an XOAUTH2 SMTP server (STARTTLS required) on 127.0.0.1 until closed."""
+    from aiosmtpd.controller import Controller
+    from conftest import free_port
+
+    handler = XoauthRecorder(peer, mailbox)
+    port = free_port()
+    controller = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=context,
+        require_starttls=True,
+        auth_required=True,
+    )
+    controller.start()
+    try:
+        yield XoauthServer(handler, "127.0.0.1", port)
+    finally:
+        controller.stop()
 
 
 def write_service_account_key(folder: Path, peer: TokenPeer, account: ServiceAccount) -> Path:

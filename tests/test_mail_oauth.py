@@ -20,12 +20,12 @@ from mail_peers import (
     MicrosoftApp,
     ServiceAccount,
     TokenPeer,
-    XoauthRecorder,
     XoauthServer,
     key_pem,
     rsa_key,
     self_signed,
     serve_token_peer,
+    serve_xoauth_smtp,
     write_service_account_key,
 )
 
@@ -51,22 +51,7 @@ def peer(tls_files: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[TokenPeer]
 @pytest.fixture
 def smtp(peer: TokenPeer, tls_files: Any) -> Iterator[XoauthServer]:
     """An SMTP server with STARTTLS that takes only XOAUTH2 with the peer's tokens."""
-    from aiosmtpd.controller import Controller
-    from conftest import free_port
-
-    handler = XoauthRecorder(peer, MAILBOX)
-    port = free_port()
-    controller = Controller(
-        handler,
-        hostname="127.0.0.1",
-        port=port,
-        tls_context=tls_files.server_context(),
-        require_starttls=True,
-        auth_required=True,
-    )
-    controller.start()
-    yield XoauthServer(handler, "127.0.0.1", port)
-    controller.stop()
+    yield from serve_xoauth_smtp(peer, MAILBOX, tls_files.server_context())
 
 
 def _mail(cli: Any, server: SmtpServer, *extra: str, env: dict[str, str] | None = None) -> Any:
