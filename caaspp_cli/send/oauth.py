@@ -52,6 +52,8 @@ class TokenProvider(Protocol):
 # --- Making one ----------------------------------------------------------------------------------
 RENEW_BEFORE: Final = 300.0  # seconds: a token this close to expiring is renewed first
 SMTP_SCOPE_MICROSOFT: Final = "https://outlook.office365.com/.default"
+US_GOVERNMENT_AUTHORITY: Final = "https://login.microsoftonline.us"
+SMTP_SCOPE_US_GOVERNMENT: Final = "https://outlook.office365.us/.default"
 SCOPE_GOOGLE: Final = "https://mail.google.com/"
 
 
@@ -122,6 +124,8 @@ class MicrosoftTokens(_CachedTokens):
         super().__init__(profile, clock)
         if profile.via == "graph":
             self.scope = f"{profile.graph_url or GRAPH_URL}/.default"
+        elif (profile.authority or "").startswith(US_GOVERNMENT_AUTHORITY):
+            self.scope = SMTP_SCOPE_US_GOVERNMENT  # GCC High and DoD: Exchange's own host
         else:
             self.scope = SMTP_SCOPE_MICROSOFT
         self._app: msal.ConfidentialClientApplication | None = None
