@@ -349,6 +349,7 @@ def remove(
     """Remove a profile and its secrets from the OS keyring: a connection profile's Client Key
     and Client Secret, or a mail profile's password."""
     from caaspp_cli.config.mail_profiles import (
+        client_secret_username,
         remove_smtp_profile,
         smtp_password_username,
         smtp_profiles,
@@ -356,6 +357,10 @@ def remove(
 
     store = profiles.load_store()
     if mail_profile or (name not in store.profiles and name in smtp_profiles(store)):
+        kept = smtp_profiles(store).get(name)
+        secret_entry = smtp_password_username(name)
+        if kept is not None and kept.uses_client_secret:
+            secret_entry = client_secret_username(name)
         question = f"Remove mail profile {name} and its password?"
         if not yes and not prompts.confirm_removal(question, name):
             return
@@ -365,7 +370,7 @@ def remove(
             render.warning(
                 f"its keyring entry was not removed ({problem.rstrip('.')}); remove it with "
                 f"your keyring tool: service '{SERVICE_NAME}', user "
-                f"'{smtp_password_username(name)}'."
+                f"'{secret_entry}'."
             )
         return
     profile = store.get(name)

@@ -90,7 +90,7 @@ class SmtpProfile(BaseModel):
     name: str
     via: Via = "smtp"
     auth: Auth = "password"
-    host: str = ""  # SMTP only
+    host: str  # SMTP only: a Graph profile's is ""
     port: int = Field(default=0, ge=0, le=65535)  # 0: the default port of `security`
     security: Security = "starttls"
     user: str | None = None
@@ -104,6 +104,13 @@ class SmtpProfile(BaseModel):
     authority: str | None = None
     graph_url: str | None = None
     service_account: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_host_for_graph(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("via") == "graph" and not data.get("host"):
+            return {**data, "host": ""}
+        return data
 
     @field_validator("name")
     @classmethod
@@ -164,7 +171,9 @@ class SmtpProfile(BaseModel):
     def _checks(self) -> SmtpProfile:
         microsoft = self.auth == "oauth-microsoft" or self.via == "graph"
         if self.via == "smtp" and not self.host:
-            raise ValueError("an SMTP profile needs the mail server's host name (--host)")
+            raise ValueError(
+                f"'{self.host}' is not a mail server host name, such as smtp.example.org"
+            )
         if self.via == "graph" and self.auth != "oauth-microsoft":
             object.__setattr__(self, "auth", "oauth-microsoft")
         if microsoft and (self.tenant is None or self.client_id is None):
