@@ -441,3 +441,37 @@ def test_config_show_and_list_show_oauth_profiles_without_secrets(
     assert data["via"] == "graph" and data["client_id"] == CLIENT_ID
     assert "district" in listed.stdout
     assert CLIENT_SECRET not in shown.output + listed.output
+
+
+def test_show_and_list_in_words_and_remove_takes_the_client_secret(
+    cli: Any, peer: TokenPeer, smtp: XoauthServer, memory_keyring: Any
+) -> None:
+    peer.apps[CLIENT_ID] = MicrosoftApp(CLIENT_ID, secret=CLIENT_SECRET)
+    _mail(cli, smtp, *_microsoft(peer), env={"CAASPP_MAIL_CLIENT_SECRET": CLIENT_SECRET})
+    entry = ("caaspp", "mail-client-secret:district")
+    assert entry in memory_keyring.entries
+
+    shown = cli("config", "show", "district")
+    listed = cli("config", "list")
+
+    assert f"OAuth app {CLIENT_ID} of tenant {TENANT}" in shown.stdout
+    assert "client secret in the OS keyring" in shown.stdout
+    assert "(Microsoft)" in listed.stdout  # the login column (the table may wrap it)
+    removed = cli("config", "remove", "district", "--yes")
+    assert removed.exit_code == 0, removed.output
+    assert entry not in memory_keyring.entries
+
+
+def test_smtp_send_option_still_works_beside_mail(
+    cli: Any, peer: TokenPeer, smtp: XoauthServer, tmp_path: Path
+) -> None:
+    peer.apps[CLIENT_ID] = MicrosoftApp(CLIENT_ID, secret=CLIENT_SECRET)
+    _mail(cli, smtp, *_microsoft(peer), env={"CAASPP_MAIL_CLIENT_SECRET": CLIENT_SECRET})
+    inputs = write_send_inputs(tmp_path / "case", [SAM])
+
+    result = _send(cli, inputs)
+    args = [str(a) for a in ("--roster", inputs.roster, "--pdfs", inputs.pdfs)]
+    again = cli("send", *args, "--passwords", str(inputs.passwords), "--smtp", "district")
+
+    assert result.exit_code == 0 and again.exit_code == 0, again.output
+    assert len(smtp.received) == 2

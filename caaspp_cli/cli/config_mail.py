@@ -554,22 +554,39 @@ def print_mail_profiles(mail: dict[str, SmtpProfile], *, title: bool) -> None:
         profile = mail[name]
         table.add_row(
             name,
-            f"{profile.host}:{profile.port} ({profile.security})",
+            _route(profile),
             profile.from_address,
-            profile.user or "-",
+            _login_name(profile),
             _password_source(profile),
         )
     render.stdout.print(table)
 
 
+def _login_name(profile: SmtpProfile) -> str:
+    if profile.auth == "oauth-microsoft":
+        return f"app {profile.client_id} (Microsoft)"
+    if profile.auth == "oauth-google":
+        return f"{profile.user} (Google)"
+    return profile.user or "-"
+
+
 def _password_source(profile: SmtpProfile) -> str:
-    if profile.user is None:
+    if profile.auth == "oauth-google":
+        return "service account key file"
+    if profile.auth == "oauth-microsoft" and profile.certificate is not None:
+        return "certificate file"
+    if profile.user is None and not profile.oauth:
         return "none (no login)"
     return "environment" if profile.credentials_source == "env" else "keyring"
 
 
 def mail_json(profile: SmtpProfile) -> dict[str, Any]:
     data: dict[str, Any] = profile.model_dump(mode="json", by_alias=True)
+    for key in ("tenant", "client_id", "certificate", "authority", "graph_url"):
+        if data[key] is None:  # a password profile shows what it always did
+            del data[key]
+    if data["service_account"] is None:
+        del data["service_account"]
     data["password"] = _password_source(profile)
     return data
 
@@ -577,6 +594,21 @@ def mail_json(profile: SmtpProfile) -> dict[str, Any]:
 def show_mail_profile(profile: SmtpProfile, as_json: bool) -> None:
     if as_json:
         render.print_json({"kind": "mail", **mail_json(profile)})
+        return
+    if profile.oauth:
+        print_fields(
+            [
+                ("name", profile.name),
+                ("kind", "mail (caaspp config mail)"),
+                ("via", profile.via),
+                ("server", _route(profile)),
+                ("from", profile.from_address),
+                ("reply-to", profile.reply_to or "-"),
+                ("login", _login(profile)),
+                ("authority", profile.authority or "-"),
+                ("CA file", profile.ca_file or "-"),
+            ]
+        )
         return
     rows = [
         ("name", profile.name),
