@@ -3,7 +3,8 @@
 The Client Key and Client Secret are never command-line arguments (they would land in the
 shell history and the process list): they are asked with hidden input on a terminal, or
 read from CAASPP_CLIENT_KEY / CAASPP_CLIENT_SECRET, or the secret from stdin. The mail
-profiles' commands (`config smtp`, `config smtp-test`) are in ``config_mail``.
+profiles' commands (`config mail`, `config smtp`, `config test-mail`, `config smtp-test`)
+are in ``config_mail``.
 """
 
 from __future__ import annotations
@@ -83,7 +84,10 @@ MailOption = Annotated[
 
 def register(app: typer.Typer) -> None:
     """Add `caaspp config`: the ETS profiles' commands (here), then the mail profiles'."""
-    from caaspp_cli.cli import config_mail  # noqa: F401 - its commands join config_app
+    from caaspp_cli.cli import (  # noqa: F401 - their commands join config_app
+        config_mail,
+        config_mail_check,
+    )
 
     app.add_typer(config_app, name="config")
 
