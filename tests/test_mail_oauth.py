@@ -30,6 +30,7 @@ from mail_peers import (
 )
 
 from caaspp_cli.config.mail_profiles import get_smtp_profile
+from caaspp_cli.errors import MailConnectionError
 from caaspp_cli.send.oauth import token_provider
 from caaspp_cli.send.transport import MailServer
 
@@ -475,3 +476,25 @@ def test_smtp_send_option_still_works_beside_mail(
 
     assert result.exit_code == 0 and again.exit_code == 0, again.output
     assert len(smtp.received) == 2
+
+
+def test_an_unreachable_sign_in_service_is_a_connection_error(
+    cli: Any, peer: TokenPeer, smtp: XoauthServer
+) -> None:
+    from conftest import free_port
+
+    peer.apps[CLIENT_ID] = MicrosoftApp(CLIENT_ID, secret=CLIENT_SECRET)
+    nowhere = f"https://127.0.0.1:{free_port()}"
+    made = _mail(
+        cli,
+        smtp,
+        *_microsoft(peer)[:-1],
+        nowhere,
+        env={"CAASPP_MAIL_CLIENT_SECRET": CLIENT_SECRET},
+    )
+    assert made.exit_code == 0, made.output
+
+    result = cli("config", "test-mail", "district")
+
+    assert result.exit_code == MailConnectionError.exit_code, result.output
+    assert "the sign-in service for mail profile 'district' could not be reached" in result.output

@@ -165,9 +165,9 @@ class MicrosoftTokens(_CachedTokens):
         )
 
     def _fetch(self, fresh: bool) -> tuple[str, float]:
-        if self._app is None or fresh:
-            self._app = self._make_app()
         try:
+            if self._app is None or fresh:
+                self._app = self._make_app()  # fetches the authority's OIDC discovery
             result = self._app.acquire_token_for_client(scopes=[self.scope])
         except requests.RequestException as exc:
             raise _unreachable(self.profile, exc) from None
