@@ -64,7 +64,10 @@ MISUSES: dict[str, tuple[Callable[[Setup], list[str]], tuple[str, ...]]] = {
     "missing_out": (lambda s: ["bulk", str(s.roster)], ("Missing option '--out'",)),
     "missing_roster": (lambda s: ["bulk", "--out", str(s.out)], ("Missing argument",)),
     "missing_ssid": (lambda s: ["fetch"], ("Missing option '--ssid'",)),
-    "missing_smtp": (lambda s: [*s.send_args()[:-4], "--rate", "60"], ("Missing option '--smtp'",)),
+    "missing_smtp": (
+        lambda s: [*s.send_args()[:-4], "--rate", "60"],
+        ("Missing option '--mail' / '--smtp'",),
+    ),
     "missing_passwords": (
         lambda s: ["protect", str(s.reports), "--out", str(s.out)],
         ("Missing option '--passwords'",),

@@ -333,3 +333,100 @@ def test_the_sandbox_run_briefly_writes_owner_only_and_logs_no_request(
     assert stat.S_IMODE(roster.stat().st_mode) == 0o600
     for form in SECRET_FORMS:
         assert form.decode("latin-1") not in stdout + stderr
+
+
+# --- OAuth mail logins ---------------------------------------------------------------------------
+MAIL_CLIENT_SECRET = "app-PRIVACY-CLIENT-SECRET-6e0d42c9"
+
+
+@pytest.mark.posix
+@pytest.mark.parametrize("debug", [False, True], ids=["default-level", "debug"])
+def test_oauth_mail_keeps_tokens_secrets_and_keys_out_of_output_and_files(
+    cli: Any, tls_files: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, debug: bool
+) -> None:
+    """Microsoft (client secret, then certificate) and Google (service account) logins, from
+    `config mail` to `send --mail`: no token, client secret or private key anywhere."""
+    from cryptography.hazmat.primitives import serialization
+    from helpers import Family, write_send_inputs
+    from mail_peers import (
+        TENANT,
+        MicrosoftApp,
+        ServiceAccount,
+        key_pem,
+        rsa_key,
+        self_signed,
+        serve_token_peer,
+        serve_xoauth_smtp,
+        write_service_account_key,
+    )
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_files.ca_file))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls_files.ca_file))
+    mailbox = "score-reports@lincoln.example.org"
+    peers = serve_token_peer(tls_files.server_context())
+    peer = next(peers)
+    servers = serve_xoauth_smtp(peer, mailbox, tls_files.server_context())
+    smtp = next(servers)
+    prefix = ["--debug"] if debug else []
+    results: list[Any] = []
+
+    def caaspp(*args: str, **kwargs: Any) -> Any:
+        result = cli(*prefix, *args, **kwargs)
+        assert result.exit_code == 0, (args, result.output)
+        results.append(result)
+        return result
+
+    cert_key, google_key = rsa_key(), rsa_key()
+    app = peer.apps["app-1"] = MicrosoftApp("app-1", secret=MAIL_CLIENT_SECRET)
+    app.certificate = self_signed(cert_key)
+    pem = tmp_path / "keys" / "app.pem"
+    pem.parent.mkdir(mode=0o700)
+    pem.write_bytes(key_pem(cert_key) + app.certificate.public_bytes(serialization.Encoding.PEM))
+    pem.chmod(0o600)
+    account = ServiceAccount("sa@lincoln.iam.gserviceaccount.com", google_key, (mailbox,))
+    peer.accounts[account.email] = account
+    key_file = write_service_account_key(tmp_path / "keys", peer, account)
+    common = ["--host", smtp.host, "--port", str(smtp.port), "--from", mailbox]
+    microsoft = ["--auth", "oauth-microsoft", "--tenant", TENANT, "--client-id", "app-1"]
+    logins = [
+        [*microsoft, "--authority", peer.authority, "--secret-stdin"],
+        [*microsoft, "--authority", peer.authority, "--certificate", str(pem)],
+        ["--auth", "oauth-google", "--service-account", str(key_file), "--user", mailbox],
+    ]
+    try:
+        for number, login in enumerate(logins):
+            caaspp("config", "mail", "m", *common, *login, input=MAIL_CLIENT_SECRET + "\n")
+            caaspp("config", "show", "m")
+            caaspp("config", "show", "m", "--json")
+            caaspp("config", "list", "--json")
+            caaspp("config", "test-mail", "m", "--to", "it@lincoln.example.org")
+            sam = Family(f"100000000{number}", "Sam", "Lee", guardian="Pat", email="p@example.org")
+            inputs = write_send_inputs(tmp_path / f"case{number}", [sam])
+            send = ["send", "--roster", str(inputs.roster), "--pdfs", str(inputs.pdfs)]
+            caaspp(*send, "--passwords", str(inputs.passwords), "--mail", "m")
+    finally:
+        servers.close()
+        peers.close()
+
+    assert len(smtp.handler.logins) == 6 and len(peer.issued) >= 6
+    private = [
+        key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        for key in (cert_key, google_key)
+    ]
+    forms = [MAIL_CLIENT_SECRET.encode(), base64.b64encode(MAIL_CLIENT_SECRET.encode())]
+    for token in peer.issued:
+        xoauth = f"user={mailbox}\x01auth=Bearer {token}\x01\x01"
+        forms += [token.encode(), token.split(".")[2].encode(), base64.b64encode(xoauth.encode())]
+    forms += [base64.b64encode(der)[64:128] for der in private]  # a line of the PEM body
+    for result in results:
+        for form in forms:
+            assert form.decode("latin-1") not in result.output, form
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and path.parent.name != "keys":
+            data = path.read_bytes()
+            for form in forms:
+                assert form not in data, (path, form)

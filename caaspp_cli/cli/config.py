@@ -3,7 +3,8 @@
 The Client Key and Client Secret are never command-line arguments (they would land in the
 shell history and the process list): they are asked with hidden input on a terminal, or
 read from CAASPP_CLIENT_KEY / CAASPP_CLIENT_SECRET, or the secret from stdin. The mail
-profiles' commands (`config smtp`, `config smtp-test`) are in ``config_mail``.
+profiles' commands (`config mail`, `config smtp`, `config test-mail`, `config smtp-test`)
+are in ``config_mail``.
 """
 
 from __future__ import annotations
@@ -83,7 +84,10 @@ MailOption = Annotated[
 
 def register(app: typer.Typer) -> None:
     """Add `caaspp config`: the ETS profiles' commands (here), then the mail profiles'."""
-    from caaspp_cli.cli import config_mail  # noqa: F401 - its commands join config_app
+    from caaspp_cli.cli import (  # noqa: F401 - their commands join config_app
+        config_mail,
+        config_mail_check,
+    )
 
     app.add_typer(config_app, name="config")
 
@@ -349,6 +353,7 @@ def remove(
     """Remove a profile and its secrets from the OS keyring: a connection profile's Client Key
     and Client Secret, or a mail profile's password."""
     from caaspp_cli.config.mail_profiles import (
+        client_secret_username,
         remove_smtp_profile,
         smtp_password_username,
         smtp_profiles,
@@ -356,6 +361,10 @@ def remove(
 
     store = profiles.load_store()
     if mail_profile or (name not in store.profiles and name in smtp_profiles(store)):
+        kept = smtp_profiles(store).get(name)
+        secret_entry = smtp_password_username(name)
+        if kept is not None and kept.uses_client_secret:
+            secret_entry = client_secret_username(name)
         question = f"Remove mail profile {name} and its password?"
         if not yes and not prompts.confirm_removal(question, name):
             return
@@ -365,7 +374,7 @@ def remove(
             render.warning(
                 f"its keyring entry was not removed ({problem.rstrip('.')}); remove it with "
                 f"your keyring tool: service '{SERVICE_NAME}', user "
-                f"'{smtp_password_username(name)}'."
+                f"'{secret_entry}'."
             )
         return
     profile = store.get(name)

@@ -53,10 +53,11 @@ def send(
     smtp: Annotated[
         str,
         typer.Option(
+            "--mail",
             "--smtp",
             metavar="NAME",
             show_default=False,
-            help="SMTP profile to send through (see `caaspp config smtp`).",
+            help="Mail profile to send through (see `caaspp config mail`; --smtp is the same).",
         ),
     ],
     email_column: Annotated[

@@ -1,8 +1,8 @@
 """Where every secret comes from: one Resolver over the environment, the OS keyring and a prompt.
 
-A secret is a Client Key or Client Secret of an ETS profile, or the password of an SMTP
-profile; the secrets one profile logs in with form a ``SecretSet`` (an OAuth client secret
-for mail would be one more). Each secret has a variable and a keyring entry (service
+A secret is a Client Key or Client Secret of an ETS profile, the password of an SMTP
+profile, or the client secret of a mail profile's Microsoft app; the secrets one profile
+logs in with form a ``SecretSet``. Each secret has a variable and a keyring entry (service
 ``caaspp``), and the Resolver looks for it in one fixed order:
 
 1. the environment: for unattended jobs, it overrides the keyring;

@@ -51,6 +51,7 @@ from caaspp_cli.protect.verify import protection_problem
 from caaspp_cli.roster.read import RosterRow, RowProblem, open_roster
 from caaspp_cli.send.compose import Attachment, Composer, password_shown_in
 from caaspp_cli.send.ledger import PASSWORD, REPORT, MessageRecord, SendLedger
+from caaspp_cli.send.oauth import token_provider
 from caaspp_cli.send.outcomes import (
     FINAL_OUTCOMES,
     UNCERTAIN_HINT,
@@ -197,7 +198,8 @@ class SendRun:
         else:
             password = smtp_password(self.profile)
             if self._server is None:
-                self._server = MailServer(self.profile, password, clock=self._clock)
+                tokens = token_provider(self.profile) if self.profile.oauth else None
+                self._server = MailServer(self.profile, password, tokens=tokens, clock=self._clock)
             self._ledger = SendLedger.in_folder(options.pdfs)
             self._run_id = self._ledger.start_run()
         results: list[RowResult] = []

@@ -15,7 +15,10 @@ SMTP, once it has said 354 to DATA and before the body goes), so the ledger can 
 message as *sending* first.
 
 :class:`MailServer` is the SMTP transport (stdlib ``smtplib``; TLS always verified, see
-:func:`tls_context`). :class:`RateLimiter` spaces the transactions, whatever carries them.
+:func:`tls_context`). It logs in with a password, or with an OAuth token (``AUTH XOAUTH2``,
+Microsoft 365 and Google Workspace): a refused token is renewed once, and a refusal is worded
+as what it means (basic authentication disabled, a permission or registration missing).
+:class:`RateLimiter` spaces the transactions, whatever carries them.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from caaspp_cli.errors import (
     MailConnectionError,
     MailTLSError,
 )
+from caaspp_cli.send.oauth import TokenProvider, token_roles
 
 SMTP_TIMEOUT: Final = 60.0
 IDLE_CHECK_SECONDS: Final = 30.0  # a session idle this long is checked (NOOP) before use
@@ -148,11 +152,14 @@ class MailServer:
         profile: SmtpProfile,
         password: str | None,
         *,
+        tokens: TokenProvider | None = None,
         timeout: float = SMTP_TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.profile = profile
         self._password = password
+        self._tokens = tokens
+        self._last_token = ""  # the one last presented: its roles word a refusal
         self.timeout = timeout
         self._clock = clock
         self._smtp: smtplib.SMTP | None = None
@@ -220,7 +227,9 @@ class MailServer:
                     )
                 smtp.starttls(context=context)
                 smtp.ehlo()
-            if profile.user is not None:
+            if self._tokens is not None:
+                self._login_with_token(smtp)
+            elif profile.user is not None:
                 smtp.login(profile.user, self._password or "")
         except ssl.SSLCertVerificationError as exc:
             _close_quietly(smtp)
@@ -240,6 +249,15 @@ class MailServer:
             ) from None
         except smtplib.SMTPAuthenticationError as exc:
             _close_quietly(smtp)
+            if self._tokens is not None:
+                raise self._token_refused(exc) from None
+            if _basic_auth_disabled(exc.smtp_code, _reply_text(exc.smtp_error)):
+                raise MailAuthenticationError(
+                    f"the mail server {where} refused the password login of {profile.user}: "
+                    f"{BASIC_AUTH_DISABLED}.",
+                    hint=f"make an OAuth mail profile: `caaspp config mail {profile.name} "
+                    "--via smtp --auth oauth-microsoft ...`.",
+                ) from None
             raise MailAuthenticationError(
                 f"the mail server {where} refused the login of {profile.user} "
                 f"({exc.smtp_code} {_reply_text(exc.smtp_error)}).",
@@ -270,6 +288,63 @@ class MailServer:
         self._smtp = smtp
         self._last_used = self._clock()
         return smtp
+
+    def _login_with_token(self, smtp: smtplib.SMTP) -> None:
+        """AUTH XOAUTH2 as the mailbox; a refused token is renewed and tried once more."""
+        assert self._tokens is not None
+        user = self.profile.mailbox
+        for attempt in (1, 2):
+            self._last_token = token = self._tokens.token()
+            # The token never reaches a log: smtplib's debug output stays off.
+            initial = f"user={user}\x01auth=Bearer {token}\x01\x01"
+
+            def answer(challenge: bytes | None = None, initial: str = initial) -> str:
+                # A 334 with an error (Google's) wants an empty line, then says 535.
+                return initial if challenge is None else ""
+
+            try:
+                smtp.auth("XOAUTH2", answer, initial_response_ok=True)
+                return
+            except smtplib.SMTPAuthenticationError as exc:
+                if attempt == 2 or not (exc.smtp_code == 535 or 400 <= exc.smtp_code < 500):
+                    raise
+                self._tokens.invalidate()
+
+    def _token_refused(self, exc: smtplib.SMTPAuthenticationError) -> MailAuthenticationError:
+        """What a refused XOAUTH2 login means, in one sentence."""
+        profile = self.profile
+        where = f"{profile.host}:{profile.port}"
+        reply = f"{exc.smtp_code} {_reply_text(exc.smtp_error)}"
+        problem = f"the mail server {where} refused the token of {profile.mailbox} ({reply})"
+        hint = "see the README's section on your mail provider."
+        if profile.provider == "microsoft":
+            roles = token_roles(self._last_token)
+            if roles is not None and "SMTP.SendAsApp" not in roles:
+                problem = (
+                    f"the app {profile.client_id} lacks the SMTP.SendAsApp permission (its "
+                    "token holds no such role)"
+                )
+                hint = (
+                    "add the API permission Office 365 Exchange Online > SMTP.SendAsApp to the "
+                    "app and grant admin consent (README: Microsoft 365)."
+                )
+            elif "5.7.3" in reply:
+                problem = (
+                    f"Exchange does not know the app {profile.client_id} or lets it use "
+                    f"{profile.mailbox} ({reply}): its service principal is not registered, "
+                    "or has no permission on the mailbox, or the mailbox does not exist"
+                )
+                hint = (
+                    "run New-ServicePrincipal and Add-MailboxPermission in Exchange Online "
+                    "PowerShell (README: Microsoft 365)."
+                )
+        elif profile.provider == "google":
+            hint = (
+                f"check the domain-wide delegation of the service account (scope "
+                f"https://mail.google.com/) and that {profile.mailbox} is a mailbox of the "
+                "domain (README: Google Workspace)."
+            )
+        return MailAuthenticationError(problem + ".", hint=hint)
 
     def check(self) -> None:
         """Connect, log in and say goodbye (``caaspp config smtp-test``)."""
@@ -359,6 +434,18 @@ class MailServer:
             self._smtp.rset()
         except (smtplib.SMTPException, OSError):
             self._drop()
+
+
+BASIC_AUTH_DISABLED: Final = "this tenant needs OAuth: see the README's Microsoft 365 section"
+
+
+def _basic_auth_disabled(code: int, text: str) -> bool:
+    """Microsoft's refusal of every password login (SMTP AUTH basic authentication off)."""
+    return (
+        (code == 535 and "5.7.139" in text)
+        or (code == 550 and "5.7.30" in text)
+        or "basic authentication is disabled" in text.lower()
+    )
 
 
 def _not_smtp(where: str) -> MailConnectionError:
