@@ -7,7 +7,7 @@ file is committed to the ledger in the output folder as it completes, so an inte
 run, however it ends, resumes where it stopped. At the end ``manifest.csv`` gives one row
 per roster row and report, with the reason where there is no report.
 
-Its length (about 700 lines) is one state machine, BulkRun: the queue, a student's
+Over 600 lines on purpose: it is one state machine, BulkRun: the queue, a student's
 listing and downloads, and the manifest lines that read back what the ledger recorded.
 They share the run's ledger, clients and counters; split apart they would pass all of it
 around. Who serves which row is in fetch.routing, the files' names and columns in

@@ -11,7 +11,7 @@ range in the manifest; nothing is guessed. *Write*: each remaining report's page
 downloads; a report already split and intact is kept. ``manifest.csv`` accounts for every
 page and every roster row.
 
-Its length (about 650 lines) is the three steps and the records they pass each other
+Over 600 lines on purpose: it is the three steps and the records they pass each other
 (``_Report``, ``_Row``): apart, each step would need the others' private shapes. PDFium is
 in ``split.pdf``, reading a page in ``split.find``, the manifest in ``artifacts``.
 """
