@@ -27,7 +27,7 @@ from email.utils import getaddresses
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-GOOD_TOKEN = "graph-test-token-5f1c9a"  # noqa: S105 - the test peer's only token
+GOOD_TOKEN = "graph-test-token-5f1c9a"
 
 
 class GraphMessage:

@@ -210,7 +210,11 @@ class GraphTransport:
         except httpx.ConnectError as exc:
             self._raise_tls(exc)
             raise ConnectionLost(f"{self.graph_url}: {_reason(exc)}") from None
-        except (httpx.ConnectTimeout, httpx.PoolTimeout, httpx.WriteError, httpx.WriteTimeout) as exc:
+        except (httpx.TimeoutException, httpx.WriteError) as exc:
+            if isinstance(exc, httpx.ReadTimeout):
+                raise UncertainDelivery(
+                    f"Graph did not answer in {self.timeout:.0f} s ({_reason(exc)})"
+                ) from None
             # The request did not go whole: Graph cannot act on a body it never got.
             raise ConnectionLost(f"{self.graph_url}: {_reason(exc)}") from None
         except httpx.TransportError as exc:

@@ -96,7 +96,7 @@ class Throttled(SmtpRefusal):
 # sender thread limit exceeded", "4.5.3 Too many recipients"; Gmail: "4.7.28",
 # "421-4.7.0 Try again later".
 _THROTTLING: Final = re.compile(
-    r"throttl|too many concurrent|thread limit exceeded|4\.7\.28|try again later|"
+    r"throttl|too many concurrent|thread limit exceeded|4\.7\.28|4\.7\.0 try again later|"
     r"rate limit|too many (messages|connections)|4\.5\.3",
     re.IGNORECASE,
 )
@@ -111,4 +111,4 @@ def throttle_wait(refusal: SmtpRefusal, throttled_before: int) -> float | None:
             return min(max(refusal.retry_after, 1.0), MAX_THROTTLE_WAIT)
     elif not (refusal.code in (421, 450, 451, 452) and _THROTTLING.search(str(refusal))):
         return None
-    return min(THROTTLE_BACKOFF * 2**throttled_before, MAX_THROTTLE_WAIT)
+    return min(THROTTLE_BACKOFF * 2.0**throttled_before, MAX_THROTTLE_WAIT)

@@ -14,7 +14,10 @@ two ways sends nothing.
 
 Messages go one at a time through one transport (:mod:`caaspp_cli.send.transport`), at most
 ``rate`` a minute. A temporary refusal (4xx) or a lost connection is retried with a growing
-delay; a permanent one (5xx) is recorded and the run goes on. The send ledger
+delay; a permanent one (5xx) is recorded and the run goes on. A refusal that says the
+provider is throttling the mailbox (:func:`caaspp_cli.send.quota.throttle_wait`: Graph's
+429, Exchange's and Gmail's 4xx "slow down" replies) is waited out and lowers the rate for
+the rest of the run, without spending the message's attempts. The send ledger
 (:class:`caaspp_cli.send.ledger.SendLedger`) is written around each transaction: *sending*
 once the server is ready for the body and before it goes, *accepted* the moment it answers.
 A message whose body went out without an answer being recorded (the connection lost while
@@ -60,6 +63,7 @@ from caaspp_cli.send.outcomes import (
     SendProgress,
     SendSummary,
 )
+from caaspp_cli.send.quota import throttle_wait
 from caaspp_cli.send.templates import load_templates
 from caaspp_cli.send.transport import (
     ConnectionLost,
@@ -78,6 +82,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_RATE: Final = 30  # messages a minute: Exchange Online's limit for one mailbox
 RETRY_DELAYS: Final[tuple[float, ...]] = (10.0, 30.0, 90.0)  # then the message has failed
+MAX_THROTTLED: Final = 12  # waits for a throttling provider, per message; then as any 4xx
 DEFAULT_OUTBOX: Final = Path("caaspp-outbox")
 
 _SHOWN_DETAIL: Final = (
@@ -483,9 +488,11 @@ class SendRun:
         sender = self.composer.sender.addr_spec
         problem = ""
         unreachable = False
-        for attempt in range(len(self.options.retry_delays) + 1):
-            if attempt:
-                self._sleep(self.options.retry_delays[attempt - 1])
+        attempt = throttled = 0
+        wait = 0.0
+        while attempt <= len(self.options.retry_delays):
+            if wait:
+                self._sleep(wait)
             self._limiter.wait()
 
             def before_body() -> None:
@@ -508,8 +515,25 @@ class SendRun:
                 unreachable = False
                 problem = str(exc)
                 ledger.mark_not_accepted(ssid, kind, message_id, recipients, problem, self._run_id)
+                throttle = throttle_wait(exc, throttled) if throttled < MAX_THROTTLED else None
+                if throttle is not None:
+                    # The provider says the mailbox sends too fast: wait, and send slower
+                    # from now on; the message's attempts are not spent.
+                    throttled += 1
+                    wait = throttle
+                    self._limiter.interval = min(self._limiter.interval * 2, 60.0)
+                    log.info(
+                        "line %d: %s; the provider is throttling: waiting %.0f s, then "
+                        "%.1f messages a minute",
+                        row.line,
+                        problem,
+                        throttle,
+                        60.0 / self._limiter.interval,
+                    )
+                    continue
                 if exc.temporary:
                     log.info("line %d: %s; retrying", row.line, problem)
+                    attempt, wait = self._next_attempt(attempt)
                     continue
                 result.set_message(kind, MessageOutcome.NOT_ACCEPTED)
                 return SendOutcome.REFUSED, f"the mail server refused the {kind} message: " + (
@@ -520,6 +544,7 @@ class SendRun:
                 problem = f"the connection to the mail server failed ({exc})"
                 ledger.mark_not_accepted(ssid, kind, message_id, recipients, problem, self._run_id)
                 log.info("line %d: %s; retrying", row.line, problem)
+                attempt, wait = self._next_attempt(attempt)
                 continue
             # Recorded the moment the server has said 250: the window in which a kill
             # leaves an accepted message uncertain is this one statement.
@@ -544,6 +569,11 @@ class SendRun:
             f"the {kind} message was still refused after "
             f"{len(self.options.retry_delays) + 1} attempts: {problem}"
         )
+
+    def _next_attempt(self, attempt: int) -> tuple[int, float]:
+        """The attempt after ``attempt``, and the delay before it."""
+        delays = self.options.retry_delays
+        return attempt + 1, delays[attempt] if attempt < len(delays) else 0.0
 
     # --- files -----------------------------------------------------------------------------------
     def _prepare_outbox(self) -> None:
