@@ -33,6 +33,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path, PurePosixPath
@@ -63,7 +64,7 @@ from caaspp_cli.send.outcomes import (
     SendProgress,
     SendSummary,
 )
-from caaspp_cli.send.quota import throttle_wait
+from caaspp_cli.send.quota import DAY, DailyCount, DailyLimit, throttle_wait
 from caaspp_cli.send.templates import load_templates
 from caaspp_cli.send.transport import (
     ConnectionLost,
@@ -107,6 +108,7 @@ class SendOptions:
     resend_uncertain: bool = False
     mark_uncertain_sent: bool = False
     retry_delays: tuple[float, ...] = RETRY_DELAYS
+    daily_limit: DailyLimit | None = None
 
 
 @dataclass(frozen=True)
@@ -122,11 +124,19 @@ def send_reports(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     server: MailTransport | None = None,
+    wall_clock: Callable[[], float] = time.time,
 ) -> SendSummary:
     """Send each family its reports and, separately, its password; or, with ``dry_run``,
     write those messages into the outbox. Everything the input lacks is an error before
     anything is sent; each row's outcome goes into the send report."""
-    run = SendRun(options, clock=clock, sleep=sleep, server=server, on_progress=on_progress)
+    run = SendRun(
+        options,
+        clock=clock,
+        sleep=sleep,
+        server=server,
+        on_progress=on_progress,
+        wall_clock=wall_clock,
+    )
     return run.run()
 
 
@@ -141,6 +151,7 @@ class SendRun:
         sleep: Callable[[float], None] = time.sleep,
         server: MailTransport | None = None,
         on_progress: Callable[[SendProgress], None] | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if options.resend_uncertain and options.mark_uncertain_sent:
             raise BadInputError(
@@ -186,6 +197,9 @@ class SendRun:
         self._server = server
         self._on_progress = on_progress
         self._limiter = RateLimiter(options.rate, clock, sleep)
+        self._wall_clock = wall_clock
+        self._quota: DailyCount | None = None
+        self._resume_at: float | None = None  # the daily limit was reached: when it frees
         self._ledger: SendLedger | None = None
         self._current: RowResult | None = None
         self._run_id = 0
@@ -205,6 +219,9 @@ class SendRun:
                 self._server = MailServer(self.profile, password, clock=self._clock)
             self._ledger = SendLedger.in_folder(options.pdfs)
             self._run_id = self._ledger.start_run()
+            if options.daily_limit is not None:
+                since = self._wall_clock() - DAY
+                self._quota = DailyCount(options.daily_limit, self._ledger.accepted_since(since))
         results: list[RowResult] = []
         rows = iter(self.roster)
         stopped: BaseException | None = None
@@ -267,7 +284,39 @@ class SendRun:
             self._sent,
             self._written,
             self._clock() - started,
+            self._daily_limit_note(results),
         )
+
+    def _daily_limit_note(self, results: Sequence[RowResult]) -> str:
+        if self._resume_at is None or self.options.daily_limit is None:
+            return ""
+        left = sum(r.outcome is SendOutcome.DAILY_LIMIT for r in results)
+        when = datetime.fromtimestamp(self._resume_at).astimezone()
+        families = f"{left} famil{'y' if left == 1 else 'ies'}"
+        return (
+            f"The daily limit of {self.options.daily_limit} is reached: {families} "
+            f"{'remains' if left == 1 else 'remain'} to send; run the same command again after "
+            f"{when:%Y-%m-%d %H:%M} ({when:%Z})."
+        )
+
+    def _within_limit(self, result: RowResult, recipients: int, messages: int) -> bool:
+        """Whether ``messages`` more messages to ``recipients`` addresses keep within the
+        daily limit; if not, the row is not sent, nor is any later one (``result`` says so)."""
+        quota = self._quota
+        if quota is None:
+            return True
+        now = self._wall_clock()
+        if self._resume_at is None:
+            if quota.fits(now, recipients, messages):
+                return True
+            self._resume_at = quota.frees_at(now)
+        when = datetime.fromtimestamp(self._resume_at).astimezone()
+        result.done(
+            SendOutcome.DAILY_LIMIT,
+            f"not sent: the daily limit of {quota.limit} was reached; run again after "
+            f"{when:%Y-%m-%d %H:%M}",
+        )
+        return False
 
     def _result(self, row: RosterRow) -> RowResult:
         return RowResult(
@@ -315,6 +364,7 @@ class SendRun:
         files = result.files
 
         # Message 1: the reports.
+        reserved = False
         if report_record is not None and report_record.is_accepted:
             recipients = report_record.recipients
         elif (
@@ -332,7 +382,7 @@ class SendRun:
             sent = self._send_report(row, result, report_record, files, password)
             if sent is None:
                 return result
-            recipients = sent
+            recipients, reserved = sent, True
 
         # Message 2: the password, to those who accepted the reports.
         if password_record is not None and password_record.is_uncertain:
@@ -358,6 +408,9 @@ class SendRun:
                 + ", ".join(unusable)
                 + "): the password was not sent",
             )
+        # A report sent just now was let through the limit with its password.
+        if not reserved and not self._within_limit(result, len(recipients), 1):
+            return result
         outcome = self._deliver(row, result, PASSWORD, message, recipients)
         if outcome is not None:
             return result.done(
@@ -409,6 +462,9 @@ class SendRun:
         )
         if password_shown_in(password_message, password, attachments=False):
             result.done(SendOutcome.PASSWORD_IN_MESSAGE, _SHOWN_DETAIL.format("password"))
+            return None
+        # Both messages within the day's limit, or neither: a pair is never split.
+        if not self._within_limit(result, len(recipients), 2):
             return None
         outcome = self._deliver(row, result, REPORT, message, recipients)
         if outcome is not None:
@@ -551,6 +607,8 @@ class SendRun:
             detail = "; ".join(f"refused {a}: {why}" for a, why in delivery.refused.items())
             ledger.mark_accepted(ssid, kind, delivery.accepted, detail)
             self._sent += 1
+            if self._quota is not None:
+                self._quota.add(self._wall_clock(), len(delivery.accepted))
             result.set_message(kind, MessageOutcome.ACCEPTED)
             if kind == REPORT:
                 result.sent_to = delivery.accepted
