@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final, Literal
 
 from caaspp_cli.send.transport import SmtpRefusal
@@ -64,6 +65,37 @@ class DailyCount:
     def __init__(self, limit: DailyLimit, accepted: Iterable[tuple[float, int]]) -> None:
         self.limit = limit
         self._accepted = sorted(accepted)
+        self.reached_until: float | None = None  # once reached: when the oldest leaves
+
+    def admits(self, now: float, recipients: int, messages: int) -> bool:
+        """Whether to send ``messages`` more messages to ``recipients`` addresses each. Once
+        one is turned away, every later one is too: the run stops at the limit, in order."""
+        if self.reached_until is None:
+            if self.fits(now, recipients, messages):
+                return True
+            self.reached_until = self.frees_at(now)
+        return False
+
+    def _resume(self) -> str:
+        when = datetime.fromtimestamp(self.reached_until or 0.0).astimezone()
+        return f"{when:%Y-%m-%d %H:%M} ({when:%Z})"
+
+    def row_detail(self) -> str:
+        """Why a row turned away is not sent (its send-report.csv detail)."""
+        return f"not sent: the daily limit of {self.limit} was reached; run again after " + (
+            self._resume()
+        )
+
+    def note(self, left: int) -> str:
+        """The line that says how many families (``left``) the limit left, and when to go
+        on; empty if it was not reached."""
+        if self.reached_until is None:
+            return ""
+        families = f"{left} family remains" if left == 1 else f"{left} families remain"
+        return (
+            f"The daily limit of {self.limit} is reached: {families} to send; run the same "
+            f"command again after {self._resume()}."
+        )
 
     def add(self, when: float, recipients: int) -> None:
         self._accepted.append((when, recipients))
