@@ -230,3 +230,30 @@ def test_a_dropped_answer_is_uncertain_and_not_resent_by_the_next_run(
     assert outcomes(second)[FAMILIES[0].ssid] == "uncertain"
     assert max(counts(graph).values()) == 1
     assert (FAMILIES[0].email, "password") not in counts(graph)
+
+
+def test_the_token_is_in_no_log_report_ledger_or_error(
+    graph: GraphPeer, tls_files: TlsFiles, inputs: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    import base64
+    import logging
+
+    caplog.set_level(logging.DEBUG)  # httpx and httpcore included
+    graph.reject_token, graph.throttle, graph.drop_after_keeping = 1, 1, 1
+    summary = send(inputs, transport(graph, tls_files), retry_delays=(1.0,))
+    graph.reject_token = 2
+    with pytest.raises(MailAuthenticationError) as error:
+        send(inputs, transport(graph, tls_files), resend_uncertain=True)
+    forms = [GOOD_TOKEN.encode(), base64.b64encode(GOOD_TOKEN.encode())]
+    texts = [
+        caplog.text.encode(),
+        str(error.value).encode(),
+        str(error.value.hint).encode(),
+        repr(transport(graph, tls_files)).encode(),
+        *(path.read_bytes() for path in inputs.pdfs.parent.rglob("*") if path.is_file()),
+        *(row.detail.encode() for row in summary.rows),
+    ]
+    for text in texts:
+        for form in forms:
+            assert form not in text
+    assert any("Bearer" in a for a in graph.authorizations)  # it did go, in its header
