@@ -120,6 +120,17 @@ def send(
             "them) and go on with the passwords.",
         ),
     ] = False,
+    daily_limit: Annotated[
+        int | None,
+        typer.Option(
+            "--daily-limit",
+            min=1,
+            metavar="N",
+            help="Send at most N messages in 24 hours (counting what the send ledger "
+            "recorded in the last 24 hours); at the limit the run stops before the next "
+            "family, and says when to run again.",
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the summary as JSON (it holds no password).")
     ] = False,
@@ -138,6 +149,7 @@ def send(
     rows need a person (listed in send-report.csv); 2 bad input; 4 login refused; 6 another
     caaspp run holds the folder.
     """
+    from caaspp_cli.send.quota import DailyLimit
     from caaspp_cli.send.run import SendOptions, send_reports
 
     render.storage_warning(pdfs)
@@ -154,6 +166,7 @@ def send(
         outbox=outbox,
         resend_uncertain=resend_uncertain,
         mark_uncertain_sent=mark_uncertain_sent,
+        daily_limit=DailyLimit(daily_limit) if daily_limit is not None else None,
     )
     with render.progress_bar(
         "writing" if dry_run else "sending",
@@ -177,6 +190,8 @@ def send(
         render.print_json(_as_json(summary))
     else:
         _print_summary(summary)
+    if summary.daily_limit_note and not as_json:
+        render.info(summary.daily_limit_note)
     problems = summary.problems
     if problems:
         count, rows = len(problems), len(summary.rows)
@@ -209,6 +224,7 @@ def _as_json(summary: SendSummary) -> dict[str, Any]:
         "messages_sent": summary.messages_sent,
         "messages_written": summary.messages_written,
         "counts": summary.counts(),
+        **({"daily_limit": summary.daily_limit_note} if summary.daily_limit_note else {}),
         "rows": [
             {
                 "line": row.line,

@@ -226,6 +226,16 @@ class SendLedger(RunLedger):
             ),
         )
 
+    def accepted_since(self, since: float) -> list[tuple[float, int]]:
+        """Each message accepted at ``since`` or later: when, and to how many recipients
+        (what a daily sending limit counts, see :mod:`caaspp_cli.send.quota`)."""
+        rows = self._db.execute(
+            "SELECT accepted, recipients FROM messages WHERE status=? AND accepted >= ? "
+            "ORDER BY accepted",
+            (ACCEPTED, since),
+        )
+        return [(when, len([r for r in recipients.split("; ") if r])) for when, recipients in rows]
+
     def counts(self) -> dict[tuple[str, str], int]:
         """(kind, status) and their counts, for summaries and tests."""
         rows = self._db.execute("SELECT kind, status, COUNT(*) FROM messages GROUP BY 1, 2")

@@ -34,6 +34,7 @@ class SendOutcome(StrEnum):
     FAILED = "failed"  # still refused for now (4xx) or unreachable after every retry
     UNCERTAIN = "uncertain"  # a message may or may not have been accepted: not re-sent
     STOPPED = "stopped"  # the run stopped before this row
+    DAILY_LIMIT = "daily_limit"  # not sent: the mailbox's daily limit was reached before it
 
 
 class MessageOutcome(StrEnum):
@@ -162,6 +163,7 @@ class SendSummary:
     messages_sent: int
     messages_written: int
     elapsed: float
+    daily_limit_note: str = ""  # the daily limit stopped the run: how many remain, and when
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys((o.value for o in SendOutcome), 0)

@@ -14,7 +14,10 @@ two ways sends nothing.
 
 Messages go one at a time through one transport (:mod:`caaspp_cli.send.transport`), at most
 ``rate`` a minute. A temporary refusal (4xx) or a lost connection is retried with a growing
-delay; a permanent one (5xx) is recorded and the run goes on. The send ledger
+delay; a permanent one (5xx) is recorded and the run goes on. A refusal that says the
+provider is throttling the mailbox (:func:`caaspp_cli.send.quota.throttle_wait`: Graph's
+429, Exchange's and Gmail's 4xx "slow down" replies) is waited out and lowers the rate for
+the rest of the run, without spending the message's attempts. The send ledger
 (:class:`caaspp_cli.send.ledger.SendLedger`) is written around each transaction: *sending*
 once the server is ready for the body and before it goes, *accepted* the moment it answers.
 A message whose body went out without an answer being recorded (the connection lost while
@@ -22,6 +25,11 @@ waiting, the process killed) is *uncertain*: it is not sent again unless asked
 (``resend_uncertain``), and the report lists it with its Message-ID, to look up in the mail
 server's log. A re-sent message keeps its Message-ID, so a mail client that got both shows
 one. Each row's outcome goes into ``send-report.csv`` (:mod:`caaspp_cli.send.outcomes`).
+With a daily limit (:mod:`caaspp_cli.send.quota`), the run stops before the first family
+whose two messages would pass it; the rows left say so, and the next run goes on.
+
+Over 600 lines on purpose: a row's two messages and the retry loop around each are one
+protocol with the send ledger, whose exactly-once argument is best read in one place.
 """
 
 from __future__ import annotations
@@ -61,6 +69,7 @@ from caaspp_cli.send.outcomes import (
     SendProgress,
     SendSummary,
 )
+from caaspp_cli.send.quota import DAY, DailyCount, DailyLimit, throttle_wait
 from caaspp_cli.send.templates import load_templates
 from caaspp_cli.send.transport import (
     ConnectionLost,
@@ -79,6 +88,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_RATE: Final = 30  # messages a minute: Exchange Online's limit for one mailbox
 RETRY_DELAYS: Final[tuple[float, ...]] = (10.0, 30.0, 90.0)  # then the message has failed
+MAX_THROTTLED: Final = 12  # waits for a throttling provider, per message; then as any 4xx
 DEFAULT_OUTBOX: Final = Path("caaspp-outbox")
 
 _SHOWN_DETAIL: Final = (
@@ -103,6 +113,7 @@ class SendOptions:
     resend_uncertain: bool = False
     mark_uncertain_sent: bool = False
     retry_delays: tuple[float, ...] = RETRY_DELAYS
+    daily_limit: DailyLimit | None = None
 
 
 @dataclass(frozen=True)
@@ -118,11 +129,19 @@ def send_reports(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     server: MailTransport | None = None,
+    wall_clock: Callable[[], float] = time.time,
 ) -> SendSummary:
     """Send each family its reports and, separately, its password; or, with ``dry_run``,
     write those messages into the outbox. Everything the input lacks is an error before
     anything is sent; each row's outcome goes into the send report."""
-    run = SendRun(options, clock=clock, sleep=sleep, server=server, on_progress=on_progress)
+    run = SendRun(
+        options,
+        clock=clock,
+        sleep=sleep,
+        server=server,
+        on_progress=on_progress,
+        wall_clock=wall_clock,
+    )
     return run.run()
 
 
@@ -137,6 +156,7 @@ class SendRun:
         sleep: Callable[[float], None] = time.sleep,
         server: MailTransport | None = None,
         on_progress: Callable[[SendProgress], None] | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if options.resend_uncertain and options.mark_uncertain_sent:
             raise BadInputError(
@@ -182,6 +202,8 @@ class SendRun:
         self._server = server
         self._on_progress = on_progress
         self._limiter = RateLimiter(options.rate, clock, sleep)
+        self._wall_clock = wall_clock
+        self._quota: DailyCount | None = None
         self._ledger: SendLedger | None = None
         self._current: RowResult | None = None
         self._run_id = 0
@@ -202,6 +224,9 @@ class SendRun:
                 self._server = MailServer(self.profile, password, tokens=tokens, clock=self._clock)
             self._ledger = SendLedger.in_folder(options.pdfs)
             self._run_id = self._ledger.start_run()
+            if options.daily_limit is not None:
+                since = self._wall_clock() - DAY
+                self._quota = DailyCount(options.daily_limit, self._ledger.accepted_since(since))
         results: list[RowResult] = []
         rows = iter(self.roster)
         stopped: BaseException | None = None
@@ -264,7 +289,19 @@ class SendRun:
             self._sent,
             self._written,
             self._clock() - started,
+            self._quota.note(sum(r.outcome is SendOutcome.DAILY_LIMIT for r in results))
+            if self._quota is not None
+            else "",
         )
+
+    def _within_limit(self, result: RowResult, recipients: int, messages: int) -> bool:
+        """Whether ``messages`` more messages to ``recipients`` addresses keep within the
+        daily limit; if not, the row is not sent, nor is any later one (``result`` says so)."""
+        quota = self._quota
+        if quota is None or quota.admits(self._wall_clock(), recipients, messages):
+            return True
+        result.done(SendOutcome.DAILY_LIMIT, quota.row_detail())
+        return False
 
     def _result(self, row: RosterRow) -> RowResult:
         return RowResult(
@@ -312,6 +349,7 @@ class SendRun:
         files = result.files
 
         # Message 1: the reports.
+        reserved = False
         if report_record is not None and report_record.is_accepted:
             recipients = report_record.recipients
         elif (
@@ -329,7 +367,7 @@ class SendRun:
             sent = self._send_report(row, result, report_record, files, password)
             if sent is None:
                 return result
-            recipients = sent
+            recipients, reserved = sent, True
 
         # Message 2: the password, to those who accepted the reports.
         if password_record is not None and password_record.is_uncertain:
@@ -355,6 +393,9 @@ class SendRun:
                 + ", ".join(unusable)
                 + "): the password was not sent",
             )
+        # A report sent just now was let through the limit with its password.
+        if not reserved and not self._within_limit(result, len(recipients), 1):
+            return result
         outcome = self._deliver(row, result, PASSWORD, message, recipients)
         if outcome is not None:
             return result.done(
@@ -406,6 +447,9 @@ class SendRun:
         )
         if password_shown_in(password_message, password, attachments=False):
             result.done(SendOutcome.PASSWORD_IN_MESSAGE, _SHOWN_DETAIL.format("password"))
+            return None
+        # Both messages within the day's limit, or neither: a pair is never split.
+        if not self._within_limit(result, len(recipients), 2):
             return None
         outcome = self._deliver(row, result, REPORT, message, recipients)
         if outcome is not None:
@@ -485,9 +529,11 @@ class SendRun:
         sender = self.composer.sender.addr_spec
         problem = ""
         unreachable = False
-        for attempt in range(len(self.options.retry_delays) + 1):
-            if attempt:
-                self._sleep(self.options.retry_delays[attempt - 1])
+        attempt = throttled = 0
+        wait = 0.0
+        while attempt <= len(self.options.retry_delays):
+            if wait:
+                self._sleep(wait)
             self._limiter.wait()
 
             def before_body() -> None:
@@ -510,8 +556,25 @@ class SendRun:
                 unreachable = False
                 problem = str(exc)
                 ledger.mark_not_accepted(ssid, kind, message_id, recipients, problem, self._run_id)
+                throttle = throttle_wait(exc, throttled) if throttled < MAX_THROTTLED else None
+                if throttle is not None:
+                    # The provider says the mailbox sends too fast: wait, and send slower
+                    # from now on; the message's attempts are not spent.
+                    throttled += 1
+                    wait = throttle
+                    self._limiter.interval = min(self._limiter.interval * 2, 60.0)
+                    log.info(
+                        "line %d: %s; the provider is throttling: waiting %.0f s, then "
+                        "%.1f messages a minute",
+                        row.line,
+                        problem,
+                        throttle,
+                        60.0 / self._limiter.interval,
+                    )
+                    continue
                 if exc.temporary:
                     log.info("line %d: %s; retrying", row.line, problem)
+                    attempt, wait = self._next_attempt(attempt)
                     continue
                 result.set_message(kind, MessageOutcome.NOT_ACCEPTED)
                 return SendOutcome.REFUSED, f"the mail server refused the {kind} message: " + (
@@ -522,12 +585,15 @@ class SendRun:
                 problem = f"the connection to the mail server failed ({exc})"
                 ledger.mark_not_accepted(ssid, kind, message_id, recipients, problem, self._run_id)
                 log.info("line %d: %s; retrying", row.line, problem)
+                attempt, wait = self._next_attempt(attempt)
                 continue
             # Recorded the moment the server has said 250: the window in which a kill
             # leaves an accepted message uncertain is this one statement.
             detail = "; ".join(f"refused {a}: {why}" for a, why in delivery.refused.items())
             ledger.mark_accepted(ssid, kind, delivery.accepted, detail)
             self._sent += 1
+            if self._quota is not None:
+                self._quota.add(self._wall_clock(), len(delivery.accepted))
             result.set_message(kind, MessageOutcome.ACCEPTED)
             if kind == REPORT:
                 result.sent_to = delivery.accepted
@@ -546,6 +612,11 @@ class SendRun:
             f"the {kind} message was still refused after "
             f"{len(self.options.retry_delays) + 1} attempts: {problem}"
         )
+
+    def _next_attempt(self, attempt: int) -> tuple[int, float]:
+        """The attempt after ``attempt``, and the delay before it."""
+        delays = self.options.retry_delays
+        return attempt + 1, delays[attempt] if attempt < len(delays) else 0.0
 
     # --- files -----------------------------------------------------------------------------------
     def _prepare_outbox(self) -> None:
