@@ -65,6 +65,8 @@ class GraphPeer:
         self.before_keeping: Callable[[], None] | None = None
         self.after_keeping: Callable[[], None] | None = None
         self.authorizations: list[str] = []
+        # Which bearer tokens it takes: GOOD_TOKEN, or those an identity provider issued.
+        self.accept: Callable[[str], bool] = lambda token: token == GOOD_TOKEN
         self.lock = threading.Lock()
         self.stopping = threading.Event()
 
@@ -119,7 +121,7 @@ def _handler(peer: GraphPeer) -> type[BaseHTTPRequestHandler]:
                 throttled = peer.throttle > 0
                 if throttled:
                     peer.throttle -= 1
-            if authorization != f"Bearer {GOOD_TOKEN}":
+            if not (authorization.startswith("Bearer ") and peer.accept(authorization[7:])):
                 self._error(401, "InvalidAuthenticationToken", "Access token validation failure.")
                 return
             if throttled:

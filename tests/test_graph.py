@@ -11,8 +11,8 @@ from typing import Any
 
 import pikepdf
 import pytest
-from conftest import Family, SmtpServer, TlsFiles, add_smtp_profile, write_send_inputs
 from graph_peer import GOOD_TOKEN, GraphPeer, StaticTokens, serve_graph
+from helpers import Family, SmtpServer, TlsFiles, add_smtp_profile, write_send_inputs
 
 from caaspp_cli.errors import BadInputError, MailAuthenticationError
 from caaspp_cli.send.graph import MAX_REQUEST_BYTES, GraphTransport

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Family, SmtpServer, TlsFiles, add_smtp_profile, write_send_inputs
 from graph_peer import GraphPeer, serve_graph
+from helpers import Family, SmtpServer, TlsFiles, add_smtp_profile, write_send_inputs
 
 RUN_TIMEOUT = 120.0
 

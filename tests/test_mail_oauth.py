@@ -274,6 +274,41 @@ def test_google_service_account_delivers_as_the_mailbox(
     assert peer.refusals == []
 
 
+@pytest.mark.parametrize("no_limit", [False, True])
+def test_the_providers_documented_daily_limit_applies_unless_told_otherwise(
+    cli: Any,
+    peer: TokenPeer,
+    smtp: XoauthServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    no_limit: bool,
+) -> None:
+    """A Google profile gets Google's daily limit without --daily-limit (made 2 messages
+    here, so that one family fills it); --no-daily-limit applies none."""
+    from caaspp_cli.send import quota
+
+    monkeypatch.setitem(quota._DOCUMENTED, "google", quota.DailyLimit(2, "messages"))
+    account = ServiceAccount(
+        "caaspp@lincoln-reports.iam.gserviceaccount.com", rsa_key(), (MAILBOX,)
+    )
+    peer.accounts[account.email] = account
+    key_file = write_service_account_key(tmp_path, peer, account)
+    _mail(
+        cli, smtp, "--auth", "oauth-google", "--service-account", str(key_file), "--user", MAILBOX
+    )
+    inputs = write_send_inputs(tmp_path / "case", [JOSE, SAM])
+
+    result = _send(cli, inputs, *(["--no-daily-limit"] if no_limit else []))
+
+    if no_limit:
+        assert result.exit_code == 0, result.output
+        assert len(smtp.received) == 4
+    else:
+        assert result.exit_code == 3, result.output
+        assert len(smtp.received) == 2
+        assert "2 messages a day" in result.output
+
+
 def test_google_without_delegation_for_the_mailbox_says_so(
     cli: Any, peer: TokenPeer, smtp: XoauthServer, tmp_path: Path
 ) -> None:
@@ -377,7 +412,7 @@ def test_test_mail_says_when_the_from_address_is_not_allowed(
 
 
 # --- Graph profiles --------------------------------------------------------------------------
-def _graph(cli: Any, peer: TokenPeer) -> Any:
+def _graph(cli: Any, peer: TokenPeer, graph_url: str | None = None) -> Any:
     return cli(
         "config",
         "mail",
@@ -393,7 +428,7 @@ def _graph(cli: Any, peer: TokenPeer) -> Any:
         "--authority",
         peer.authority,
         "--graph-url",
-        peer.url,
+        graph_url or peer.url,
         env={"CAASPP_MAIL_CLIENT_SECRET": CLIENT_SECRET},
     )
 
@@ -498,3 +533,39 @@ def test_an_unreachable_sign_in_service_is_a_connection_error(
 
     assert result.exit_code == MailConnectionError.exit_code, result.output
     assert "the sign-in service for mail profile 'district' could not be reached" in result.output
+
+
+# --- Microsoft 365 through Graph -----------------------------------------------------------
+def test_a_graph_profile_sends_every_family_its_two_messages_once_through_graph(
+    cli: Any, peer: TokenPeer, tls_files: Any, tmp_path: Path
+) -> None:
+    """`config mail --via graph`, then `send --mail`: the token comes from the identity
+    provider (with Mail.Send, for Graph's scope), and each family's two messages reach
+    Graph's sendMail once; a re-run sends nothing."""
+    from graph_peer import serve_graph
+
+    peer.apps[CLIENT_ID] = MicrosoftApp(CLIENT_ID, secret=CLIENT_SECRET, roles=("Mail.Send",))
+    for graph in serve_graph(tls_files.server_context()):
+
+        def granted(token: str, graph_url: str = graph.url) -> bool:
+            issued = peer.valid(token)
+            return (
+                issued is not None
+                and "Mail.Send" in issued.roles
+                and issued.scope == f"{graph_url}/.default"
+            )
+
+        graph.accept = granted
+        made = _graph(cli, peer, graph_url=graph.url)
+        assert made.exit_code == 0, made.output
+        inputs = write_send_inputs(tmp_path / "case", [JOSE, SAM])
+
+        result = _send(cli, inputs)
+
+        assert result.exit_code == 0, result.output
+        received = sorted(to for message in graph.received for to in message.rcpt_tos)
+        assert received == sorted(f.email for f in inputs.families for _ in range(2))
+        assert {m.mailbox for m in graph.received} == {MAILBOX}
+        again = _send(cli, inputs)
+        assert again.exit_code == 0, again.output
+        assert len(graph.received) == 4

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Family, SmtpServer, add_smtp_profile, write_send_inputs
+from helpers import Family, SmtpServer, add_smtp_profile, write_send_inputs
 
 from caaspp_cli.errors import ExitCode
 from caaspp_cli.send.quota import DAY, DailyLimit, Throttled, documented_limit, throttle_wait

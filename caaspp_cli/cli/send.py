@@ -128,9 +128,17 @@ def send(
             metavar="N",
             help="Send at most N messages in 24 hours (counting what the send ledger "
             "recorded in the last 24 hours); at the limit the run stops before the next "
-            "family, and says when to run again.",
+            "family, and says when to run again. Default: the provider's documented "
+            "limit (Microsoft 365: 10,000 recipients a day; Google: 2,000 messages).",
         ),
     ] = None,
+    no_daily_limit: Annotated[
+        bool,
+        typer.Option(
+            "--no-daily-limit",
+            help="Apply no daily limit, not even the provider's (a relay without one).",
+        ),
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the summary as JSON (it holds no password).")
     ] = False,
@@ -167,6 +175,7 @@ def send(
         resend_uncertain=resend_uncertain,
         mark_uncertain_sent=mark_uncertain_sent,
         daily_limit=DailyLimit(daily_limit) if daily_limit is not None else None,
+        no_daily_limit=no_daily_limit,
     )
     with render.progress_bar(
         "writing" if dry_run else "sending",

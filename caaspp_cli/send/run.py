@@ -52,12 +52,13 @@ from caaspp_cli.artifacts import (
     unneutralize_cell,
     write_send_report,
 )
-from caaspp_cli.config.mail_profiles import get_smtp_profile, smtp_password
+from caaspp_cli.config.mail_profiles import GRAPH_URL, MailProfile, get_smtp_profile, smtp_password
 from caaspp_cli.errors import BadInputError, CaasppError, MailConnectionError
 from caaspp_cli.fsutil import prepare_output_dir, write_private_bytes
 from caaspp_cli.protect.verify import protection_problem
 from caaspp_cli.roster.read import RosterRow, RowProblem, open_roster
 from caaspp_cli.send.compose import Attachment, Composer, password_shown_in
+from caaspp_cli.send.graph import GraphTransport
 from caaspp_cli.send.ledger import PASSWORD, REPORT, MessageRecord, SendLedger
 from caaspp_cli.send.oauth import token_provider
 from caaspp_cli.send.outcomes import (
@@ -69,7 +70,7 @@ from caaspp_cli.send.outcomes import (
     SendProgress,
     SendSummary,
 )
-from caaspp_cli.send.quota import DAY, DailyCount, DailyLimit, throttle_wait
+from caaspp_cli.send.quota import DAY, DailyCount, DailyLimit, documented_limit, throttle_wait
 from caaspp_cli.send.templates import load_templates
 from caaspp_cli.send.transport import (
     ConnectionLost,
@@ -113,7 +114,10 @@ class SendOptions:
     resend_uncertain: bool = False
     mark_uncertain_sent: bool = False
     retry_delays: tuple[float, ...] = RETRY_DELAYS
+    # None: the provider's documented limit, where the profile tells the provider
+    # (quota.documented_limit), unless no_daily_limit.
     daily_limit: DailyLimit | None = None
+    no_daily_limit: bool = False
 
 
 @dataclass(frozen=True)
@@ -220,13 +224,15 @@ class SendRun:
         else:
             password = smtp_password(self.profile)
             if self._server is None:
-                tokens = token_provider(self.profile) if self.profile.oauth else None
-                self._server = MailServer(self.profile, password, tokens=tokens, clock=self._clock)
+                self._server = open_transport(self.profile, password, clock=self._clock)
             self._ledger = SendLedger.in_folder(options.pdfs)
             self._run_id = self._ledger.start_run()
-            if options.daily_limit is not None:
+            limit = options.daily_limit
+            if limit is None and not options.no_daily_limit:
+                limit = documented_limit(self.profile.provider)
+            if limit is not None:
                 since = self._wall_clock() - DAY
-                self._quota = DailyCount(options.daily_limit, self._ledger.accepted_since(since))
+                self._quota = DailyCount(limit, self._ledger.accepted_since(since))
         results: list[RowResult] = []
         rows = iter(self.roster)
         stopped: BaseException | None = None
@@ -639,3 +645,18 @@ def _message_id(record: MessageRecord | None, composer: Composer) -> str:
         if record is not None and record.message_id
         else (composer.new_message_id())
     )
+
+
+def open_transport(
+    profile: MailProfile, password: str | None, *, clock: Callable[[], float] = time.monotonic
+) -> MailTransport:
+    """The transport a mail profile sends through: Microsoft Graph for ``--via graph``, else
+    SMTP, logging in with the password or, for an OAuth profile, a bearer token."""
+    tokens = token_provider(profile) if profile.oauth else None
+    if profile.via == "graph":
+        if tokens is None:  # a graph profile is always OAuth; the model says so too
+            raise BadInputError(f"mail profile '{profile.name}' sends via Graph without OAuth.")
+        return GraphTransport(
+            profile.mailbox, profile.graph_url or GRAPH_URL, tokens, ca_file=profile.ca_file
+        )
+    return MailServer(profile, password, tokens=tokens, clock=clock)
