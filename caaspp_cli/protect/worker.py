@@ -4,9 +4,10 @@ A :class:`Task` is the files of one password (one student, or one file with no S
 :func:`protect_task` protects them one by one with a single security handler: each copy
 is written to a temp file beside its final name, fsynced and verified, and handed back to
 the parent (:class:`Done`), which records the password and renames it into place.
-:func:`run_tasks` runs the tasks in a forkserver pool whose workers ignore Ctrl-C (the
-parent decides, and removes the temps of the tasks that were running) and exit on their
-own when the run that started them is gone.
+:func:`run_tasks` sends them in :func:`batches` (whole tasks, up to 16 files) to a
+forkserver pool whose workers ignore Ctrl-C (the parent decides, and removes the temps of
+the batches that were running) and exit on their own when the run that started them is
+gone.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from caaspp_cli.fsutil import (
     is_link_stat,
     private_dirs_within,
     private_temp_path,
+    scratch_file,
 )
 from caaspp_cli.protect.handler import SecurityHandler, new_security_handler, protect_pdf
 from caaspp_cli.protect.inputs import InputProblem, open_input, short_reason
@@ -42,6 +44,7 @@ __all__ = [
     "Done",
     "FileTask",
     "Task",
+    "batches",
     "default_workers",
     "protect_task",
     "remove_temps",
@@ -77,18 +80,27 @@ def protect_task(task: Task) -> list[Done]:
     """Protect the files of one password (runs in a worker process)."""
     handler: SecurityHandler | None = None
     done: list[Done] = []
-    try:
-        for item in task.files:
-            result, handler = _protect_file(item, task.password, handler)
-            done.append(result)
-    except BaseException:
-        remove_temps(done)
-        raise
+    with contextlib.ExitStack() as scratch:
+        carriers: list[Path] = []
+
+        def carrier() -> Path:
+            """One scratch file for the carriers of the task's files, made when needed."""
+            if not carriers:
+                carriers.append(scratch.enter_context(scratch_file(task.files[0].out_dir)))
+            return carriers[0]
+
+        try:
+            for item in task.files:
+                result, handler = _protect_file(item, task.password, handler, carrier)
+                done.append(result)
+        except BaseException:
+            remove_temps(done)
+            raise
     return done
 
 
 def _protect_file(
-    item: FileTask, password: str, handler: SecurityHandler | None
+    item: FileTask, password: str, handler: SecurityHandler | None, carrier: Callable[[], Path]
 ) -> tuple[Done, SecurityHandler | None]:
     try:
         pdf = open_input(item.source)
@@ -136,7 +148,7 @@ def _protect_file(
             return _failed(item, f"cannot write: {short_reason(exc, item.target)}"), None
         temp = private_temp_path(item.target.parent)
         try:
-            protect_pdf(pdf, item.source, temp, handler)
+            protect_pdf(pdf, item.source, temp, handler, carrier=carrier())
             fsync_file(temp)
             if verify_protected_pdf(temp, password, probe=probe) != handler.file_key:
                 raise ProtectionCheckError("it has another file key than its student's")
@@ -246,25 +258,64 @@ def _executor(workers: int) -> Executor:
     )
 
 
+# A batch is the tasks a worker is sent at once, and whose results the parent records at
+# once: one round trip, one append (and fsync) to the sheet, one fsync of the folder. Up to
+# this many files, fewer when it takes smaller batches to keep every worker busy.
+_BATCH_FILES: Final = 16
+_BATCHES_PER_WORKER: Final = 8
+
+
+def batches(tasks: Sequence[Task], workers: int) -> list[tuple[Task, ...]]:
+    """``tasks`` in order, in batches of about the same number of files (a task, the files
+    of one password, is never split)."""
+    total = sum(len(task.files) for task in tasks)
+    target = max(1, min(_BATCH_FILES, total // (max(1, workers) * _BATCHES_PER_WORKER)))
+    found: list[tuple[Task, ...]] = []
+    current: list[Task] = []
+    size = 0
+    for task in tasks:
+        current.append(task)
+        size += len(task.files)
+        if size >= target:
+            found.append(tuple(current))
+            current, size = [], 0
+    if current:
+        found.append(tuple(current))
+    return found
+
+
+def protect_batch(batch: tuple[Task, ...]) -> list[Done]:
+    """Protect the files of a batch of tasks (runs in a worker process)."""
+    done: list[Done] = []
+    try:
+        for task in batch:
+            done.extend(protect_task(task))
+    except BaseException:
+        remove_temps(done)
+        raise
+    return done
+
+
 def run_tasks(tasks: Sequence[Task], workers: int, finish: Callable[[list[Done]], None]) -> None:
-    """Run ``tasks`` (in worker processes when there are several workers), handing each
-    task's results to ``finish`` in the parent as they come."""
-    if workers <= 1 or len(tasks) <= 1:
-        for task in tasks:
-            finish(protect_task(task))
+    """Run ``tasks`` (in worker processes when there are several workers), handing the
+    results of each batch of them to ``finish`` in the parent as they come."""
+    pending = batches(tasks, workers)
+    if workers <= 1 or len(pending) <= 1:
+        for batch in pending:
+            finish(protect_batch(batch))
         return
-    queue = iter(tasks)
-    running: dict[Future[list[Done]], Task] = {}
-    executor = _executor(min(workers, len(tasks)))
+    queue = iter(pending)
+    running: dict[Future[list[Done]], tuple[Task, ...]] = {}
+    executor = _executor(min(workers, len(pending)))
 
     def submit() -> None:
-        task = next(queue, None)
-        if task is None:
+        batch = next(queue, None)
+        if batch is None:
             return
         try:
-            running[executor.submit(protect_task, task)] = task
+            running[executor.submit(protect_batch, batch)] = batch
         except BrokenProcessPool:
-            finish(_lost(task))
+            finish(_lost(batch))
             submit()
 
     try:
@@ -273,17 +324,17 @@ def run_tasks(tasks: Sequence[Task], workers: int, finish: Callable[[list[Done]]
         while running:
             completed, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in completed:
-                task = running.pop(future)
+                batch = running.pop(future)
                 try:
-                    batch = future.result()
+                    results = future.result()
                 except BrokenProcessPool:
-                    batch = _lost(task)
-                finish(batch)
+                    results = _lost(batch)
+                finish(results)
                 submit()
     except BaseException:
         for future in running:
             future.cancel()
-        # Running tasks finish (workers ignore Ctrl-C); their verified temps are removed.
+        # Running batches finish (workers ignore Ctrl-C); their verified temps are removed.
         for future in running:
             if not future.cancelled():
                 with contextlib.suppress(BaseException):
@@ -293,8 +344,9 @@ def run_tasks(tasks: Sequence[Task], workers: int, finish: Callable[[list[Done]]
     executor.shutdown(wait=True)
 
 
-def _lost(task: Task) -> list[Done]:
+def _lost(batch: tuple[Task, ...]) -> list[Done]:
     return [
         Done(item.index, Outcome.FAILED, "its worker process died; run again to retry")
+        for task in batch
         for item in task.files
     ]
