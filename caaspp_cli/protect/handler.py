@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
-import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,16 +52,7 @@ class SecurityHandler:
 
 def open_with_key(path: Path, key: bytes) -> pikepdf.Pdf:
     """Open an encrypted file with its file key (qpdf's --password-is-hex-key): no hashing."""
-    job = pikepdf.Job(
-        {
-            "inputFile": str(path),
-            "outputFile": os.devnull,
-            "password": key.hex(),
-            "passwordIsHexKey": "",
-        }
-    )
-    pdf: pikepdf.Pdf = job.create_pdf()
-    return pdf
+    return pikepdf.open(path, password=key.hex(), hex_password=True)
 
 
 def new_security_handler(password: str) -> SecurityHandler:

@@ -251,9 +251,12 @@ def encrypt_values(
 
 def new_encrypt_values(user: bytes, permissions: int) -> tuple[EncryptValues, bytes]:
     """(values, file key) for ``user``: a random file key, random salts, and a random owner
-    password that nobody ever learns (it is not returned, and goes out of scope here)."""
+    password that nobody ever learns (it is not returned, and goes out of scope here).
+
+    The owner password is 22 characters, 128 bits: far beyond the user password's 61, and
+    each of its bytes costs 2.B work (its hashes run over the password and /U 64 times)."""
     file_key = secrets.token_bytes(32)
-    owner = secrets.token_urlsafe(32).encode("ascii")
+    owner = secrets.token_urlsafe(16).encode("ascii")
     return encrypt_values(user, owner, file_key, permissions, secrets.token_bytes(_SALTS)), file_key
 
 

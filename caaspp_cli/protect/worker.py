@@ -76,19 +76,14 @@ class Done:
     temp: Path | None = None  # a verified protected copy, to be renamed over its target
 
 
-def protect_task(task: Task) -> list[Done]:
-    """Protect the files of one password (runs in a worker process)."""
+def protect_task(task: Task, carrier: Callable[[], Path] | None = None) -> list[Done]:
+    """Protect the files of one password (runs in a worker process). ``carrier`` gives the
+    scratch file for the carrier PDFs; without it the task makes its own."""
     handler: SecurityHandler | None = None
     done: list[Done] = []
     with contextlib.ExitStack() as scratch:
-        carriers: list[Path] = []
-
-        def carrier() -> Path:
-            """One scratch file for the carriers of the task's files, made when needed."""
-            if not carriers:
-                carriers.append(scratch.enter_context(scratch_file(task.files[0].out_dir)))
-            return carriers[0]
-
+        if carrier is None:
+            carrier = _carrier_file(scratch, task.files[0].out_dir)
         try:
             for item in task.files:
                 result, handler = _protect_file(item, task.password, handler, carrier)
@@ -97,6 +92,19 @@ def protect_task(task: Task) -> list[Done]:
             remove_temps(done)
             raise
     return done
+
+
+def _carrier_file(scratch: contextlib.ExitStack, folder: Path) -> Callable[[], Path]:
+    """A scratch file in ``folder`` for carrier PDFs, made when first needed and removed
+    when ``scratch`` closes."""
+    made: list[Path] = []
+
+    def carrier() -> Path:
+        if not made:
+            made.append(scratch.enter_context(scratch_file(folder)))
+        return made[0]
+
+    return carrier
 
 
 def _protect_file(
@@ -287,12 +295,14 @@ def batches(tasks: Sequence[Task], workers: int) -> list[tuple[Task, ...]]:
 def protect_batch(batch: tuple[Task, ...]) -> list[Done]:
     """Protect the files of a batch of tasks (runs in a worker process)."""
     done: list[Done] = []
-    try:
-        for task in batch:
-            done.extend(protect_task(task))
-    except BaseException:
-        remove_temps(done)
-        raise
+    with contextlib.ExitStack() as scratch:
+        carrier = _carrier_file(scratch, batch[0].files[0].out_dir)
+        try:
+            for task in batch:
+                done.extend(protect_task(task, carrier))
+        except BaseException:
+            remove_temps(done)
+            raise
     return done
 
 
