@@ -17,8 +17,15 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,9 +83,14 @@ class Done:
     temp: Path | None = None  # a verified protected copy, to be renamed over its target
 
 
-def protect_task(task: Task, carrier: Callable[[], Path] | None = None) -> list[Done]:
+def protect_task(
+    task: Task,
+    carrier: Callable[[], Path] | None = None,
+    durable: Callable[[Path], None] = fsync_file,
+) -> list[Done]:
     """Protect the files of one password (runs in a worker process). ``carrier`` gives the
-    scratch file for the carrier PDFs; without it the task makes its own."""
+    scratch file for the carrier PDFs (without it the task makes its own); ``durable``
+    flushes a written copy to the disk, or starts to (the batch then waits for it)."""
     handler: SecurityHandler | None = None
     done: list[Done] = []
     with contextlib.ExitStack() as scratch:
@@ -86,7 +98,7 @@ def protect_task(task: Task, carrier: Callable[[], Path] | None = None) -> list[
             carrier = _carrier_file(scratch, task.files[0].out_dir)
         try:
             for item in task.files:
-                result, handler = _protect_file(item, task.password, handler, carrier)
+                result, handler = _protect_file(item, task.password, handler, carrier, durable)
                 done.append(result)
         except BaseException:
             remove_temps(done)
@@ -108,7 +120,11 @@ def _carrier_file(scratch: contextlib.ExitStack, folder: Path) -> Callable[[], P
 
 
 def _protect_file(
-    item: FileTask, password: str, handler: SecurityHandler | None, carrier: Callable[[], Path]
+    item: FileTask,
+    password: str,
+    handler: SecurityHandler | None,
+    carrier: Callable[[], Path],
+    durable: Callable[[Path], None],
 ) -> tuple[Done, SecurityHandler | None]:
     try:
         pdf = open_input(item.source)
@@ -157,7 +173,7 @@ def _protect_file(
         temp = private_temp_path(item.target.parent)
         try:
             protect_pdf(pdf, item.source, temp, handler, carrier=carrier())
-            fsync_file(temp)
+            durable(temp)
             if verify_protected_pdf(temp, password, probe=probe) != handler.file_key:
                 raise ProtectionCheckError("it has another file key than its student's")
         except ProtectionCheckError as exc:
@@ -293,17 +309,42 @@ def batches(tasks: Sequence[Task], workers: int) -> list[tuple[Task, ...]]:
 
 
 def protect_batch(batch: tuple[Task, ...]) -> list[Done]:
-    """Protect the files of a batch of tasks (runs in a worker process)."""
+    """Protect the files of a batch of tasks (runs in a worker process).
+
+    Each copy's fsync runs in a thread while the next file is worked on (an fsync waits for
+    the disk, not for the CPU); the batch returns once every copy is on the disk, so the
+    parent still records the password of none that is not."""
     done: list[Done] = []
-    with contextlib.ExitStack() as scratch:
+    flushing: dict[Path, Future[None]] = {}
+    with (
+        contextlib.ExitStack() as scratch,
+        ThreadPoolExecutor(2, thread_name_prefix="caaspp-fsync") as flusher,
+    ):
         carrier = _carrier_file(scratch, batch[0].files[0].out_dir)
+
+        def durable(path: Path) -> None:
+            flushing[path] = flusher.submit(fsync_file, path)
+
         try:
             for task in batch:
-                done.extend(protect_task(task, carrier))
+                done.extend(protect_task(task, carrier, durable))
+            return [_flushed(result, flushing) for result in done]
         except BaseException:
+            flusher.shutdown(wait=True, cancel_futures=True)  # no file still open (Windows)
             remove_temps(done)
             raise
-    return done
+
+
+def _flushed(result: Done, flushing: Mapping[Path, Future[None]]) -> Done:
+    """``result`` once its copy's fsync has ended: failed (its temp removed) if it failed."""
+    if result.temp is None:
+        return result
+    try:
+        flushing[result.temp].result()
+    except OSError as exc:
+        result.temp.unlink(missing_ok=True)
+        return Done(result.index, Outcome.FAILED, f"cannot write: {short_reason(exc, result.temp)}")
+    return result
 
 
 def run_tasks(tasks: Sequence[Task], workers: int, finish: Callable[[list[Done]], None]) -> None:
