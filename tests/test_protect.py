@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import math
 import os
 import re
@@ -14,16 +15,34 @@ from typing import Any
 
 import pikepdf
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from caaspp_cli.errors import BadInputError
 from caaspp_cli.fsutil import is_temp_name
-from caaspp_cli.protect import passwords, pdfsyntax, verify, worker
-from caaspp_cli.protect.handler import new_security_handler, open_with_key, protect_pdf
+from caaspp_cli.protect import handler, passwords, pdfsyntax, verify, worker
+from caaspp_cli.protect.handler import (
+    carrier_pdf,
+    new_security_handler,
+    open_with_key,
+    protect_pdf,
+)
 from caaspp_cli.protect.inputs import open_input
-from caaspp_cli.protect.pdfcrypt import EncryptValues, hash_r6, unlock
-from caaspp_cli.protect.policy import PERMISSIONS, check_password
+from caaspp_cli.protect.pdfcrypt import (
+    EncryptValues,
+    aes_cbc_decrypt,
+    encrypt_values,
+    hash_r6,
+    new_encrypt_values,
+    unlock,
+)
+from caaspp_cli.protect.policy import (
+    PERMISSION_BITS,
+    PERMISSIONS,
+    check_password,
+    encode_password,
+    permission_bits,
+)
 from caaspp_cli.protect.results import Outcome
 from caaspp_cli.protect.run import protect_reports
 from caaspp_cli.protect.verify import ProtectionCheckError, probe_content, verify_protected_pdf
@@ -328,6 +347,129 @@ def test_one_security_handler_serves_several_reports_with_their_own_ids(
         with pikepdf.open(target, password="tiger-lunch-cloak") as protected:
             assert protected.encryption.encryption_key == handler.file_key
             assert bytes(protected.trailer.ID[0]) == original_id
+
+
+# --- Our own R=6 values (algorithms 8, 9 and 10) against qpdf ---------------------------------
+@pytest.mark.parametrize(
+    "allow",
+    [
+        PERMISSIONS,
+        pikepdf.Permissions(),
+        pikepdf.Permissions(print_lowres=False, print_highres=False, extract=False),
+        pikepdf.Permissions(modify_form=False, modify_annotation=False, accessibility=False),
+    ],
+)
+def test_permission_bits_are_what_qpdf_writes(allow: pikepdf.Permissions) -> None:
+    buffer = io.BytesIO()
+    with pikepdf.new() as pdf:
+        pdf.save(buffer, encryption=pikepdf.Encryption(user="u" * 9, owner="o" * 9, allow=allow))
+    assert permission_bits(allow) == EncryptValues.read(buffer.getvalue()).P
+    assert permission_bits(PERMISSIONS) == PERMISSION_BITS
+
+
+_PASSWORD_TEXT = st.text(
+    st.characters(exclude_characters="\x00", exclude_categories=["Cs"]), min_size=1, max_size=20
+)
+
+
+@settings(max_examples=25)
+@given(user=_PASSWORD_TEXT, owner=_PASSWORD_TEXT)
+def test_qpdf_opens_our_values_with_the_user_and_the_owner_password(user: str, owner: str) -> None:
+    user_bytes, owner_bytes = encode_password(user), encode_password(owner)
+    key = bytes(range(32))
+    values = encrypt_values(user_bytes, owner_bytes, key, PERMISSION_BITS, bytes(range(36)))
+    carrier = io.BytesIO(carrier_pdf(values, b"\x01" * 16))
+    for password in {user_bytes, owner_bytes}:
+        with pikepdf.open(carrier, password=password) as pdf:
+            assert pdf.encryption.encryption_key == key
+            assert pdf.encryption.R == 6
+            assert pdf.encryption.P == PERMISSION_BITS
+    if user_bytes != owner_bytes:
+        assert unlock(values, user_bytes) == key
+    with pytest.raises(pikepdf.PasswordError):
+        pikepdf.open(carrier)
+
+
+def test_new_values_draw_a_fresh_key_salts_and_owner_password_each_time() -> None:
+    first, first_key = new_encrypt_values(b"tiger-lunch-cloak", PERMISSION_BITS)
+    second, second_key = new_encrypt_values(b"tiger-lunch-cloak", PERMISSION_BITS)
+    assert first_key != second_key
+    assert len({first.U, second.U}) == len({first.O, second.O}) == 2
+    assert unlock(first, b"tiger-lunch-cloak") == first_key
+    assert unlock(second, b"tiger-lunch-cloak") == second_key
+
+
+def test_a_failed_check_against_qpdf_fails_every_file_and_writes_none(
+    reports: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = handler.encrypt_values
+
+    def wrong_key(user: bytes, owner: bytes, key: bytes, *args: Any) -> EncryptValues:
+        return real(user, owner, bytes(32), *args)  # wraps another key than the one given
+
+    handler.check_against_qpdf.cache_clear()
+    monkeypatch.setattr(handler, "encrypt_values", wrong_key)
+    try:
+        out, sheet = tmp_path / "out", tmp_path / "passwords.csv"
+        summary = protect_reports([reports], out, sheet, workers=1)
+    finally:
+        handler.check_against_qpdf.cache_clear()
+    assert {r.outcome for r in summary.files} == {Outcome.FAILED}
+    assert all("qpdf reads another key" in r.detail for r in summary.files)
+    assert list(out.iterdir()) == []
+
+
+@needs_qpdf
+def test_written_files_owner_values_refuse_the_empty_password_and_pass_qpdf_check(
+    reports: Path, tmp_path: Path
+) -> None:
+    out, sheet = tmp_path / "out", tmp_path / "passwords.csv"
+    protect_reports([reports], out, sheet, workers=2)
+    rows = _sheet(sheet)
+    assert len(rows) == len(list(reports.glob("*.pdf")))
+    for row in rows:
+        path = out / row["file"]
+        values = EncryptValues.read(path.read_bytes())
+        key = unlock(values, row["password"].encode())
+        # /O does not validate the empty password, and /OE does not give the key with it.
+        assert hash_r6(b"", values.O[32:40], values.U[:48]) != values.O[:32]
+        empty_owner_key = hash_r6(b"", values.O[40:48], values.U[:48])
+        assert aes_cbc_decrypt(empty_owner_key, bytes(16), values.OE[:32]) != key
+        # Nor does the student's password open it as its owner: the owner password is another.
+        assert hash_r6(row["password"].encode(), values.O[32:40], values.U[:48]) != values.O[:32]
+        checked = subprocess.run(
+            ["qpdf", "--check", f"--password={row['password']}", str(path)],
+            capture_output=True,
+            text=True,
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert "No syntax or stream encoding errors found" in checked.stdout
+        # qpdf (Debian's build, another crypto library) tries the empty password as owner
+        # and as user, and neither works.
+        required = subprocess.run(["qpdf", "--requires-password", str(path)], check=False)
+        assert required.returncode == 0  # 0: "a password is required"
+        shown = subprocess.run(
+            ["qpdf", "--show-encryption", "--password=", str(path)],
+            capture_output=True,
+            text=True,
+        )
+        assert "Incorrect password supplied" in shown.stdout
+
+
+def test_batches_keep_each_students_files_together_and_in_order() -> None:
+    def task(number: int) -> worker.Task:
+        count = number % 4 + 1
+        files = (worker.FileTask(number * 10 + i, Path(), Path(), Path()) for i in range(count))
+        return worker.Task(f"password-{number}", tuple(files))
+
+    tasks = [task(number) for number in range(200)]
+    found = worker.batches(tasks, workers=2)
+    assert [task for batch in found for task in batch] == tasks
+    sizes = [sum(len(task.files) for task in batch) for batch in found]
+    assert max(sizes) <= 16 + 3  # a batch closes at 16 files, a task is never split
+    assert len(found) >= 2 * 8
+    small = worker.batches(tasks[:5], workers=2)
+    assert [len(batch) for batch in small] == [1] * 5  # few files: one task a batch
 
 
 # --- Protecting folders -----------------------------------------------------------------------

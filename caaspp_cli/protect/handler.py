@@ -1,42 +1,50 @@
 """Security handlers: one student's R=6 encryption, made once and applied to each report.
 
 A :class:`SecurityHandler` is the /Encrypt values of one password and the file key they
-wrap. :func:`new_security_handler` has qpdf make one (with an owner password nobody
-knows) and checks it with our own algorithm 2.B; :func:`protect_pdf` writes a report with
-it through qpdf's copy encryption, from a :func:`carrier_pdf` holding the values and the
+wrap. :func:`new_security_handler` makes one with our own algorithms 8 to 10 (a random
+file key, and an owner password nobody knows); :func:`protect_pdf` writes a report with it
+through qpdf's copy encryption, from a :func:`carrier_pdf` holding the values and the
 report's own first /ID; :func:`open_with_key` opens an encrypted file with its key.
+
+Once in each process, before its first handler, qpdf must open a carrier our code wrote,
+with its user password and with its owner password, and find our file key and our /P, and
+must refuse it without a password (:func:`check_against_qpdf`): qpdf vouches for our
+algorithms, with its own implementation of them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
-import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
 
 import pikepdf
 
 from caaspp_cli.fsutil import scratch_file
-from caaspp_cli.protect.pdfcrypt import EncryptValues, unlock
-from caaspp_cli.protect.policy import PERMISSIONS, encode_password, normalize_password
+from caaspp_cli.protect.pdfcrypt import (
+    EncryptValues,
+    ProtectionCheckError,
+    encrypt_values,
+    new_encrypt_values,
+)
+from caaspp_cli.protect.policy import PERMISSION_BITS, encode_password
 
 __all__ = [
     "SecurityHandler",
     "carrier_pdf",
+    "check_against_qpdf",
     "new_security_handler",
     "open_with_key",
     "protect_pdf",
 ]
 
-_OWNER_PASSWORD_BYTES: Final = 32
-
 
 @dataclass(frozen=True, slots=True)
 class SecurityHandler:
-    """One password's R=6 security handler: /Encrypt values made by qpdf, and their key."""
+    """One password's R=6 security handler: its /Encrypt values, and the key they wrap."""
 
     values: EncryptValues
     file_key: bytes = field(repr=False)
@@ -44,36 +52,44 @@ class SecurityHandler:
 
 def open_with_key(path: Path, key: bytes) -> pikepdf.Pdf:
     """Open an encrypted file with its file key (qpdf's --password-is-hex-key): no hashing."""
-    job = pikepdf.Job(
-        {
-            "inputFile": str(path),
-            "outputFile": os.devnull,
-            "password": key.hex(),
-            "passwordIsHexKey": "",
-        }
-    )
-    pdf: pikepdf.Pdf = job.create_pdf()
-    return pdf
+    return pikepdf.open(path, password=key.hex(), hex_password=True)
 
 
 def new_security_handler(password: str) -> SecurityHandler:
-    """Have qpdf make an R=6 handler for ``password`` (with an owner password nobody knows),
-    and check it with our own algorithm 2.B."""
-    owner = secrets.token_urlsafe(_OWNER_PASSWORD_BYTES)
-    encryption = pikepdf.Encryption(
-        user=normalize_password(password),
-        owner=owner,
-        R=6,
-        allow=PERMISSIONS,
-        aes=True,
-        metadata=True,
+    """An R=6 handler for ``password``, with an owner password nobody knows (two 2.B hashes
+    of the password, two of the owner password). Not checked here: each file written with
+    it is checked by :func:`~caaspp_cli.protect.verify.verify_protected_pdf`."""
+    check_against_qpdf()
+    values, file_key = new_encrypt_values(encode_password(password), PERMISSION_BITS)
+    return SecurityHandler(values, file_key)
+
+
+@functools.cache
+def check_against_qpdf() -> None:
+    """ProtectionCheckError unless qpdf reads what our algorithms 8 to 10 write as it must.
+
+    Run once a process (a failure is not cached: it is raised again at each call), with
+    passwords drawn for the purpose: about 50 ms of qpdf hashing.
+    """
+    user, owner = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
+    file_key = secrets.token_bytes(32)
+    values = encrypt_values(
+        user.encode(), owner.encode(), file_key, PERMISSION_BITS, secrets.token_bytes(36)
     )
-    del owner
-    buffer = io.BytesIO()
-    with pikepdf.new() as pdf:
-        pdf.save(buffer, encryption=encryption)
-    values = EncryptValues.read(buffer.getvalue())
-    return SecurityHandler(values, unlock(values, encode_password(password)))
+    carrier = carrier_pdf(values, secrets.token_bytes(16))
+    for password in (user, owner):
+        try:
+            with pikepdf.open(io.BytesIO(carrier), password=password) as pdf:
+                found, permissions = pdf.encryption.encryption_key, pdf.encryption.P
+        except (pikepdf.PasswordError, pikepdf.PdfError) as exc:
+            raise ProtectionCheckError(f"qpdf does not open what caaspp encrypts: {exc}") from None
+        if found != file_key or permissions != PERMISSION_BITS:
+            raise ProtectionCheckError("qpdf reads another key or other permissions")
+    try:
+        with pikepdf.open(io.BytesIO(carrier)):
+            raise ProtectionCheckError("qpdf opens what caaspp encrypts without a password")
+    except pikepdf.PasswordError:
+        pass
 
 
 def carrier_pdf(values: EncryptValues, file_id: bytes) -> bytes:
@@ -118,9 +134,18 @@ def carrier_pdf(values: EncryptValues, file_id: bytes) -> bytes:
 
 
 # --- Writing one file ------------------------------------------------------------------------
-def protect_pdf(pdf: pikepdf.Pdf, source: Path, target: Path, handler: SecurityHandler) -> None:
+def protect_pdf(
+    pdf: pikepdf.Pdf,
+    source: Path,
+    target: Path,
+    handler: SecurityHandler,
+    *,
+    carrier: Path | None = None,
+) -> None:
     """Write ``pdf`` (opened from ``source``) to ``target``, encrypted with ``handler``.
 
+    ``carrier``: a private scratch file to write the carrier PDF in (overwritten), for a
+    caller that writes many files; else one is made beside ``target`` and removed.
     Not atomic and not verified: :func:`protect_reports` writes to a temp file, verifies it
     with :func:`verify_protected_pdf`, and renames it.
     """
@@ -131,7 +156,9 @@ def protect_pdf(pdf: pikepdf.Pdf, source: Path, target: Path, handler: SecurityH
             file_id = bytes(trailer_id[0])
     if not file_id:
         file_id = secrets.token_bytes(16)
-    with scratch_file(target.parent) as carrier:
+    with contextlib.ExitStack() as scratch:
+        if carrier is None:
+            carrier = scratch.enter_context(scratch_file(target.parent))
         carrier.write_bytes(carrier_pdf(handler.values, file_id))
         job = pikepdf.Job(
             {

@@ -1,17 +1,19 @@
-"""ISO 32000-2 algorithms 2.A and 2.B: our own implementation of the R=6 password checks.
+"""ISO 32000-2 security handlers of revision 6, in our own code: algorithms 2.A, 2.B, 8, 9, 10.
 
 :func:`hash_r6` is algorithm 2.B (SHA-256/384/512 and AES-128-CBC rounds), with hashlib and
-the ``cryptography`` package. :class:`EncryptValues` holds an R=6 /Encrypt dictionary
-(/U /UE /O /OE /Perms /P), read from a file's bytes or from qpdf, and refuses anything but
-V=5, R=6 with AESV3 for streams and strings. :func:`unlock` finds the file key a password
-unlocks, after checking everything a protected report must be: the password opens it, the
-empty password opens it neither as user nor as owner, /Perms agrees with /P, and /P allows
-printing and denies every change.
+the ``cryptography`` package (OpenSSL's AES). :func:`encrypt_values` writes an R=6 /Encrypt
+dictionary (/U /UE /O /OE /Perms, algorithms 8 to 10) around a file key.
+:class:`EncryptValues` holds those values, read from a file's bytes or from qpdf, and refuses
+anything but V=5, R=6 with AESV3 for streams and strings. :func:`unlock` (algorithm 2.A)
+finds the file key a password unlocks, after checking everything a protected report must
+be: the password opens it, the empty password opens it neither as user nor as owner,
+/Perms agrees with /P, and /P allows printing and denies every change.
 """
 
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -28,7 +30,15 @@ from caaspp_cli.protect.pdfsyntax import (
 )
 from caaspp_cli.protect.policy import P_MODIFY_ANY, P_PRINT, P_PRINT_HIGH
 
-__all__ = ["EncryptValues", "ProtectionCheckError", "aes_cbc_decrypt", "hash_r6", "unlock"]
+__all__ = [
+    "EncryptValues",
+    "ProtectionCheckError",
+    "aes_cbc_decrypt",
+    "encrypt_values",
+    "hash_r6",
+    "new_encrypt_values",
+    "unlock",
+]
 
 
 class ProtectionCheckError(Exception):
@@ -58,8 +68,7 @@ class ProtectionCheckError(Exception):
 _HASHES: Final = (hashlib.sha256, hashlib.sha384, hashlib.sha512)
 
 
-def hash_r6(password: bytes, salt: bytes, udata: bytes = b"") -> bytes:
-    """Algorithm 2.B: the R=6 hash of a password with an 8-byte salt (and /U for /O)."""
+def _algorithm_2b(password: bytes, salt: bytes, udata: bytes = b"") -> bytes:
     k = hashlib.sha256(password + salt + udata).digest()
     rounds = 0
     while True:
@@ -70,6 +79,18 @@ def hash_r6(password: bytes, salt: bytes, udata: bytes = b"") -> bytes:
         rounds += 1
         if rounds >= 64 and e[-1] <= rounds - 32:
             return k[:32]
+
+
+# A pure function of its inputs, so it is computed once for the same inputs: the check of
+# a file written a moment ago reads the salts from the file and asks afresh, and only gets
+# the writer's result if it asks exactly what the writer asked. Owner passwords never come
+# here (they are thrown away, not kept as keys of a cache).
+_user_hash: Final = lru_cache(maxsize=64)(_algorithm_2b)
+
+
+def hash_r6(password: bytes, salt: bytes, udata: bytes = b"") -> bytes:
+    """Algorithm 2.B: the R=6 hash of a password with an 8-byte salt (and /U for /O)."""
+    return _user_hash(password, salt, udata) if not udata else _algorithm_2b(password, salt, udata)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,14 +204,60 @@ def _plain(value: object) -> object:
     return None
 
 
-def _aes_ecb_decrypt(key: bytes, data: bytes) -> bytes:
-    decryptor = Cipher(algorithms.AES(key), modes.ECB()).decryptor()  # noqa: S305 - /Perms is one block
-    return decryptor.update(data) + decryptor.finalize()
+def _aes_ecb(key: bytes, data: bytes, *, encrypt: bool = False) -> bytes:
+    cipher = Cipher(algorithms.AES(key), modes.ECB())  # noqa: S305 - /Perms is one block
+    context = cipher.encryptor() if encrypt else cipher.decryptor()
+    return context.update(data) + context.finalize()
 
 
 def aes_cbc_decrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
     decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
     return decryptor.update(data) + decryptor.finalize()
+
+
+def _aes_cbc_encrypt_no_iv(key: bytes, data: bytes) -> bytes:
+    """AES-256 in CBC mode with a zero IV and no padding: how /UE and /OE wrap the key."""
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(bytes(16))).encryptor()
+    return encryptor.update(data) + encryptor.finalize()
+
+
+# --- Algorithms 8, 9 and 10: writing the values ------------------------------------------------
+_SALTS: Final = 36  # validation and key salts of /U and /O, and 4 random bytes for /Perms
+
+
+def encrypt_values(
+    user: bytes, owner: bytes, file_key: bytes, permissions: int, salts: bytes
+) -> EncryptValues:
+    """Algorithms 8 (/U, /UE), 9 (/O, /OE) and 10 (/Perms) of ISO 32000-2: the R=6 values
+    that wrap ``file_key`` for a user and an owner password (UTF-8, at most 127 bytes)."""
+    if len(file_key) != 32 or len(salts) != _SALTS:
+        raise ValueError("a file key of 32 bytes and 36 bytes of salts are needed")
+    u_salts, o_salts, filler = salts[:16], salts[16:32], salts[32:]
+    u = hash_r6(user, u_salts[:8]) + u_salts
+    ue = _aes_cbc_encrypt_no_iv(hash_r6(user, u_salts[8:]), file_key)
+    o = _algorithm_2b(owner, o_salts[:8], u) + o_salts
+    oe = _aes_cbc_encrypt_no_iv(_algorithm_2b(owner, o_salts[8:], u), file_key)
+    perms = permissions.to_bytes(4, "little", signed=True) + b"\xff" * 4 + b"Tadb" + filler
+    return EncryptValues(
+        P=permissions,
+        O=o,
+        U=u,
+        OE=oe,
+        UE=ue,
+        Perms=_aes_ecb(file_key, perms, encrypt=True),
+        encrypt_metadata=True,
+    )
+
+
+def new_encrypt_values(user: bytes, permissions: int) -> tuple[EncryptValues, bytes]:
+    """(values, file key) for ``user``: a random file key, random salts, and a random owner
+    password that nobody ever learns (it is not returned, and goes out of scope here).
+
+    The owner password is 22 characters, 128 bits: far beyond the user password's 61, and
+    each of its bytes costs 2.B work (its hashes run over the password and /U 64 times)."""
+    file_key = secrets.token_bytes(32)
+    owner = secrets.token_urlsafe(16).encode("ascii")
+    return encrypt_values(user, owner, file_key, permissions, secrets.token_bytes(_SALTS)), file_key
 
 
 @lru_cache(maxsize=1024)
@@ -201,6 +268,10 @@ def unlock(values: EncryptValues, password: bytes) -> bytes:
     validates as neither user nor owner password, that /Perms decrypts with the key to
     ``adb`` and /P, and that /P allows printing and denies modification. Results are
     cached: they depend on nothing else.
+
+    The empty password cannot validate as the user password once a non-empty one has:
+    both would give the same 2.B hash with the same salt, a SHA-2 collision. So that check
+    costs no hash; the owner check costs one.
     """
     if not password:
         raise ProtectionCheckError("an empty password protects nothing")
@@ -208,13 +279,11 @@ def unlock(values: EncryptValues, password: bytes) -> bytes:
     if hash_r6(password, u_validation_salt) != u_hash:
         raise ProtectionCheckError("the student's password does not open it", wrong_password=True)
     try:
-        if hash_r6(b"", u_validation_salt) == u_hash:
-            raise ProtectionCheckError("it opens without a password")
         if hash_r6(b"", values.O[32:40], values.U[:48]) == values.O[:32]:
             raise ProtectionCheckError("it opens without a password, as its owner")
         intermediate = hash_r6(password, u_key_salt)
         key = aes_cbc_decrypt(intermediate, bytes(16), values.UE[:32])
-        perms = _aes_ecb_decrypt(key, values.Perms[:16])
+        perms = _aes_ecb(key, values.Perms[:16])
         if perms[9:12] != b"adb":
             raise ProtectionCheckError("its /Perms do not decrypt with the file key")
         if int.from_bytes(perms[:4], "little", signed=True) != values.P:

@@ -19,9 +19,11 @@ __all__ = [
     "MAX_PASSWORD_BYTES",
     "MIN_PASSWORD_CHARS",
     "PERMISSIONS",
+    "PERMISSION_BITS",
     "check_password",
     "encode_password",
     "normalize_password",
+    "permission_bits",
 ]
 
 PERMISSIONS: Final = pikepdf.Permissions(
@@ -39,6 +41,29 @@ P_PRINT: Final = 1 << 2
 P_PRINT_HIGH: Final = 1 << 11
 # Modify, annotate, fill forms, assemble: all denied.
 P_MODIFY_ANY: Final = (1 << 3) | (1 << 5) | (1 << 8) | (1 << 10)
+# Bits 7-8 and 13-32 are set and bits 1-2 clear whatever is allowed; so is bit 10
+# (extraction for accessibility), which PDF 2.0 deprecates and qpdf always sets.
+_P_ALWAYS: Final = 0xFFFFF2C0
+
+
+def permission_bits(allow: pikepdf.Permissions) -> int:
+    """/P for ``allow``, the signed 32-bit integer of table 22 (as qpdf writes it)."""
+    bits = _P_ALWAYS
+    for allowed, bit in (
+        (allow.print_lowres or allow.print_highres, 3),
+        (allow.modify_other, 4),
+        (allow.extract, 5),
+        (allow.modify_annotation, 6),
+        (allow.modify_form, 9),
+        (allow.modify_assembly, 11),
+        (allow.print_highres, 12),
+    ):
+        if allowed:
+            bits |= 1 << (bit - 1)
+    return bits - (1 << 32)
+
+
+PERMISSION_BITS: Final = permission_bits(PERMISSIONS)
 
 MIN_PASSWORD_CHARS: Final = 8
 # R=6 takes up to 127 bytes, but poppler (Evince, Okular) refuses the right password when

@@ -4,9 +4,10 @@ A :class:`Task` is the files of one password (one student, or one file with no S
 :func:`protect_task` protects them one by one with a single security handler: each copy
 is written to a temp file beside its final name, fsynced and verified, and handed back to
 the parent (:class:`Done`), which records the password and renames it into place.
-:func:`run_tasks` runs the tasks in a forkserver pool whose workers ignore Ctrl-C (the
-parent decides, and removes the temps of the tasks that were running) and exit on their
-own when the run that started them is gone.
+:func:`run_tasks` sends them in :func:`batches` (whole tasks, up to 16 files) to a
+forkserver pool whose workers ignore Ctrl-C (the parent decides, and removes the temps of
+the batches that were running) and exit on their own when the run that started them is
+gone.
 """
 
 from __future__ import annotations
@@ -16,8 +17,15 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +40,7 @@ from caaspp_cli.fsutil import (
     is_link_stat,
     private_dirs_within,
     private_temp_path,
+    scratch_file,
 )
 from caaspp_cli.protect.handler import SecurityHandler, new_security_handler, protect_pdf
 from caaspp_cli.protect.inputs import InputProblem, open_input, short_reason
@@ -42,6 +51,7 @@ __all__ = [
     "Done",
     "FileTask",
     "Task",
+    "batches",
     "default_workers",
     "protect_task",
     "remove_temps",
@@ -73,22 +83,48 @@ class Done:
     temp: Path | None = None  # a verified protected copy, to be renamed over its target
 
 
-def protect_task(task: Task) -> list[Done]:
-    """Protect the files of one password (runs in a worker process)."""
+def protect_task(
+    task: Task,
+    carrier: Callable[[], Path] | None = None,
+    durable: Callable[[Path], None] = fsync_file,
+) -> list[Done]:
+    """Protect the files of one password (runs in a worker process). ``carrier`` gives the
+    scratch file for the carrier PDFs (without it the task makes its own); ``durable``
+    flushes a written copy to the disk, or starts to (the batch then waits for it)."""
     handler: SecurityHandler | None = None
     done: list[Done] = []
-    try:
-        for item in task.files:
-            result, handler = _protect_file(item, task.password, handler)
-            done.append(result)
-    except BaseException:
-        remove_temps(done)
-        raise
+    with contextlib.ExitStack() as scratch:
+        if carrier is None:
+            carrier = _carrier_file(scratch, task.files[0].out_dir)
+        try:
+            for item in task.files:
+                result, handler = _protect_file(item, task.password, handler, carrier, durable)
+                done.append(result)
+        except BaseException:
+            remove_temps(done)
+            raise
     return done
 
 
+def _carrier_file(scratch: contextlib.ExitStack, folder: Path) -> Callable[[], Path]:
+    """A scratch file in ``folder`` for carrier PDFs, made when first needed and removed
+    when ``scratch`` closes."""
+    made: list[Path] = []
+
+    def carrier() -> Path:
+        if not made:
+            made.append(scratch.enter_context(scratch_file(folder)))
+        return made[0]
+
+    return carrier
+
+
 def _protect_file(
-    item: FileTask, password: str, handler: SecurityHandler | None
+    item: FileTask,
+    password: str,
+    handler: SecurityHandler | None,
+    carrier: Callable[[], Path],
+    durable: Callable[[Path], None],
 ) -> tuple[Done, SecurityHandler | None]:
     try:
         pdf = open_input(item.source)
@@ -136,8 +172,8 @@ def _protect_file(
             return _failed(item, f"cannot write: {short_reason(exc, item.target)}"), None
         temp = private_temp_path(item.target.parent)
         try:
-            protect_pdf(pdf, item.source, temp, handler)
-            fsync_file(temp)
+            protect_pdf(pdf, item.source, temp, handler, carrier=carrier())
+            durable(temp)
             if verify_protected_pdf(temp, password, probe=probe) != handler.file_key:
                 raise ProtectionCheckError("it has another file key than its student's")
         except ProtectionCheckError as exc:
@@ -246,25 +282,91 @@ def _executor(workers: int) -> Executor:
     )
 
 
+# A batch is the tasks a worker is sent at once, and whose results the parent records at
+# once: one round trip, one append (and fsync) to the sheet, one fsync of the folder. Up to
+# this many files, fewer when it takes smaller batches to keep every worker busy.
+_BATCH_FILES: Final = 16
+_BATCHES_PER_WORKER: Final = 8
+
+
+def batches(tasks: Sequence[Task], workers: int) -> list[tuple[Task, ...]]:
+    """``tasks`` in order, in batches of about the same number of files (a task, the files
+    of one password, is never split)."""
+    total = sum(len(task.files) for task in tasks)
+    target = max(1, min(_BATCH_FILES, total // (max(1, workers) * _BATCHES_PER_WORKER)))
+    found: list[tuple[Task, ...]] = []
+    current: list[Task] = []
+    size = 0
+    for task in tasks:
+        current.append(task)
+        size += len(task.files)
+        if size >= target:
+            found.append(tuple(current))
+            current, size = [], 0
+    if current:
+        found.append(tuple(current))
+    return found
+
+
+def protect_batch(batch: tuple[Task, ...]) -> list[Done]:
+    """Protect the files of a batch of tasks (runs in a worker process).
+
+    Each copy's fsync runs in a thread while the next file is worked on (an fsync waits for
+    the disk, not for the CPU); the batch returns once every copy is on the disk, so the
+    parent still records the password of none that is not."""
+    done: list[Done] = []
+    flushing: dict[Path, Future[None]] = {}
+    with (
+        contextlib.ExitStack() as scratch,
+        ThreadPoolExecutor(2, thread_name_prefix="caaspp-fsync") as flusher,
+    ):
+        carrier = _carrier_file(scratch, batch[0].files[0].out_dir)
+
+        def durable(path: Path) -> None:
+            flushing[path] = flusher.submit(fsync_file, path)
+
+        try:
+            for task in batch:
+                done.extend(protect_task(task, carrier, durable))
+            return [_flushed(result, flushing) for result in done]
+        except BaseException:
+            flusher.shutdown(wait=True, cancel_futures=True)  # no file still open (Windows)
+            remove_temps(done)
+            raise
+
+
+def _flushed(result: Done, flushing: Mapping[Path, Future[None]]) -> Done:
+    """``result`` once its copy's fsync has ended: failed (its temp removed) if it failed."""
+    if result.temp is None:
+        return result
+    try:
+        flushing[result.temp].result()
+    except OSError as exc:
+        result.temp.unlink(missing_ok=True)
+        return Done(result.index, Outcome.FAILED, f"cannot write: {short_reason(exc, result.temp)}")
+    return result
+
+
 def run_tasks(tasks: Sequence[Task], workers: int, finish: Callable[[list[Done]], None]) -> None:
-    """Run ``tasks`` (in worker processes when there are several workers), handing each
-    task's results to ``finish`` in the parent as they come."""
-    if workers <= 1 or len(tasks) <= 1:
-        for task in tasks:
-            finish(protect_task(task))
+    """Run ``tasks`` (in worker processes when there are several workers), handing the
+    results of each batch of them to ``finish`` in the parent as they come."""
+    pending = batches(tasks, workers)
+    if workers <= 1 or len(pending) <= 1:
+        for batch in pending:
+            finish(protect_batch(batch))
         return
-    queue = iter(tasks)
-    running: dict[Future[list[Done]], Task] = {}
-    executor = _executor(min(workers, len(tasks)))
+    queue = iter(pending)
+    running: dict[Future[list[Done]], tuple[Task, ...]] = {}
+    executor = _executor(min(workers, len(pending)))
 
     def submit() -> None:
-        task = next(queue, None)
-        if task is None:
+        batch = next(queue, None)
+        if batch is None:
             return
         try:
-            running[executor.submit(protect_task, task)] = task
+            running[executor.submit(protect_batch, batch)] = batch
         except BrokenProcessPool:
-            finish(_lost(task))
+            finish(_lost(batch))
             submit()
 
     try:
@@ -273,17 +375,17 @@ def run_tasks(tasks: Sequence[Task], workers: int, finish: Callable[[list[Done]]
         while running:
             completed, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in completed:
-                task = running.pop(future)
+                batch = running.pop(future)
                 try:
-                    batch = future.result()
+                    results = future.result()
                 except BrokenProcessPool:
-                    batch = _lost(task)
-                finish(batch)
+                    results = _lost(batch)
+                finish(results)
                 submit()
     except BaseException:
         for future in running:
             future.cancel()
-        # Running tasks finish (workers ignore Ctrl-C); their verified temps are removed.
+        # Running batches finish (workers ignore Ctrl-C); their verified temps are removed.
         for future in running:
             if not future.cancelled():
                 with contextlib.suppress(BaseException):
@@ -293,8 +395,9 @@ def run_tasks(tasks: Sequence[Task], workers: int, finish: Callable[[list[Done]]
     executor.shutdown(wait=True)
 
 
-def _lost(task: Task) -> list[Done]:
+def _lost(batch: tuple[Task, ...]) -> list[Done]:
     return [
         Done(item.index, Outcome.FAILED, "its worker process died; run again to retry")
+        for task in batch
         for item in task.files
     ]
