@@ -98,8 +98,8 @@ def send(
         typer.Option(
             "--language-column",
             metavar="COL",
-            help="Header of the correspondence language column (Spanish rows get the Spanish "
-            "messages; English otherwise).",
+            help="Header of the correspondence language column (each family gets the messages "
+            "in its language: en, es, vi, fil, ko, zh-Hant, ar; English if blank or unknown).",
         ),
     ] = None,
     templates: Annotated[
