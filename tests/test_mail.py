@@ -195,7 +195,10 @@ def test_spanish_correspondence_gets_the_spanish_messages_and_others_english(
     assert english["Content-Language"] == "en"
     assert str(english["Subject"]) == "Student Score Report for Sam Lee"
     html_part = english.get_body(("html",))
-    assert html_part is not None and "Sam Lee" in html_part.get_content()
+    assert html_part is not None
+    # The guardian's name is in the roster: the greeting is to them, by name.
+    assert "Dear Pat Lee," in html_part.get_content()
+    assert "Sam&#x27;s Student Score Report" in html_part.get_content()
 
 
 def test_names_are_escaped_in_the_html_body(smtp_server: SmtpServer, tmp_path: Path) -> None:
@@ -522,12 +525,13 @@ def test_templates_that_could_leak_or_lose_the_password_are_refused(
         load_templates(write_templates(tmp_path / "templates", **overrides))
 
 
-def test_the_built_in_templates_load_in_english_and_spanish() -> None:
+def test_the_built_in_templates_load_in_every_report_language() -> None:
     templates = load_templates()
 
-    assert set(templates.builtin) == {"en", "es"}
-    assert templates.for_language("ko").language == "en"
+    assert set(templates.builtin) == {"en", "es", "vi", "fil", "ko", "zh-Hant", "ar"}
+    assert templates.for_language("ko").language == "ko"
     assert templates.for_language("es").language == "es"
+    assert templates.for_language(None).language == "en"  # blank or unknown: English
 
 
 # --- Dry run ---------------------------------------------------------------------------------

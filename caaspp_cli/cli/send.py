@@ -15,6 +15,36 @@ if TYPE_CHECKING:
     from caaspp_cli.send.outcomes import SendProgress, SendSummary
 
 _LISTED_PROBLEMS = 50
+_LISTED_KEPT = 6
+
+
+def _export_templates_option(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Any:
+    """--export-templates and --force are eager, so that the export runs (and the command
+    stops) before the options a send requires are asked for; whichever of the two comes
+    second does it."""
+    ctx.meta[f"caaspp.send.{param.name}"] = value
+    folder = ctx.meta.get("caaspp.send.export_templates")
+    if folder is None or "caaspp.send.force" not in ctx.meta:
+        return value
+    from caaspp_cli.send.templates import export_templates
+
+    result = export_templates(Path(folder), force=bool(ctx.meta["caaspp.send.force"]))
+    if result.written:
+        render.info(
+            f"{render.plural(len(result.written), 'template file')} written to {folder} "
+            "(DIR/<language>/). English is the reference text; have each translation reviewed "
+            "before its first use, then send with --templates DIR."
+        )
+    if result.kept:
+        kept = [str(path) for path in result.kept]
+        shown = ", ".join(kept[:_LISTED_KEPT]) + (" ..." if len(kept) > _LISTED_KEPT else "")
+        render.notice(
+            f"{render.plural(len(kept), 'template file')} already in {folder} "
+            f"{render.agree(len(kept), 'was')} left as {render.agree(len(kept), 'it', 'they')} "
+            f"{render.agree(len(kept), 'was')}: {shown}",
+            "--force writes the built-in text over them.",
+        )
+    raise typer.Exit(ExitCode.OK)
 
 
 def send(
@@ -69,8 +99,8 @@ def send(
         typer.Option(
             "--language-column",
             metavar="COL",
-            help="Header of the correspondence language column (Spanish rows get the Spanish "
-            "messages; English otherwise).",
+            help="Header of the correspondence language column (each family gets the messages "
+            "in its language: en, es, vi, fil, ko, zh-Hant, ar; English if blank or unknown).",
         ),
     ] = None,
     templates: Annotated[
@@ -141,6 +171,28 @@ def send(
     ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the summary as JSON (it holds no password).")
+    ] = False,
+    export_templates: Annotated[
+        Path | None,
+        typer.Option(
+            "--export-templates",
+            metavar="DIR",
+            file_okay=False,
+            is_eager=True,
+            callback=_export_templates_option,
+            help="Write the built-in templates, every language, into DIR/<language>/ as a "
+            "starting point for your own (--templates DIR), and stop; files already there "
+            "are kept unless --force. Nothing is sent; no other option is needed.",
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            is_eager=True,
+            callback=_export_templates_option,
+            help="With --export-templates: write over template files already in DIR.",
+        ),
     ] = False,
 ) -> int:
     """Email each family its child's protected score reports, then the password separately.

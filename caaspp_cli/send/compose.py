@@ -61,8 +61,8 @@ class Composer:
         message_id: str,
         language: str | None,
     ) -> EmailMessage:
-        values = template_values(row, [a.name for a in attachments], self.sender)
         chosen = self.templates.for_language(language)
+        values = template_values(row, [a.name for a in attachments], self.sender, chosen.language)
         message = self._message(chosen, chosen.report, values, row, recipients, message_id)
         for attachment in attachments:
             message.add_attachment(
@@ -83,9 +83,9 @@ class Composer:
         message_id: str,
         language: str | None,
     ) -> EmailMessage:
-        values = template_values(row, files, self.sender)
-        values[PASSWORD_FIELD] = password
         chosen = self.templates.for_language(language)
+        values = template_values(row, files, self.sender, chosen.language)
+        values[PASSWORD_FIELD] = password
         message = self._message(chosen, chosen.password, values, row, recipients, message_id)
         message["Content-Language"] = chosen.language
         return message

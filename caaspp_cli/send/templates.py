@@ -1,11 +1,15 @@
 """The message templates of ``caaspp send``, and the values of their placeholders.
 
-Built-in English and Spanish templates (``caaspp_cli/templates/<language>/``), chosen by the
-roster's correspondence language, English otherwise; ``--templates DIR`` puts the user's own
-first (``DIR/<language>/``, same file names). Every template is parsed before anything is
-sent: an unknown placeholder, ``{password}`` anywhere but the password message's body, or
-a password body without it, is an error. :func:`template_values` gives the placeholders'
-values (but the password) for a student and their reports.
+Built-in templates in every report language (``caaspp_cli/templates/<language>/``), chosen
+by the roster's correspondence language, English otherwise; ``--templates DIR`` puts the
+user's own first (``DIR/<language>/``, same file names). Every template is parsed before
+anything is sent: an unknown placeholder, ``{password}`` anywhere but the password message's
+body, or a password body without it, is an error. Leading lines that start with ``##`` are
+comments, dropped when a template is read (the built-ins say there which text is the
+reference and which translations need a review). :func:`template_values` gives the
+placeholders' values (but the password) for a student and their reports, with the
+family-dependent phrases of :mod:`caaspp_cli.send.phrases`; :func:`export_templates` writes
+the built-ins out as a starting point for a district's own.
 """
 
 from __future__ import annotations
@@ -24,12 +28,15 @@ from typing import Final
 
 from caaspp_cli.artifacts import REPORT_NAME
 from caaspp_cli.errors import BadInputError
+from caaspp_cli.fsutil import ensure_private_dir, write_private_bytes
 from caaspp_cli.roster.read import RosterRow
 from caaspp_cli.send.ledger import PASSWORD, REPORT
+from caaspp_cli.send.phrases import PHRASE_PLACEHOLDERS, phrase_values
 from caaspp_cli.vocabulary import LANGUAGES, TEST_NAMES, normalize_language
 
 DEFAULT_LANGUAGE: Final = "en"
-BUILTIN_LANGUAGES: Final = ("en", "es")
+BUILTIN_LANGUAGES: Final = tuple(LANGUAGES)  # en, es, vi, fil, ko, zh-Hant, ar
+COMMENT_PREFIX: Final = "##"
 
 PLACEHOLDERS: Final[Mapping[str, str]] = {
     "student_name": "the student's name as in the roster",
@@ -44,6 +51,7 @@ PLACEHOLDERS: Final[Mapping[str, str]] = {
     "reports": "one phrase listing the reports, e.g. CAASPP 2024–25, ELPAC 2024–25",
     "report_count": "how many reports are attached",
     "sender_name": "the name in the From address (the address if it has none)",
+    **PHRASE_PLACEHOLDERS,
     "password": "the password (the password message's body only)",
 }
 PASSWORD_FIELD: Final = "password"  # noqa: S105 - the name of a placeholder
@@ -195,7 +203,7 @@ def _load_set(folder: Traversable, language: str, source: str) -> TemplateSet:
                 hint="the templates are " + ", ".join(_FILES) + ".",
             )
         try:
-            texts[name] = entry.read_bytes().decode("utf-8-sig")
+            texts[name] = strip_comments(entry.read_bytes().decode("utf-8-sig"))
         except UnicodeDecodeError:
             raise BadInputError(f"{source}/{name} is not UTF-8 text.", hint=_UTF8_HINT) from None
         except OSError as exc:
@@ -244,6 +252,14 @@ def _load_set(folder: Traversable, language: str, source: str) -> TemplateSet:
     return TemplateSet(language, source, message(REPORT), message(PASSWORD))
 
 
+def strip_comments(text: str) -> str:
+    """``text`` without its leading comment lines (those that start with ``##``)."""
+    lines = text.splitlines(keepends=True)
+    while lines and lines[0].lstrip().startswith(COMMENT_PREFIX):
+        lines.pop(0)
+    return "".join(lines)
+
+
 def one_line(value: str) -> str:
     """A value as plain text on one line: control characters (line breaks) become spaces."""
     return "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in value)
@@ -255,8 +271,11 @@ def school_year(spring: str) -> str:
     return f"{year - 1}–{year % 100:02d}"
 
 
-def template_values(row: RosterRow, files: Sequence[str], sender: Address) -> dict[str, str]:
-    """The placeholder values (but the password) for a student and their reports' files."""
+def template_values(
+    row: RosterRow, files: Sequence[str], sender: Address, language: str = DEFAULT_LANGUAGE
+) -> dict[str, str]:
+    """The placeholder values (but the password) for a student and their reports' files;
+    the phrases in ``language``, that of the templates the family gets."""
     tests: list[str] = []
     years: list[str] = []
     phrases: list[str] = []
@@ -271,9 +290,18 @@ def template_values(row: RosterRow, files: Sequence[str], sender: Address) -> di
         phrase = f"{test} {school_year(year)}"
         phrases += [phrase] if phrase not in phrases else []
     name = row.display_name
+    first = row.first_name or name
     return {
+        **phrase_values(
+            language,
+            guardian=row.guardian_name,
+            name=name,
+            first=first,
+            reports=", ".join(phrases),
+            count=len(files),
+        ),
         "student_name": name,
-        "student_first_name": row.first_name or name,
+        "student_first_name": first,
         "guardian_name": row.guardian_name,
         "school": row.school_name,
         "grade": row.grade,
@@ -285,3 +313,43 @@ def template_values(row: RosterRow, files: Sequence[str], sender: Address) -> di
         "report_count": str(len(files)),
         "sender_name": sender.display_name or sender.addr_spec,
     }
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export_templates` did: the files it wrote and those it left as they were."""
+
+    written: tuple[Path, ...]
+    kept: tuple[Path, ...]
+
+
+def export_templates(folder: Path, *, force: bool = False) -> ExportResult:
+    """Write the built-in templates, every language, into ``folder/<language>/`` (owner-only),
+    comments included, as a starting point for the district's own.
+
+    An existing file is kept as it is (and listed in :attr:`ExportResult.kept`) unless
+    ``force``: a district's edited templates are not lost to a second export.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise BadInputError(f"{folder} is a file, not a folder.")
+    root = resources.files("caaspp_cli").joinpath("templates")
+    written: list[Path] = []
+    kept: list[Path] = []
+    for code in BUILTIN_LANGUAGES:
+        source = root.joinpath(code)
+        target_dir = folder / code
+        for name in _FILES:
+            entry = source.joinpath(name)
+            if not entry.is_file():
+                continue
+            target = target_dir / name
+            if (target.exists() or target.is_symlink()) and not force:
+                kept.append(target)
+                continue
+            ensure_private_dir(target_dir)
+            try:
+                write_private_bytes(target, entry.read_bytes())
+            except OSError as exc:
+                raise BadInputError(f"cannot write {target}: {exc.strerror or exc}.") from None
+            written.append(target)
+    return ExportResult(tuple(written), tuple(kept))
