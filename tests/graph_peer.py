@@ -104,6 +104,17 @@ def _handler(peer: GraphPeer) -> type[BaseHTTPRequestHandler]:
         def _error(self, status: int, code: str, message: str, **headers: str) -> None:
             self._answer(status, {"error": {"code": code, "message": message}}, **headers)
 
+        def do_GET(self) -> None:
+            """``/v1.0/users/{mailbox}``, as `config test-mail` looks the mailbox up."""
+            parts = self.path.split("/")
+            authorization = self.headers.get("Authorization", "")
+            if not (authorization.startswith("Bearer ") and peer.accept(authorization[7:])):
+                self._error(401, "InvalidAuthenticationToken", "Access token validation failure.")
+            elif len(parts) == 4 and parts[1:3] == ["v1.0", "users"]:
+                self._answer(200, {"mail": parts[3], "userPrincipalName": parts[3]})
+            else:
+                self._error(404, "ResourceNotFound", "no such resource")
+
         def do_POST(self) -> None:
             parts = self.path.split("/")
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))

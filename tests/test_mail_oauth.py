@@ -569,3 +569,8 @@ def test_a_graph_profile_sends_every_family_its_two_messages_once_through_graph(
         again = _send(cli, inputs)
         assert again.exit_code == 0, again.output
         assert len(graph.received) == 4
+        peer.mailboxes = {MAILBOX}
+        tested = cli("config", "test-mail", "district", "--to", "it@lincoln.example.org")
+        assert tested.exit_code == 0, tested.output
+        assert "Sent a test message" in tested.stdout
+        assert graph.received[-1].rcpt_tos == ("it@lincoln.example.org",)

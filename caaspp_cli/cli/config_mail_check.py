@@ -1,10 +1,10 @@
 """`caaspp config test-mail` (and its older name `smtp-test`): check a mail profile end to end.
 
 It gets a token (OAuth profiles), connects, checks the certificate and logs in, and with
-``--to`` sends one test message; a Graph profile's check is a token and a look-up of its
-mailbox. Whatever fails is said in one sentence: a permission the app lacks (read from the
-token's roles), Exchange not knowing the app, basic authentication disabled, a mailbox that
-does not exist, a From address the login may not send as.
+``--to`` sends one test message (through Graph too); a Graph profile's check is a token
+and a look-up of its mailbox. Whatever fails is said in one sentence: a permission the app
+lacks (read from the token's roles), Exchange not knowing the app, basic authentication
+disabled, a mailbox that does not exist, a From address the login may not send as.
 """
 
 from __future__ import annotations
@@ -60,7 +60,10 @@ def test_mail(
     if profile.via == "graph":
         _test_graph(profile)
         if recipient is not None:
-            render.warning("--to is not used with Graph profiles yet: nothing was sent.")
+            from caaspp_cli.send.run import open_transport
+
+            _send_test_message(open_transport(profile, None), profile, recipient)
+            render.stdout.print(f"Sent a test message to {recipient} through Graph.")
         return
     tokens = token_provider(profile) if profile.oauth else None
     server = MailServer(profile, smtp_profiles.smtp_password(profile), tokens=tokens)
