@@ -12,7 +12,7 @@ from typing import Any
 import pikepdf
 import pytest
 from graph_peer import GOOD_TOKEN, GraphPeer, StaticTokens, serve_graph
-from helpers import Family, SmtpServer, TlsFiles, add_smtp_profile, write_send_inputs
+from helpers import FakeTime, Family, SmtpServer, TlsFiles, add_smtp_profile, write_send_inputs
 
 from caaspp_cli.errors import BadInputError, MailAuthenticationError
 from caaspp_cli.send.graph import MAX_REQUEST_BYTES, GraphTransport
@@ -26,19 +26,6 @@ FAMILIES = [
     Family("1000000003", "Sam", "Lee", guardian="Pat Lee", email="pat@example.org"),
 ]
 MAILBOX = "reports@lincoln.example.org"
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from typing import Any
 import pikepdf
 import pytest
 from aiosmtpd.smtp import AuthResult
-from helpers import Family, SmtpServer, add_smtp_profile, write_send_inputs
+from helpers import FakeTime, Family, SmtpServer, add_smtp_profile, write_send_inputs
 
 from caaspp_cli.artifacts import SEND_LEDGER_NAME
 from caaspp_cli.errors import (
@@ -45,21 +45,6 @@ HOA = Family(
     tests=("CAASPP", "ELPAC"),
 )
 SAM = Family("1000000003", "Sam", "Lee", guardian="Pat Lee", email="pat@example.org")
-
-
-class FakeTime:
-    """A clock that moves only when slept on."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def run(inputs: Any, time: FakeTime | None = None, **options: Any) -> SendSummary:

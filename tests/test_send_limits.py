@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import Family, SmtpServer, add_smtp_profile, write_send_inputs
+from helpers import FakeTime, Family, SmtpServer, add_smtp_profile, write_send_inputs
 
 from caaspp_cli.errors import ExitCode
 from caaspp_cli.send.quota import DAY, DailyLimit, Throttled, documented_limit, throttle_wait
@@ -19,19 +19,6 @@ FAMILIES = [
     Family("1000000002", "Ben", "Cho", email="ben@example.org"),
     Family("1000000003", "Cy", "Diaz", email="cy@example.org"),
 ]
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture

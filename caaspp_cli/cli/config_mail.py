@@ -368,17 +368,7 @@ def _ask_client_secret(profile: SmtpProfile, from_stdin: bool) -> str:
     from caaspp_cli.config.mail_profiles import ClientSecretSet
 
     secret = ClientSecretSet(profile).secret
-    if from_stdin:
-        return prompts.read_stdin_line("--secret-stdin", secret)
-
-    def question(secret: Secret) -> str:
-        return f"Client secret of app {profile.client_id}"
-
-    def ways(secret: Secret) -> str:
-        return f"set {secret.env}, pipe it with --secret-stdin"
-
-    resolver = Resolver(prompt=prompts.hidden_prompt(ways, question), announce=render.info)
-    return resolver.ask(secret)
+    return _ask(secret, from_stdin, "--secret-stdin", f"Client secret of app {profile.client_id}")
 
 
 def _ask_smtp_password(profile: SmtpProfile, from_stdin: bool) -> str:
@@ -386,17 +376,21 @@ def _ask_smtp_password(profile: SmtpProfile, from_stdin: bool) -> str:
     from caaspp_cli.config.mail_profiles import SmtpSecrets
 
     password = SmtpSecrets(profile).password
+    return _ask(password, from_stdin, "--password-stdin", f"SMTP password of {profile.user or ''}")
+
+
+def _ask(secret: Secret, from_stdin: bool, stdin_option: str, question: str) -> str:
+    """A new secret to store: the first line of stdin (``stdin_option``), its environment
+    variable, or a hidden prompt asking ``question``."""
     if from_stdin:
-        return prompts.read_stdin_line("--password-stdin", password)
-
-    def question(secret: Secret) -> str:
-        return f"SMTP password of {profile.user or ''}"
-
-    def ways(secret: Secret) -> str:
-        return f"set {secret.env}, pipe it with --password-stdin"
-
-    resolver = Resolver(prompt=prompts.hidden_prompt(ways, question), announce=render.info)
-    return resolver.ask(password)
+        return prompts.read_stdin_line(stdin_option, secret)
+    resolver = Resolver(
+        prompt=prompts.hidden_prompt(
+            lambda s: f"set {s.env}, pipe it with {stdin_option}", lambda s: question
+        ),
+        announce=render.info,
+    )
+    return resolver.ask(secret)
 
 
 # --- Mail profiles in `config list`, `config show` ---------------------------------------------
