@@ -48,7 +48,13 @@ from helpers import (
     TlsFiles,
     free_port,
 )
+from hypothesis import HealthCheck, settings
 from typer.testing import CliRunner, Result
+
+# Property tests check what holds, never how fast: the machines that run the suite are
+# shared, and a per-example deadline turns a busy moment into a failure.
+settings.register_profile("caaspp", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("caaspp")
 
 # Set by the test harness (tests/run.py, .ci/with-secret-service), not by users: kept.
 HARNESS_VARIABLES = frozenset({"CAASPP_REQUIRE_SECRET_SERVICE", "CAASPP_SECRET_SERVICE_SANDBOX"})
