@@ -626,5 +626,7 @@ def test_a_dry_run_outbox_is_purged_password_messages_and_all(
 
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["outbox_messages_removed"] == 6
+    said = cli("purge", str(outbox), "--yes")  # nothing left: said so
+    assert said.exit_code == 0 and "Nothing to delete" in said.stdout
     assert everything(outbox) == {"send-report.csv", PURGE_LOG}
     assert smtp_server.received == []

@@ -159,11 +159,16 @@ def _print(summary: PurgeSummary, as_json: bool) -> None:
         render.print_json(summary.as_dict())
         return
     if summary.pdfs_removed or summary.temps_removed or summary.messages_removed:
-        what = render.plural(summary.pdfs_removed, "PDF file")
-        if summary.messages_removed:
-            what += f", {render.plural(summary.messages_removed, 'outbox message')}"
-        if summary.temps_removed:
-            what += f" and {render.plural(summary.temps_removed, 'temp file')}"
+        kinds = [
+            render.plural(count, noun)
+            for count, noun in (
+                (summary.pdfs_removed, "PDF file"),
+                (summary.messages_removed, "outbox message"),
+                (summary.temps_removed, "temp file"),
+            )
+            if count
+        ]
+        what = " and ".join(kinds) if len(kinds) < 3 else f"{kinds[0]}, {kinds[1]} and {kinds[2]}"
         render.stdout.print(
             f"Deleted {what} ({_size(summary.bytes_removed)}) from {summary.folder}."
         )
