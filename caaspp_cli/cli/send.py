@@ -103,6 +103,16 @@ def send(
             "in its language: en, es, vi, fil, ko, zh-Hant, ar; English if blank or unknown).",
         ),
     ] = None,
+    hold_column: Annotated[
+        str | None,
+        typer.Option(
+            "--hold-column",
+            metavar="COL",
+            help="Header of the record-hold column (found by names such as 'Do Not Release'): "
+            "a held student is sent nothing (Y, Yes, X, 1 hold; blank, N, No, 0 do not; "
+            "anything else holds).",
+        ),
+    ] = None,
     templates: Annotated[
         Path | None,
         typer.Option(
@@ -220,6 +230,7 @@ def send(
         smtp=smtp,
         email_column=email_column,
         language_column=language_column,
+        hold_column=hold_column,
         templates=templates,
         rate=rate,
         dry_run=dry_run,

@@ -248,14 +248,14 @@ def _check_delivery(
     the folder counts, newer ones too: their families still need their password."""
     whole = plan.password_file is not None
     by_file = sheet.rows_by_file() if sheet is not None else {}
-    delivered: dict[Path, set[str]] = {}
+    delivered: dict[Path, tuple[set[str], set[str]]] = {}
     families: set[str] = set()
     undelivered: set[str] = set()
     for path, folder, planned in checks:
         if not (planned or whole):
             continue
         if folder not in delivered:
-            delivered[folder] = _delivered_ssids(folder, plan.forced)
+            delivered[folder] = _delivered(folder, plan.forced)
             if (folder / SEND_REPORT_NAME).is_file() and plan.send_report is None:
                 plan.send_report = folder / SEND_REPORT_NAME
             if not any((folder / marker).exists() for marker in SEND_MARKERS):
@@ -269,7 +269,8 @@ def _check_delivery(
         )
         plan.checked_reports += 1
         families.add(family)
-        if family not in delivered[folder]:
+        families_sent, files_sent = delivered[folder]
+        if family not in families_sent and relative not in files_sent:
             plan.undelivered_reports += 1
             undelivered.add(family)
     plan.checked_families = len(families)
@@ -317,15 +318,17 @@ def _is_protect_folder(root: Path, sheet: PasswordSheet) -> bool:
     return False
 
 
-def _delivered_ssids(folder: Path, force: bool) -> set[str]:
-    """The students the folder's send ledger records as sent both messages (read only)."""
+def _delivered(folder: Path, force: bool) -> tuple[set[str], set[str]]:
+    """What the folder's send ledger records as delivered, read only: the files of every
+    pair of messages accepted whole, and the students of such pairs recorded before the
+    ledger named a pair's files (all their reports then went in it)."""
     path = folder / SEND_LEDGER_NAME
     try:
         info = path.lstat()
     except OSError:
-        return set()
+        return set(), set()
     if not stat.S_ISREG(info.st_mode) or info.st_size == 0:
-        return set()
+        return set(), set()
     try:
         # Read only. With no write-ahead log left (a run that ended cleanly), immutable: no
         # journal file is created beside it; a log left by a killed run is read as well.
@@ -333,22 +336,39 @@ def _delivered_ssids(folder: Path, force: bool) -> set[str]:
         mode = "mode=ro" if wal else "mode=ro&immutable=1"
         db = sqlite3.connect(f"{path.as_uri()}?{mode}", uri=True)
         try:
-            rows = db.execute(
-                "SELECT ssid FROM messages WHERE kind=? AND status=? INTERSECT "
-                "SELECT ssid FROM messages WHERE kind=? AND status=?",
-                (REPORT, ACCEPTED, PASSWORD, ACCEPTED),
-            ).fetchall()
+            columns = {row[1] for row in db.execute("PRAGMA table_info(messages)")}
+            if "pair" in columns:
+                rows = db.execute(
+                    "SELECT r.ssid, r.files FROM messages r JOIN messages p ON p.ssid = r.ssid "
+                    "AND p.pair = r.pair AND p.kind = ? WHERE r.kind = ? AND r.status = ? "
+                    "AND p.status = ?",
+                    (PASSWORD, REPORT, ACCEPTED, ACCEPTED),
+                ).fetchall()
+            else:
+                rows = db.execute(
+                    "SELECT ssid, '' FROM messages WHERE kind=? AND status=? INTERSECT "
+                    "SELECT ssid, '' FROM messages WHERE kind=? AND status=?",
+                    (REPORT, ACCEPTED, PASSWORD, ACCEPTED),
+                ).fetchall()
         finally:
             db.close()
     except sqlite3.Error as exc:
         if force:
-            return set()
+            return set(), set()
         raise BadInputError(
             f"the send ledger {path} cannot be read ({exc}), so caaspp cannot tell which "
             "reports were delivered; nothing deleted.",
             hint="check the folder; pass --force if every family has its reports.",
         ) from None
-    return {ssid for (ssid,) in rows}
+    families: set[str] = set()
+    files: set[str] = set()
+    for ssid, joined in rows:
+        names = [name for name in joined.split("; ") if name]
+        if names:
+            files.update(names)
+        else:
+            families.add(ssid)
+    return families, files
 
 
 def purge(plan: PurgePlan) -> PurgeSummary:

@@ -116,6 +116,22 @@ def classify_ssid(value: str) -> tuple[str | None, str]:
     return None, f"the SSID ({shown}) contains characters other than digits: {named}"
 
 
+_NOT_HELD: Final = frozenset({"", "n", "no", "false", "f", "0", "none", "-"})
+_HELD: Final = frozenset({"y", "yes", "true", "t", "x", "1", "hold", "held", "on"})
+
+
+def parse_hold(value: str) -> tuple[bool, str]:
+    """Whether a record-hold cell holds the student's reports back, and, for a value that
+    is neither yes nor no, why it is read as held: an unknown answer must not release a
+    report that carries the guardian's address."""
+    folded = value.strip().casefold()
+    if folded in _NOT_HELD:
+        return False, ""
+    if folded in _HELD:
+        return True, ""
+    return True, f"the record-hold cell {_shown(value)} is not a yes or a no: read as held"
+
+
 def parse_school_code(value: str) -> str:
     """The school's code in a cell: a 14-digit CDS code gives its last seven digits."""
     code = unwrap_cell(value)

@@ -145,6 +145,19 @@ COLUMN_NAMES: Final[dict[str, tuple[str, ...]]] = {
         "Email",
         "Email Address",
     ),
+    # A record hold: the student's reports are not released to anyone (see cells.parse_hold).
+    "hold": (
+        "Do Not Release",
+        "Records Release Hold",
+        "Record Release Hold",
+        "Release Hold",
+        "Records Hold",
+        "Record Hold",
+        "Do Not Release Records",
+        "Withhold Records",
+        "Withhold",
+        "Hold",
+    ),
 }
 # Roles only ever taken from a column the caller names.
 EXPLICIT_ONLY_ROLES: Final = ("password",)
@@ -162,6 +175,7 @@ _ROLE_LABELS: Final[dict[str, tuple[str, str | None]]] = {
     "language": ("correspondence language", "--language-column"),
     "guardian_name": ("guardian name", None),
     "email": ("guardian email", "--email-column"),
+    "hold": ("record hold", "--hold-column"),
     "password": ("password", "--password-column"),
 }
 
@@ -187,6 +201,7 @@ class RosterColumns:
     language: str | None = None
     guardian_name: str | None = None
     email: str | None = None
+    hold: str | None = None
     password: str | None = None
     ambiguous: Mapping[str, tuple[str, ...]] = field(
         default_factory=dict, compare=False, hash=False

@@ -27,6 +27,7 @@ from caaspp_cli.addresses import parse_address_cell
 from caaspp_cli.errors import BadInputError
 from caaspp_cli.roster.cells import (
     classify_ssid,
+    parse_hold,
     parse_language,
     parse_school_code,
     strip_cell,
@@ -116,6 +117,8 @@ class RosterRow:
     email_problem: str = ""  # why the email cell cannot be read (then no address is taken)
     emails_in_names: tuple[str, ...] = ()  # address-like text in names/comments: not sent to
     password: str | None = field(default=None, repr=False)
+    held: bool = False  # a record hold: nothing of this student's is released
+    hold_detail: str = ""  # a hold cell read as held though it said neither yes nor no
     fields: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -184,6 +187,7 @@ class Roster:
             at["language"],
         )
         guardian_at, email_at, password_at = at["guardian_name"], at["email"], at["password"]
+        hold_at = at["hold"]
         has_password = "password" in self._role_index
         padding = [""] * (width + 1)
         seen = _FirstLines(self.row_count)
@@ -204,6 +208,7 @@ class Roster:
             first, last = values[first_at], values[last_at]
             raw_language = values[language_at]
             addresses = parse_address_cell(values[email_at])
+            held, hold_detail = parse_hold(values[hold_at])
             yield RosterRow(
                 line=line,
                 raw_ssid=raw_ssid,
@@ -224,6 +229,8 @@ class Roster:
                 email_problem=addresses.problem,
                 emails_in_names=addresses.in_names,
                 password=(values[password_at] or None) if has_password else None,
+                held=held,
+                hold_detail=hold_detail,
                 fields=RowFields(index, values),
             )
 
@@ -246,6 +253,7 @@ def open_roster(
     email_column: str | None = None,
     language_column: str | None = None,
     password_column: str | None = None,
+    hold_column: str | None = None,
 ) -> Roster:
     """Check a roster file and settle how to read it; BadInputError if it cannot be used.
 
@@ -262,6 +270,7 @@ def open_roster(
         "email": email_column,
         "language": language_column,
         "password": password_column,
+        "hold": hold_column,
     }
     try:
         return _open_as(path, head, at_eof, encoding, skip, named)

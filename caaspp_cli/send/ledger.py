@@ -21,7 +21,7 @@ from caaspp_cli.folderlock import FOLDER_LOCK_NAME, FolderLock
 from caaspp_cli.ledger import RUN_TABLES, RunLedger, open_database
 
 SEND_LOCK_NAME: Final = FOLDER_LOCK_NAME
-SEND_SCHEMA_VERSION: Final = 1
+SEND_SCHEMA_VERSION: Final = 2
 
 # The two kinds of message a family gets, in the order they are sent.
 REPORT: Final = "report"
@@ -33,11 +33,9 @@ SENDING: Final = "sending"
 ACCEPTED: Final = "accepted"
 NOT_ACCEPTED: Final = "failed"
 
-_SEND_SCHEMA: Final = (
-    RUN_TABLES
-    + f"""
-CREATE TABLE IF NOT EXISTS messages (
+_MESSAGES_COLUMNS: Final = f"""
     ssid TEXT NOT NULL,
+    pair INTEGER NOT NULL DEFAULT 1,      -- the family's first pair of messages, second, ...
     kind TEXT NOT NULL,                   -- {REPORT} (carries the PDFs) | {PASSWORD}
     status TEXT NOT NULL,                 -- {SENDING} | {ACCEPTED} | {NOT_ACCEPTED}
     message_id TEXT NOT NULL,             -- its Message-ID header, kept across attempts
@@ -48,9 +46,27 @@ CREATE TABLE IF NOT EXISTS messages (
     started REAL,                         -- when the last body started
     accepted REAL,                        -- when the server's 250 was recorded
     updated REAL NOT NULL,
-    PRIMARY KEY (ssid, kind)
-);
+    files TEXT NOT NULL DEFAULT '',       -- '; '-joined: the reports the pair carries
+    PRIMARY KEY (ssid, pair, kind)
 """
+_SEND_SCHEMA: Final = RUN_TABLES + f"CREATE TABLE IF NOT EXISTS messages ({_MESSAGES_COLUMNS});"
+# Schema 1 had one pair per student and did not record its files (UNKNOWN_FILES): the
+# table is rebuilt with the same rows as each student's pair 1.
+_COLUMNS_1: Final = (
+    "ssid, kind, status, message_id, recipients, attempts, detail, run, started, accepted, updated"
+)
+_MIGRATIONS: Final = {
+    1: f"""
+CREATE TABLE messages_2 ({_MESSAGES_COLUMNS});
+INSERT INTO messages_2 ({_COLUMNS_1}, pair, files) SELECT {_COLUMNS_1}, 1, '' FROM messages;
+DROP TABLE messages;
+ALTER TABLE messages_2 RENAME TO messages
+""",  # noqa: S608 - constant SQL
+}
+UNKNOWN_FILES: Final = ""  # a pair recorded by schema 1: which files it carried is unknown
+_SELECT: Final = (
+    "SELECT ssid, kind, status, message_id, recipients, attempts, detail, run, started, "
+    "accepted, pair, files FROM messages"
 )
 
 
@@ -66,6 +82,8 @@ class MessageRecord:
     run: int
     started: float | None
     accepted: float | None
+    pair: int = 1
+    files: tuple[str, ...] = ()  # () for a schema-1 pair: unknown
 
     @property
     def is_accepted(self) -> bool:
@@ -77,8 +95,15 @@ class MessageRecord:
         return self.status == SENDING
 
 
+def _split(joined: str) -> tuple[str, ...]:
+    return tuple(part for part in joined.split("; ") if part)
+
+
 def _record(row: tuple[Any, ...]) -> MessageRecord:
-    ssid, kind, status, message_id, recipients, attempts, detail, run, started, accepted = row
+    (ssid, kind, status, message_id, recipients, attempts, detail, run, started, accepted) = row[
+        :10
+    ]
+    pair, files = row[10], row[11]
     return MessageRecord(
         ssid,
         kind,
@@ -90,7 +115,32 @@ def _record(row: tuple[Any, ...]) -> MessageRecord:
         run,
         started,
         accepted,
+        pair,
+        _split(files),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """One of a family's pairs of messages: the report message, then the password's."""
+
+    number: int
+    report: MessageRecord | None
+    password: MessageRecord | None
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The reports it carries; () when a schema-1 ledger did not record them."""
+        return self.report.files if self.report is not None else ()
+
+    @property
+    def complete(self) -> bool:
+        return bool(
+            self.report
+            and self.report.is_accepted
+            and self.password
+            and (self.password.is_accepted)
+        )
 
 
 class SendLedger(RunLedger):
@@ -128,6 +178,7 @@ class SendLedger(RunLedger):
                 "server's log before sending again into this folder.",
                 version_hint="use that version of caaspp to send from this folder.",
                 synchronous="FULL",
+                migrations=_MIGRATIONS,
             )
         except BaseException:
             if self._lock is not None:
@@ -151,48 +202,93 @@ class SendLedger(RunLedger):
             self._lock.release()
 
     # --- messages --------------------------------------------------------------------------
-    def message(self, ssid: str, kind: str) -> MessageRecord | None:
+    def message(self, ssid: str, kind: str, pair: int = 1) -> MessageRecord | None:
         row = self._db.execute(
-            "SELECT ssid, kind, status, message_id, recipients, attempts, detail, run, "
-            "started, accepted FROM messages WHERE ssid=? AND kind=?",
-            (ssid, kind),
+            _SELECT + " WHERE ssid=? AND kind=? AND pair=?", (ssid, kind, pair)
         ).fetchone()
         return _record(row) if row else None
 
     def messages(self) -> Iterator[MessageRecord]:
-        cursor = self._db.execute(
-            "SELECT ssid, kind, status, message_id, recipients, attempts, detail, run, "
-            "started, accepted FROM messages ORDER BY ssid, kind DESC"
-        )
+        cursor = self._db.execute(_SELECT + " ORDER BY ssid, pair, kind DESC")
         for row in cursor:
             yield _record(row)
 
+    def pairs(self, ssid: str) -> list[Pair]:
+        """A student's pairs of messages, first to last."""
+        found: dict[int, dict[str, MessageRecord]] = {}
+        for row in self._db.execute(_SELECT + " WHERE ssid=? ORDER BY pair", (ssid,)):
+            record = _record(row)
+            found.setdefault(record.pair, {})[record.kind] = record
+        return [
+            Pair(number, kinds.get(REPORT), kinds.get(PASSWORD))
+            for number, kinds in sorted(found.items())
+        ]
+
+    def delivered_files(self) -> Iterator[tuple[str, str, float]]:
+        """(SSID, file, when its password was accepted) for every report whose pair of
+        messages was accepted whole; a schema-1 pair's files are unknown and not listed."""
+        rows = self._db.execute(
+            "SELECT r.ssid, r.files, p.accepted FROM messages r JOIN messages p "
+            "ON p.ssid = r.ssid AND p.pair = r.pair AND p.kind = ? "
+            "WHERE r.kind = ? AND r.status = ? AND p.status = ?",
+            (PASSWORD, REPORT, ACCEPTED, ACCEPTED),
+        )
+        for ssid, files, accepted in rows:
+            for file in _split(files):
+                yield ssid, file, accepted
+
     def mark_sending(
-        self, ssid: str, kind: str, message_id: str, recipients: tuple[str, ...], run: int
+        self,
+        ssid: str,
+        kind: str,
+        message_id: str,
+        recipients: tuple[str, ...],
+        run: int,
+        *,
+        pair: int = 1,
+        files: tuple[str, ...] = (),
     ) -> None:
         """The body is about to go: from now on the server may accept it."""
         now = time.time()
         cursor = self._db.execute(
-            "INSERT INTO messages (ssid, kind, status, message_id, recipients, attempts, "
-            "detail, run, started, updated) VALUES (?, ?, ?, ?, ?, 1, '', ?, ?, ?) "
-            "ON CONFLICT (ssid, kind) DO UPDATE SET status=excluded.status, "
+            "INSERT INTO messages (ssid, pair, kind, status, message_id, recipients, attempts, "
+            "detail, run, started, updated, files) VALUES (?, ?, ?, ?, ?, ?, 1, '', ?, ?, ?, ?) "
+            "ON CONFLICT (ssid, pair, kind) DO UPDATE SET status=excluded.status, "
             "message_id=excluded.message_id, recipients=excluded.recipients, "
             "attempts=attempts + 1, detail='', run=excluded.run, started=excluded.started, "
-            "updated=excluded.updated WHERE status != ?",
-            (ssid, kind, SENDING, message_id, "; ".join(recipients), run, now, now, ACCEPTED),
+            "updated=excluded.updated, files=excluded.files WHERE status != ?",
+            (
+                ssid,
+                pair,
+                kind,
+                SENDING,
+                message_id,
+                "; ".join(recipients),
+                run,
+                now,
+                now,
+                "; ".join(files),
+                ACCEPTED,
+            ),
         )
         if cursor.rowcount != 1:
             raise RuntimeError("a message recorded as accepted is being sent again")
 
     def mark_accepted(
-        self, ssid: str, kind: str, recipients: tuple[str, ...], detail: str = ""
+        self,
+        ssid: str,
+        kind: str,
+        recipients: tuple[str, ...],
+        detail: str = "",
+        *,
+        pair: int = 1,
     ) -> None:
         """The server answered 250: the message is delivered to its care."""
         now = time.time()
         self._db.execute(
             "UPDATE messages SET status=?, recipients=?, detail=?, accepted=?, "
-            "updated=? WHERE ssid=? AND kind=?",
-            (ACCEPTED, "; ".join(recipients), detail, now, now, ssid, kind),
+            "updated=? WHERE ssid=? AND kind=? AND pair=?",
+            (ACCEPTED, "; ".join(recipients), detail, now, now, ssid, kind, pair),
         )
 
     def mark_not_accepted(
@@ -203,18 +299,22 @@ class SendLedger(RunLedger):
         recipients: tuple[str, ...],
         detail: str,
         run: int,
+        *,
+        pair: int = 1,
+        files: tuple[str, ...] = (),
     ) -> None:
         """The server certainly did not take the message (it said so, or never got its end)."""
         now = time.time()
         self._db.execute(
-            "INSERT INTO messages (ssid, kind, status, message_id, recipients, detail, run, "
-            "updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (ssid, kind) DO UPDATE SET status=excluded.status, "
+            "INSERT INTO messages (ssid, pair, kind, status, message_id, recipients, detail, "
+            "run, updated, files) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (ssid, pair, kind) DO UPDATE SET status=excluded.status, "
             "message_id=excluded.message_id, recipients=excluded.recipients, "
-            "detail=excluded.detail, run=excluded.run, updated=excluded.updated "
-            "WHERE status != ?",
+            "detail=excluded.detail, run=excluded.run, updated=excluded.updated, "
+            "files=excluded.files WHERE status != ?",
             (
                 ssid,
+                pair,
                 kind,
                 NOT_ACCEPTED,
                 message_id,
@@ -222,6 +322,7 @@ class SendLedger(RunLedger):
                 detail,
                 run,
                 now,
+                "; ".join(files),
                 ACCEPTED,
             ),
         )

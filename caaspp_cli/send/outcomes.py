@@ -35,6 +35,7 @@ class SendOutcome(StrEnum):
     UNCERTAIN = "uncertain"  # a message may or may not have been accepted: not re-sent
     STOPPED = "stopped"  # the run stopped before this row
     DAILY_LIMIT = "daily_limit"  # not sent: the mailbox's daily limit was reached before it
+    HELD = "held"  # a record hold in the roster: nothing of this student's is sent
 
 
 class MessageOutcome(StrEnum):
@@ -53,6 +54,7 @@ FINAL_OUTCOMES: Final = frozenset(
         SendOutcome.ALREADY_SENT,
         SendOutcome.WOULD_SEND,
         SendOutcome.NO_REPORT,
+        SendOutcome.HELD,
     }
 )
 """Outcomes that need nothing more; any other one makes the run end with exit code 3.
@@ -61,7 +63,8 @@ The rule is bulk's: a row is done when it reached an answer no person can improv
 sent before, nothing to send). A duplicate row needs a person: it may carry another
 guardian's address that got nothing, or be a second student given the same SSID. A row with
 no email needs a person too: its family has a report and was sent nothing (print it, or add
-the address and run again)."""
+the address and run again). A record hold is the district's decision, not a failure: the
+row is done until the roster lifts it."""
 
 UNCERTAIN_HINT: Final = (
     "the server may have accepted it before the connection was lost or caaspp stopped: look "

@@ -59,7 +59,7 @@ from caaspp_cli.protect.verify import protection_problem
 from caaspp_cli.roster.read import RosterRow, RowProblem, open_roster
 from caaspp_cli.send.compose import Attachment, Composer, password_shown_in
 from caaspp_cli.send.graph import GraphTransport
-from caaspp_cli.send.ledger import PASSWORD, REPORT, MessageRecord, SendLedger
+from caaspp_cli.send.ledger import PASSWORD, REPORT, MessageRecord, Pair, SendLedger
 from caaspp_cli.send.oauth import token_provider
 from caaspp_cli.send.outcomes import (
     FINAL_OUTCOMES,
@@ -107,6 +107,7 @@ class SendOptions:
     smtp: str
     email_column: str | None = None
     language_column: str | None = None
+    hold_column: str | None = None
     templates: Path | None = None
     rate: int = DEFAULT_RATE
     dry_run: bool = False
@@ -172,6 +173,7 @@ class SendRun:
             options.roster,
             email_column=options.email_column,
             language_column=options.language_column,
+            hold_column=options.hold_column,
         )
         self.roster.require("email")
         self.templates = load_templates(options.templates)
@@ -213,6 +215,7 @@ class SendRun:
         self._run_id = 0
         self._sent = 0
         self._written = 0
+        self._pair: tuple[int, tuple[str, ...]] = (1, ())  # the row's pair: number, files
 
     # --- the run -------------------------------------------------------------------------------
     def run(self) -> SendSummary:
@@ -255,8 +258,8 @@ class SendRun:
             current = self._current
             if current is not None:  # the row in hand: what it got so far, and why not more
                 if self._ledger is not None and current.ssid:
-                    current.recorded(self._ledger.message(current.ssid, REPORT))
-                    current.recorded(self._ledger.message(current.ssid, PASSWORD))
+                    current.recorded(self._ledger.message(current.ssid, REPORT, self._pair[0]))
+                    current.recorded(self._ledger.message(current.ssid, PASSWORD, self._pair[0]))
                 results.append(
                     current.done(SendOutcome.STOPPED, f"the run stopped here ({reason})")
                 )
@@ -325,34 +328,74 @@ class SendRun:
             return result.done(SendOutcome.INVALID_SSID, row.detail or "no SSID")
         ssid = row.ssid
         ledger = self._ledger
-        report_record = ledger.message(ssid, REPORT) if ledger else None
-        password_record = ledger.message(ssid, PASSWORD) if ledger else None
-        result.recorded(report_record)
-        result.recorded(password_record)
+        pairs = ledger.pairs(ssid) if ledger else []
+        for earlier in pairs:
+            result.recorded(earlier.report)
+            result.recorded(earlier.password)
         entries = self.entries.get(ssid, [])
-        result.files = tuple(dict.fromkeys(entry.file for entry in entries))
+        all_files = tuple(dict.fromkeys(entry.file for entry in entries))
+        result.files = all_files
+        if row.held:
+            # Before anything, even the password of a pair begun before the hold: the
+            # report carries the guardian's address, and a hold releases nothing.
+            return result.done(
+                SendOutcome.HELD,
+                "; ".join(
+                    part for part in ("a record hold: nothing was sent", row.hold_detail) if part
+                ),
+            )
+        last = pairs[-1] if pairs else None
+        pair_number = 1
+        report_record = password_record = None
         if (
-            report_record
-            and report_record.is_accepted
-            and password_record
-            and (password_record.is_accepted)
+            last is not None
+            and last.report is not None
+            and not last.complete
+            and (last.report.is_accepted or last.report.is_uncertain)
         ):
-            return result.done(SendOutcome.ALREADY_SENT)
-        if not entries:
-            if ssid in self.pdf_ssids or report_record is not None:
-                return result.done(
-                    SendOutcome.MISSING_PASSWORD,
-                    "the password file has no password for this student's reports",
-                )
-            return result.done(SendOutcome.NO_REPORT)
+            # A pair begun and not finished: finish it before anything new.
+            pair_number = last.number
+            report_record, password_record = last.report, last.password
+            files = last.files or all_files
+        else:
+            sent = self._sent_files(pairs, all_files)
+            files = tuple(file for file in all_files if file not in sent)
+            if not files:
+                if any(earlier.complete for earlier in pairs):
+                    return result.done(SendOutcome.ALREADY_SENT)
+                if not entries:
+                    if ssid in self.pdf_ssids or pairs:
+                        return result.done(
+                            SendOutcome.MISSING_PASSWORD,
+                            "the password file has no password for this student's reports",
+                        )
+                    return result.done(SendOutcome.NO_REPORT)
+                files = all_files
+            if (
+                last is not None
+                and last.report is not None
+                and not (last.report.is_accepted or last.report.is_uncertain)
+            ):
+                # That pair's report message was never accepted: it is tried again.
+                pair_number, report_record = last.number, last.report
+            elif last is not None:
+                pair_number = last.number + 1
+        if pair_number > 1 and any(earlier.complete for earlier in pairs):
+            result.add_detail(f"a new report since the family was last reached: pair {pair_number}")
+        result.files = files
+        self._pair = (pair_number, files)
         passwords = {entry.password for entry in entries}
+        if not passwords:
+            return result.done(
+                SendOutcome.MISSING_PASSWORD,
+                "the password file has no password for this student's reports",
+            )
         if len(passwords) > 1:
             return result.done(
                 SendOutcome.MISSING_PASSWORD,
                 "the password file holds several passwords for this student",
             )
         password = passwords.pop()
-        files = result.files
 
         # Message 1: the reports.
         reserved = False
@@ -370,10 +413,10 @@ class SendRun:
                 )
             recipients = self._mark_sent(result, report_record)
         else:
-            sent = self._send_report(row, result, report_record, files, password)
-            if sent is None:
+            accepted_by = self._send_report(row, result, report_record, files, password)
+            if accepted_by is None:
                 return result
-            recipients, reserved = sent, True
+            recipients, reserved = accepted_by, True
 
         # Message 2: the password, to those who accepted the reports.
         if password_record is not None and password_record.is_uncertain:
@@ -491,10 +534,35 @@ class SendRun:
             return None, (SendOutcome.NOT_ENCRYPTED, f"{file}: {problem}; it is not sent")
         return Attachment(PurePosixPath(file).name, data), (SendOutcome.SENT, "")
 
+    def _sent_files(self, pairs: Sequence[Pair], files: Sequence[str]) -> set[str]:
+        """The files a report message already carries: accepted, or perhaps accepted
+        (uncertain). A pair recorded before the ledger named its files carried every file
+        protected before it went (protect and send share the folder's lock, so a file
+        older than the message was in the password file when it was read)."""
+        sent: set[str] = set()
+        for pair in pairs:
+            report = pair.report
+            if report is None or not (report.is_accepted or report.is_uncertain):
+                continue
+            if pair.files:
+                sent.update(pair.files)
+                continue
+            when = report.accepted or report.started
+            for file in files:
+                try:
+                    written = (self.options.pdfs / PurePosixPath(file)).stat().st_mtime
+                except OSError:
+                    written = None
+                if when is None or written is None or written <= when:
+                    sent.add(file)
+        return sent
+
     def _mark_sent(self, result: RowResult, record: MessageRecord) -> tuple[str, ...]:
         note = "recorded as accepted with --mark-uncertain-sent"
         if self._ledger is not None and not self.options.dry_run:
-            self._ledger.mark_accepted(record.ssid, record.kind, record.recipients, note)
+            self._ledger.mark_accepted(
+                record.ssid, record.kind, record.recipients, note, pair=record.pair
+            )
         result.set_message(record.kind, MessageOutcome.ACCEPTED)
         if record.kind == REPORT:
             result.sent_to = record.recipients
@@ -531,6 +599,7 @@ class SendRun:
             return None
         ledger, server = self._ledger, self._server
         assert ledger is not None and server is not None
+        pair, files = self._pair
         recipients = tuple(recipients)
         sender = self.composer.sender.addr_spec
         problem = ""
@@ -543,7 +612,9 @@ class SendRun:
             self._limiter.wait()
 
             def before_body() -> None:
-                ledger.mark_sending(ssid, kind, message_id, recipients, self._run_id)
+                ledger.mark_sending(
+                    ssid, kind, message_id, recipients, self._run_id, pair=pair, files=files
+                )
 
             try:
                 delivery = server.deliver(sender, recipients, data, before_body)
@@ -561,7 +632,16 @@ class SendRun:
             except SmtpRefusal as exc:
                 unreachable = False
                 problem = str(exc)
-                ledger.mark_not_accepted(ssid, kind, message_id, recipients, problem, self._run_id)
+                ledger.mark_not_accepted(
+                    ssid,
+                    kind,
+                    message_id,
+                    recipients,
+                    problem,
+                    self._run_id,
+                    pair=pair,
+                    files=files,
+                )
                 throttle = throttle_wait(exc, throttled) if throttled < MAX_THROTTLED else None
                 if throttle is not None:
                     # The provider says the mailbox sends too fast: wait, and send slower
@@ -589,14 +669,23 @@ class SendRun:
             except ConnectionLost as exc:
                 unreachable = True
                 problem = f"the connection to the mail server failed ({exc})"
-                ledger.mark_not_accepted(ssid, kind, message_id, recipients, problem, self._run_id)
+                ledger.mark_not_accepted(
+                    ssid,
+                    kind,
+                    message_id,
+                    recipients,
+                    problem,
+                    self._run_id,
+                    pair=pair,
+                    files=files,
+                )
                 log.info("line %d: %s; retrying", row.line, problem)
                 attempt, wait = self._next_attempt(attempt)
                 continue
             # Recorded the moment the server has said 250: the window in which a kill
             # leaves an accepted message uncertain is this one statement.
             detail = "; ".join(f"refused {a}: {why}" for a, why in delivery.refused.items())
-            ledger.mark_accepted(ssid, kind, delivery.accepted, detail)
+            ledger.mark_accepted(ssid, kind, delivery.accepted, detail, pair=pair)
             self._sent += 1
             if self._quota is not None:
                 self._quota.add(self._wall_clock(), len(delivery.accepted))
