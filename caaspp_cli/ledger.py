@@ -9,9 +9,11 @@ and words the errors a ledger meets during a run (:func:`ledger_error`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final, Literal, Self
 
@@ -48,12 +50,15 @@ def open_database(
     damaged_hint: str,
     version_hint: str,
     synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+    migrations: Mapping[int, str] | None = None,
 ) -> sqlite3.Connection:
     """An owner-only SQLite file in WAL mode with ``schema``, checked to be ``version``.
 
     Autocommit (``isolation_level=None``): every statement is committed when it returns.
-    A file that is not SQLite, or is damaged, or has another schema version, is a
-    BadInputError with the hint given.
+    ``migrations`` maps an older schema version to the SQL that brings it to the next
+    one; they run in order, in one transaction with the new version number, so a kill
+    leaves the old schema or the new one, never half of it. A file that is not SQLite, or
+    is damaged, or has another schema version, is a BadInputError with the hint given.
     """
     prepare_output_dir(path.parent, "folder", _LEDGER_FOLDER_HINT)
     try:
@@ -92,6 +97,8 @@ def open_database(
         ) from None
     if found is None:
         db.execute("INSERT INTO meta VALUES ('version', ?)", (str(version),))
+    elif migrations and found[0].isdigit() and int(found[0]) in migrations:
+        _migrate(db, path, int(found[0]), version, migrations, damaged_hint)
     elif found[0] != str(version):
         db.close()
         raise BadInputError(
@@ -99,6 +106,48 @@ def open_database(
             hint=version_hint,
         )
     return db
+
+
+def _migrate(
+    db: sqlite3.Connection,
+    path: Path,
+    found: int,
+    version: int,
+    migrations: Mapping[int, str],
+    damaged_hint: str,
+) -> None:
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        step = found
+        while step < version:
+            for statement in _statements(migrations[step]):
+                db.execute(statement)
+            step += 1
+        db.execute("UPDATE meta SET value=? WHERE key='version'", (str(version),))
+        db.execute("COMMIT")
+    except (sqlite3.DatabaseError, KeyError) as exc:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
+        db.close()
+        raise BadInputError(
+            f"the ledger {path} could not be brought to this version of caaspp ({exc}).",
+            hint=damaged_hint,
+        ) from None
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of an SQL script (a ';' in a comment or a string does not end one)."""
+    found: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                found.append(pending)
+            pending = ""
+    if pending.strip(" \n;"):
+        found.append(pending)
+    return found
 
 
 def check_integrity(db: sqlite3.Connection, path: Path, damaged_hint: str) -> None:

@@ -53,6 +53,17 @@ def bulk(
         str | None,
         typer.Option(metavar="COL", help="Header of the SSID column, if caaspp cannot tell."),
     ] = None,
+    recheck_after: Annotated[
+        float | None,
+        typer.Option(
+            "--recheck-after",
+            metavar="DAYS",
+            min=0.0,
+            help="Ask ETS again about students an earlier run into --out settled (no report "
+            "yet, or every report saved) once their answer is DAYS old: reports are released "
+            "over weeks. Only reports not saved before are downloaded. 0: every run.",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Check the roster and say what would be asked.")
     ] = False,
@@ -74,6 +85,7 @@ def bulk(
         concurrency=concurrency,
         layout=layout or REPORT_NAME_TEMPLATE,
         profile=state.profile,
+        recheck_after=recheck_after,
     )
     run = BulkRun(roster, options, on_warning=render.warning)
     if dry_run:

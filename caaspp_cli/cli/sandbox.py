@@ -59,6 +59,24 @@ def sandbox(
             help="Keep rendered reports in this folder, so restarts serve them at once.",
         ),
     ] = None,
+    release_after: Annotated[
+        str | None,
+        typer.Option(
+            metavar="WHEN",
+            help="Hold back some reports (--held-back) until WHEN: seconds from start, or an "
+            "ISO time such as 2026-08-20T06:00. POST /_sandbox/release lets them out at once. "
+            "For trying reports that ETS releases later (caaspp deliver, bulk --recheck-after).",
+        ),
+    ] = None,
+    held_back: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            metavar="SHARE",
+            help="With --release-after: the share of the reports held back (by the seed).",
+        ),
+    ] = 0.25,
     toms_export: Annotated[
         Path | None,
         typer.Option(
@@ -92,6 +110,8 @@ def sandbox(
             link_ttl=link_ttl,
             revoke_every=revoke_every,
             render_cache_dir=render_cache,
+            held_back=held_back if release_after is not None else 0.0,
+            release_at=_release_at(release_after) if release_after is not None else None,
         )
     except ValueError as exc:
         raise BadInputError(f"{exc}.") from None
@@ -134,6 +154,24 @@ def sandbox(
     )
     serve_foreground(state, sock)
     render.info("sandbox stopped.")
+
+
+def _release_at(when: str) -> float:
+    """A --release-after value as a time.time() moment."""
+    import time
+    from datetime import datetime
+
+    try:
+        return time.time() + float(when)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(when)
+    except ValueError:
+        raise BadInputError(
+            f"--release-after {when!r} is neither a number of seconds nor an ISO time."
+        ) from None
+    return moment.timestamp()
 
 
 def _export_toms(students: int, seed: int, folder: Path, roster_out: Path | None) -> None:

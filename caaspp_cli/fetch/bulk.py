@@ -60,7 +60,7 @@ from caaspp_cli.fetch.layout import (
     Layout,
     column_key,
 )
-from caaspp_cli.fetch.ledger import Ledger, ReportRecord
+from caaspp_cli.fetch.ledger import Ledger, ReportRecord, StudentRecord
 from caaspp_cli.fetch.routing import ProfileRouter
 from caaspp_cli.fetch.student import DUPLICATE_DETAIL, ReportFilters, duplicate_entries
 from caaspp_cli.folderlock import FolderLock
@@ -88,6 +88,9 @@ class BulkOptions:
     concurrency: int = 8
     layout: str = REPORT_NAME_TEMPLATE
     profile: str | None = None  # forces one profile for every row
+    # Days after which a student an earlier run settled is asked again (reports come out
+    # over weeks); None: a settled student is never asked again.
+    recheck_after: float | None = None
 
     def __post_init__(self) -> None:
         # Resolved once: "a/new/../../b" names the folder the OS will use, ./b, and every
@@ -95,6 +98,8 @@ class BulkOptions:
         object.__setattr__(self, "out_dir", Path(os.path.realpath(self.out_dir)))
         if not 1 <= self.concurrency <= 64:
             raise BadInputError("--concurrency must be between 1 and 64.")
+        if self.recheck_after is not None and not self.recheck_after >= 0:
+            raise BadInputError("--recheck-after must be 0 days or more.")
 
 
 @dataclass
@@ -132,6 +137,8 @@ class BulkSummary:
     dry_run: bool = False
     # Dry run: students an earlier run into the folder settled, so not asked again.
     students_settled: int = 0
+    # Students an earlier run settled, asked again (recheck_after) in this run.
+    students_rechecked: int = 0
     # One outcome per roster row (statuses count manifest lines: one per report): a row
     # with any status of NEEDS_A_PERSON counts under the first of them, else under
     # not_reached, downloaded or already_downloaded, in that order, else its one answer.
@@ -150,6 +157,7 @@ class BulkSummary:
             "rows": self.rows,
             "students_to_ask": self.students_to_ask,
             "students_settled": self.students_settled,
+            "students_rechecked": self.students_rechecked,
             "statuses": {status: self.statuses[status] for status in BULK_STATUSES},
             "roster_rows": {status: self.row_outcomes[status] for status in BULK_STATUSES},
             "rows_needing_a_person": self.rows_needing_a_person,
@@ -206,8 +214,11 @@ class BulkRun:
         on_progress: Callable[[BulkProgress], None] | None = None,
         on_warning: Callable[[str], None] | None = None,
         client_factory: Callable[[Profile], EtsClient] | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.roster = roster
+        self.wall_clock = wall_clock
+        self.rechecked = 0
         self.options = options
         self.layout = _layout_for(roster, options.layout)
         self.query = _query_key(options.filters)
@@ -334,6 +345,7 @@ class BulkRun:
             elapsed=self.progress.elapsed,
             manifest=manifest,
             interrupted=interrupted,
+            students_rechecked=self.rechecked,
         )
 
     def _open_clients(self) -> None:
@@ -398,6 +410,9 @@ class BulkRun:
         if settled is not None:
             self.progress.reports_already += sum(r.status == Status.DOWNLOADED for r in settled)
             return
+        if self._recheck_due(ledger.student(ssid, self.query)):
+            self.rechecked += 1
+        asked = self.wall_clock()
         client = self.client(profile)
         filters = self.options.filters
         try:
@@ -405,10 +420,14 @@ class BulkRun:
                 ssid, test=filters.test, language=filters.language, year=filters.year
             )
         except StudentNotFoundError:
-            ledger.record_student(ssid, self.query, Status.STUDENT_NOT_FOUND, "", profile.name)
+            ledger.record_student(
+                ssid, self.query, Status.STUDENT_NOT_FOUND, "", profile.name, asked=asked
+            )
             return
         except NotEnrolledError:
-            ledger.record_student(ssid, self.query, Status.NOT_ENROLLED, "", profile.name)
+            ledger.record_student(
+                ssid, self.query, Status.NOT_ENROLLED, "", profile.name, asked=asked
+            )
             return
         except (AuthenticationError, CredentialsError):
             raise
@@ -417,8 +436,14 @@ class BulkRun:
             self.progress.failures += 1
             return
         if not any(e.is_pdf for e in entries):
+            if any(r.status == Status.DOWNLOADED for r in ledger.reports(ssid, self.query)):
+                # Asked again, and ETS lists nothing now: what was saved stays saved.
+                ledger.record_student(ssid, self.query, LISTED, "", profile.name, asked=asked)
+                return
             detail = "only HTML reports" if entries else ""
-            ledger.record_student(ssid, self.query, Status.NO_REPORTS, detail, profile.name)
+            ledger.record_student(
+                ssid, self.query, Status.NO_REPORTS, detail, profile.name, asked=asked
+            )
             return
         previous = {
             (r.test, r.year, r.language, r.format): r for r in ledger.reports(ssid, self.query)
@@ -448,6 +473,7 @@ class BulkRun:
                     sha256,
                     detail,
                     run,
+                    asked,
                 ),
             )
 
@@ -555,7 +581,7 @@ class BulkRun:
             self.progress.reports_saved += 1
         # Only now is the student's list of reports complete in the ledger: a run killed
         # before this line lists the student again and adopts what was already saved.
-        ledger.record_student(ssid, self.query, LISTED, "", profile.name)
+        ledger.record_student(ssid, self.query, LISTED, "", profile.name, asked=asked)
 
     def _record_bad_entry(
         self,
@@ -590,6 +616,8 @@ class BulkRun:
         """What an earlier run settled for this student, so that it is not asked again: a
         final answer (no records), or every report saved and intact. None: ask."""
         known = ledger.student(ssid, self.query)
+        if self._recheck_due(known):
+            return None
         if known is not None and known.status in FINAL_ANSWERS:
             return []
         if known is not None and known.status == LISTED:
@@ -597,6 +625,15 @@ class BulkRun:
             if records and all(self._still_good(r) for r in records):
                 return records
         return None
+
+    def _recheck_due(self, known: StudentRecord | None) -> bool:
+        """Whether a student an earlier run settled is due to be asked again."""
+        days = self.options.recheck_after
+        if days is None or known is None or known.asked is None:
+            return False
+        if known.status not in FINAL_ANSWERS and known.status != LISTED:
+            return False
+        return self.wall_clock() - known.asked >= days * 86_400.0
 
     def _still_good(self, record: ReportRecord) -> bool:
         """A ledger row is done when its file is there with the recorded checksum."""

@@ -15,7 +15,16 @@ from pathlib import Path
 from caaspp_cli.artifacts import BULK_LEDGER_NAME
 from caaspp_cli.ledger import RUN_TABLES, RunLedger, open_database
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Schema 1 had neither when a student was last asked nor when a report was first seen.
+_MIGRATIONS: dict[int, str] = {
+    1: """
+ALTER TABLE students ADD COLUMN asked REAL;
+UPDATE students SET asked = updated;
+ALTER TABLE reports ADD COLUMN first_seen REAL;
+UPDATE reports SET first_seen = updated
+""",
+}
 
 _SCHEMA = (
     RUN_TABLES
@@ -27,6 +36,7 @@ CREATE TABLE IF NOT EXISTS students (
     detail TEXT NOT NULL DEFAULT '',
     profile TEXT NOT NULL DEFAULT '',
     updated REAL NOT NULL,
+    asked REAL,                   -- when ETS last answered about this student
     PRIMARY KEY (ssid, query)
 );
 CREATE TABLE IF NOT EXISTS reports (
@@ -43,6 +53,7 @@ CREATE TABLE IF NOT EXISTS reports (
     detail TEXT NOT NULL DEFAULT '',
     run INTEGER NOT NULL DEFAULT 0,   -- the run that last wrote this row
     updated REAL NOT NULL,
+    first_seen REAL,              -- when ETS first listed this report to caaspp
     PRIMARY KEY (ssid, query, test, year, language, format)
 );
 """
@@ -55,6 +66,7 @@ class StudentRecord:
     status: str
     detail: str
     profile: str
+    asked: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +82,7 @@ class ReportRecord:
     sha256: str | None
     detail: str
     run: int = 0
+    first_seen: float | None = None  # kept from the first time it was recorded (None: now)
 
 
 class Ledger(RunLedger):
@@ -83,6 +96,7 @@ class Ledger(RunLedger):
             damaged_hint="move it aside to start this folder afresh; files already saved are "
             "adopted without downloading them again.",
             version_hint="use that version, or move the ledger aside to start afresh.",
+            migrations=_MIGRATIONS,
         )
         self.path = path
 
@@ -90,34 +104,56 @@ class Ledger(RunLedger):
     def in_folder(cls, folder: Path) -> Ledger:
         return cls(folder / BULK_LEDGER_NAME)
 
+    @classmethod
+    def existing(cls, folder: Path) -> Ledger | None:
+        """The folder's ledger to read, or None when no bulk run wrote there."""
+        path = folder / BULK_LEDGER_NAME
+        return cls(path) if path.is_file() else None
+
     # --- students --------------------------------------------------------------------------
     def student(self, ssid: str, query: str) -> StudentRecord | None:
         row = self._db.execute(
-            "SELECT ssid, status, detail, profile FROM students WHERE ssid=? AND query=?",
+            "SELECT ssid, status, detail, profile, asked FROM students WHERE ssid=? AND query=?",
             (ssid, query),
         ).fetchone()
         return StudentRecord(*row) if row else None
 
     def record_student(
-        self, ssid: str, query: str, status: str, detail: str = "", profile: str = ""
+        self,
+        ssid: str,
+        query: str,
+        status: str,
+        detail: str = "",
+        profile: str = "",
+        *,
+        asked: float | None = None,
     ) -> None:
+        """Record ETS's answer about a student (``asked``: when; now if not given)."""
+        now = time.time()
         self._db.execute(
-            "INSERT OR REPLACE INTO students VALUES (?, ?, ?, ?, ?, ?)",
-            (ssid, query, status, detail, profile, time.time()),
+            "INSERT OR REPLACE INTO students VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (ssid, query, status, detail, profile, now, now if asked is None else asked),
         )
 
     # --- reports ---------------------------------------------------------------------------
     def reports(self, ssid: str, query: str) -> list[ReportRecord]:
         rows = self._db.execute(
-            "SELECT ssid, test, year, language, format, status, file, size, sha256, detail, run "
+            "SELECT ssid, test, year, language, format, status, file, size, sha256, detail, run, "
+            "first_seen "
             "FROM reports WHERE ssid=? AND query=? ORDER BY test, year, language, format",
             (ssid, query),
         ).fetchall()
         return [ReportRecord(*row) for row in rows]
 
     def record_report(self, query: str, record: ReportRecord) -> None:
+        """Record what became of a report; the moment it was first seen is kept."""
         self._db.execute(
-            "INSERT OR REPLACE INTO reports VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO reports VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (ssid, query, test, year, language, format) DO UPDATE SET "
+            "status=excluded.status, file=excluded.file, size=excluded.size, "
+            "sha256=excluded.sha256, detail=excluded.detail, run=excluded.run, "
+            "updated=excluded.updated, "
+            "first_seen=COALESCE(reports.first_seen, excluded.first_seen)",
             (
                 record.ssid,
                 query,
@@ -132,6 +168,7 @@ class Ledger(RunLedger):
                 record.detail,
                 record.run,
                 time.time(),
+                record.first_seen if record.first_seen is not None else time.time(),
             ),
         )
 
@@ -142,7 +179,8 @@ class Ledger(RunLedger):
 
     def all_reports(self) -> Iterator[ReportRecord]:
         cursor = self._db.execute(
-            "SELECT ssid, test, year, language, format, status, file, size, sha256, detail, run "
+            "SELECT ssid, test, year, language, format, status, file, size, sha256, detail, run, "
+            "first_seen "
             "FROM reports ORDER BY ssid, test, year, language"
         )
         for row in cursor:

@@ -43,6 +43,8 @@ DEMO_CLIENT_KEY = "sandbox-client-key"
 DEMO_CLIENT_SECRET = "sandbox-client-secret"  # noqa: S105 - a published demo value
 
 STATS_PATH = "/_sandbox/stats"
+# Not part of the ETS wire: lets out the reports a release schedule holds back.
+RELEASE_PATH = "/_sandbox/release"
 DOWNLOAD_PREFIX = "/ssr/"
 CHUNK_SIZE = 16 * 1024
 
@@ -68,12 +70,19 @@ class SandboxConfig:
     # A folder keeping rendered reports across restarts (reports are deterministic for a
     # seed, and their IDs carry it): benchmarks and demos then serve without rendering.
     render_cache_dir: Path | None = None
+    # A release schedule, as ETS releases reports over weeks: this share of the reports
+    # (chosen by the seed) is not listed until ``release_at`` (a time.time() moment; None:
+    # only a release call, POST RELEASE_PATH or SandboxState.release(), lets them out).
+    held_back: float = 0.0
+    release_at: float | None = None
 
     def __post_init__(self) -> None:
         if self.students < 1:
             raise ValueError("students must be at least 1")
         if not 0.0 <= self.fault_rate <= 1.0:
             raise ValueError("fault rate must be between 0 and 1")
+        if not 0.0 <= self.held_back <= 1.0:
+            raise ValueError("the share held back must be between 0 and 1")
         if self.rate_limit is not None and self.rate_limit <= 0:
             raise ValueError("rate limit must be a positive number of requests per second")
         if self.latency_ms < 0:
@@ -118,6 +127,23 @@ class SandboxState:
         self.bucket = _TokenBucket(config.rate_limit) if config.rate_limit else None
         self.lock = threading.Lock()  # counters are read from other threads in tests
         self._rendered = functools.lru_cache(maxsize=config.render_cache_size)(self._render)
+        self._released = config.held_back == 0.0
+
+    # -- the release schedule --------------------------------------------------------------
+    def is_held_back(self, report_id: str) -> bool:
+        """Whether a report is still kept back by the release schedule (not listed)."""
+        if self._released:
+            return False
+        release_at = self.config.release_at
+        if release_at is not None and time.time() >= release_at:
+            self._released = True
+            return False
+        return self.world.held_back(report_id, self.config.held_back)
+
+    def release(self) -> None:
+        """Let out every report held back, now."""
+        self._released = True
+        self.count("releases")
 
     # -- counters --------------------------------------------------------------------------
     def count(self, key: str, n: int = 1) -> None:
@@ -300,7 +326,9 @@ def create_app(state: SandboxState) -> Starlette:
         if not student.enrolled:
             state.count("not_enrolled")
             return _error(contract.ERR_NOT_ENROLLED, "The student is not enrolled in this LEA.")
-        reports = state.world.select(ssid, *filters)
+        reports = [
+            r for r in state.world.select(ssid, *filters) if not state.is_held_back(r.report_id)
+        ]
         state.count("data_ok")
         base = str(request.base_url).rstrip("/")
         listing = contract.ReportList(
@@ -339,6 +367,10 @@ def create_app(state: SandboxState) -> Starlette:
     async def stats(request: Request) -> Response:
         return JSONResponse(state.stats())
 
+    async def release(request: Request) -> Response:
+        state.release()
+        return JSONResponse({"released": True})
+
     reports_route = contract.reports_path(
         "{ssid}", config.students_endpoint, config.reports_endpoint
     )
@@ -347,6 +379,7 @@ def create_app(state: SandboxState) -> Starlette:
         Route(reports_route, score_reports, methods=["GET"]),
         Route(DOWNLOAD_PREFIX + "{name}", download, methods=["GET"]),
         Route(STATS_PATH, stats, methods=["GET"]),
+        Route(RELEASE_PATH, release, methods=["POST"]),
     ]
     return Starlette(routes=routes)
 

@@ -914,6 +914,13 @@ class World:
     def report_count(self) -> int:
         return len(self._student_of_report)
 
+    def held_back(self, report_id: str, share: float) -> bool:
+        """Whether a release schedule holding back ``share`` of the reports holds this one
+        (the same answer for a seed and report every time)."""
+        if share <= 0.0:
+            return False
+        return random.Random(f"{self.seed}/held-back/{report_id}").random() < share
+
     def find_report(self, report_id: str) -> tuple[SandboxStudent, SandboxReport] | None:
         student = self._student_of_report.get(report_id)
         if student is None:
