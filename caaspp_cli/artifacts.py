@@ -144,6 +144,7 @@ def report_ssids_in(folder: Path) -> set[str]:
 # SQLite ledgers kept beside the files, so that a re-run resumes (see ledger.py).
 BULK_LEDGER_NAME: Final = ".caaspp-ledger.sqlite"
 SEND_LEDGER_NAME: Final = ".caaspp-send-ledger.sqlite"
+SEASON_LEDGER_NAME: Final = ".caaspp-season.sqlite"
 
 
 # --- The manifest ----------------------------------------------------------------------------
@@ -263,6 +264,120 @@ def manifest_ssids(folder: Path) -> dict[str, str]:
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise BadInputError(f"{path} cannot be read: {exc}.") from None
     return mapping
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestLine:
+    """One line of a folder's manifest.csv, as :func:`write_manifest` wrote it."""
+
+    ssid: str
+    status: str
+    test: str
+    year: str
+    language: str
+    file: str  # a POSIX path relative to the folder; "" for a row without a report
+    detail: str
+    line: int
+
+
+def read_manifest(folder: Path) -> list[ManifestLine]:
+    """The lines of ``folder``'s manifest.csv (empty when there is none)."""
+    path = folder / MANIFEST_NAME
+    if not path.is_file():
+        return []
+    lines: list[ManifestLine] = []
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            for row in csv.DictReader(handle):
+                cells = {k: unneutralize_cell((row.get(k) or "").strip()) for k in MANIFEST_COLUMNS}
+                line = cells.pop("line")
+                cells["file"] = cells["file"].replace("\\", "/")
+                lines.append(ManifestLine(**cells, line=int(line) if line.isdigit() else 0))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise BadInputError(f"{path} cannot be read: {exc}.") from None
+    return lines
+
+
+# --- A season folder (`caaspp deliver`) -------------------------------------------------------
+# The folders `caaspp deliver` keeps inside its --out folder: the reports as fetched, their
+# protected copies (with the send ledger and send-report.csv), the print pack, and a dry
+# run's outbox; and, at its top, the follow-up list for staff.
+SEASON_REPORTS_DIR: Final = "reports"
+SEASON_PROTECTED_DIR: Final = "protected"
+SEASON_PRINT_DIR: Final = "print"
+SEASON_OUTBOX_DIR: Final = "outbox"
+FOLLOW_UP_NAME: Final = "follow-up.csv"
+FOLLOW_UP_COLUMNS: Final = (
+    "school",
+    "grade",
+    "line",
+    "ssid",
+    "student_name",
+    "reason",
+    "what_to_do",
+    "detail",
+)
+
+
+class FollowUp(StrEnum):
+    """Why a student is on the follow-up list; :attr:`advice` says what staff can do."""
+
+    NO_EMAIL = "no_email"
+    BAD_ADDRESS = "bad_address"
+    REFUSED = "refused"
+    HELD = "held"
+    INVALID_SSID = "invalid_ssid"
+    STUDENT_NOT_FOUND = "student_not_found"
+    NOT_ENROLLED = "not_enrolled"
+    REPORT_MISSING = "report_missing"
+    FAILED = "failed"
+    UNCERTAIN = "uncertain"
+
+    @property
+    def advice(self) -> str:
+        return _FOLLOW_UP_ADVICE[self]
+
+
+_FOLLOW_UP_ADVICE: Final = {
+    FollowUp.NO_EMAIL: "no guardian email: mail the printed report (--print-pack), or add "
+    "the address to the roster for the next run",
+    FollowUp.BAD_ADDRESS: "the email cell is not an address: correct it in the roster, or "
+    "mail the printed report",
+    FollowUp.REFUSED: "the mail server refused the address for good: check it with the "
+    "family; the report is in the print pack",
+    FollowUp.HELD: "a record hold: nothing is sent or printed; release it in the roster "
+    "only when the hold is lifted",
+    FollowUp.INVALID_SSID: "the SSID is not 10 digits: correct it in the SIS export",
+    FollowUp.STUDENT_NOT_FOUND: "ETS does not know this SSID: check it in CALPADS",
+    FollowUp.NOT_ENROLLED: "ETS says the student is not enrolled in this LEA: check the "
+    "enrollment in CALPADS",
+    FollowUp.REPORT_MISSING: "still no report from ETS: check the student's tests in TOMS "
+    "(not tested, or a score still pending)",
+    FollowUp.FAILED: "a step failed (see detail); the next run tries again",
+    FollowUp.UNCERTAIN: "a message may or may not have reached the family: look up its "
+    "Message-ID in the mail server's log, then `caaspp send` with --mark-uncertain-sent or "
+    "--resend-uncertain on the protected folder",
+}
+
+
+# The print pack (`deliver --print-pack`): one PDF per school in the print folder.
+PRINT_PACK_NAME: Final = re.compile(r"^print-[^/\\]+\.pdf$")
+
+
+def print_pack_name(stem: str) -> str:
+    """A school's print-pack file name, from its name made safe for a file system."""
+    return f"print-{stem}.pdf"
+
+
+# The staff summary a dry run of `deliver --notify` writes into its outbox.
+STAFF_SUMMARY_NAME: Final = "staff-summary.eml"
+
+
+def write_follow_up(folder: Path, rows: Iterable[Sequence[object]]) -> Path:
+    """Write ``follow-up.csv`` (rows in :data:`FOLLOW_UP_COLUMNS` order) into ``folder``."""
+    path = folder / FOLLOW_UP_NAME
+    write_private_bytes(path, _csv_bytes(FOLLOW_UP_COLUMNS, rows))
+    return path
 
 
 # --- The send report -------------------------------------------------------------------------

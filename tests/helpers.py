@@ -8,6 +8,12 @@ quick retries, the in-memory keyring, the loopback SMTP server's recorder, the i
 from __future__ import annotations
 
 import functools
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -357,3 +363,73 @@ class FakeTime:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+
+
+# Generous bounds against a hang; no assertion depends on how long anything takes.
+RUN_TIMEOUT = 120.0
+
+
+class Runs:
+    """Starts `caaspp ARGS` as its own process group, and kills it at a random moment:
+    once ``progress()`` has grown by a random amount, and a random pause after that."""
+
+    def __init__(
+        self,
+        folder: Path,
+        seed: int,
+        progress: Callable[[], int],
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.folder = folder
+        self.rng = random.Random(seed)
+        self.progress = progress
+        self.env = env
+        self.started = 0
+        self.kills = 0  # kills that landed on a live process
+
+    def start(self, *args: str) -> subprocess.Popen[bytes]:
+        self.started += 1
+        errors = (self.folder / f"run-{self.started}.err").open("wb")
+        try:
+            return subprocess.Popen(
+                [sys.executable, "-m", "caaspp_cli", *args],
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+                start_new_session=True,
+            )
+        finally:
+            errors.close()
+
+    def stderr(self) -> str:
+        return (self.folder / f"run-{self.started}.err").read_text("utf-8", "replace")
+
+    def kill_midway(self, args: list[str], remaining: int, kills_left: int) -> bool:
+        """Run, and kill once a random share of the ``remaining`` work is done; True if
+        the kill landed on a live process."""
+        process = self.start(*args)
+        target = self.progress() + self.rng.randint(1, max(1, remaining // (kills_left + 1)))
+        deadline = time.monotonic() + RUN_TIMEOUT
+        try:
+            while self.progress() < target and process.poll() is None:
+                assert time.monotonic() < deadline, "the run made no progress"
+                time.sleep(0.005)
+            time.sleep(self.rng.uniform(0.0, 0.05))
+        finally:
+            alive = process.poll() is None
+            if alive:
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=RUN_TIMEOUT)
+        assert alive or process.returncode in (0, 3), self.stderr()
+        self.kills += alive
+        return alive
+
+    def finish(self, *args: str, process: subprocess.Popen[bytes] | None = None) -> int:
+        """Run (or wait for ``process``) to the end; its exit code."""
+        process = process or self.start(*args)
+        try:
+            return process.wait(timeout=RUN_TIMEOUT)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()

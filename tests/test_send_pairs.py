@@ -99,7 +99,8 @@ def test_a_report_protected_after_the_family_was_reached_goes_in_a_new_pair(
     assert attached(report_1) == JOSE.files()
     assert attached(report_2) == [later]
     assert attached(password_1) == attached(password_2) == []
-    assert JOSE.password in str(password_2.get_body(("plain",)).get_content())
+    plain = password_2.get_body(("plain",))
+    assert plain is not None and JOSE.password in str(plain.get_content())
     assert len(mail_to(server, SAM.email)) == 2
 
     third = run(inputs)

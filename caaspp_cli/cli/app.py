@@ -191,16 +191,29 @@ def _configure_logging(debug: bool) -> None:
 
 
 def _register_commands() -> None:
-    from caaspp_cli.cli import bulk, config, fetch, protect, purge, sandbox, send, split
+    from caaspp_cli.cli import (
+        bulk,
+        config,
+        deliver,
+        fetch,
+        protect,
+        purge,
+        sandbox,
+        send,
+        split,
+        status,
+    )
 
     bulk.register(app)
     config.register(app)
+    deliver.register(app)
     fetch.register(app)
     protect.register(app)
     purge.register(app)
     sandbox.register(app)
     send.register(app)
     split.register(app)
+    status.register(app)
 
 
 _register_commands()

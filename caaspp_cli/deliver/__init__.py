@@ -1,0 +1,1 @@
+"""`caaspp deliver`: the reporting season as one nightly job, and `caaspp status`."""
