@@ -54,7 +54,7 @@ from caaspp_cli.artifacts import (
     unneutralize_cell,
 )
 from caaspp_cli.artifacts import ManifestStatus as Status
-from caaspp_cli.deliver.followup import FollowUpRow, Reason, write_follow_ups
+from caaspp_cli.deliver.followup import find_follow_ups, write_follow_ups
 from caaspp_cli.deliver.season import EMAIL, HELD, PAPER, ReportState, SeasonLedger, StudentState
 from caaspp_cli.errors import BadInputError, CaasppError
 from caaspp_cli.fetch.student import ReportFilters
@@ -495,8 +495,6 @@ class DeliverRun:
         students: dict[str, StudentState],
         stages: list[StageResult],
     ) -> tuple[Path | None, Counter[str]]:
-        from caaspp_cli.send.outcomes import SendOutcome
-
         options = self.options
         now = self.wall_clock()
         answers = {
@@ -511,61 +509,16 @@ class DeliverRun:
             for student in season.students()
             if student.first_asked is not None
         }
-        outcomes = getattr(self, "_send_outcomes", {})
-        found: list[FollowUpRow] = []
-        for row in rows:
-            if row.problem is RowProblem.DUPLICATE:
-                continue
-
-            def add(reason: Reason, detail: str = "", row: RosterRow = row) -> None:
-                found.append(FollowUpRow.of(row, reason, detail))
-
-            if row.ssid is None:
-                add(Reason.INVALID_SSID, row.detail)
-                continue
-            state = students[row.ssid]
-            if state.channel == HELD:
-                add(Reason.HELD, row.hold_value if hasattr(row, "hold_value") else "")
-                continue
-            answer = answers.get(row.ssid)
-            if answer is not None and answer.status == Status.STUDENT_NOT_FOUND:
-                add(Reason.STUDENT_NOT_FOUND, answer.detail)
-            elif answer is not None and answer.status == Status.NOT_ENROLLED:
-                add(Reason.NOT_ENROLLED, answer.detail)
-            elif answer is not None and answer.status == Status.FAILED:
-                add(Reason.FAILED, answer.detail)
-            elif row.ssid not in has_report:
-                asked = first_asked.get(row.ssid)
-                if asked is not None and now - asked >= options.missing_after * DAY:
-                    add(
-                        Reason.REPORT_MISSING,
-                        f"asked since {time.strftime('%Y-%m-%d', time.localtime(asked))}",
-                    )
-                continue
-            if row.ssid not in has_report:
-                continue
-            if state.channel == PAPER:
-                outcome = outcomes.get(row.ssid)
-                if row.email_problem or row.invalid_emails:
-                    add(Reason.BAD_ADDRESS, row.email_problem or ", ".join(row.invalid_emails))
-                elif outcome is not None and outcome[0] is SendOutcome.REFUSED:
-                    add(Reason.REFUSED, outcome[1])
-                else:
-                    add(Reason.NO_EMAIL)
-                continue
-            outcome = outcomes.get(row.ssid)
-            if outcome is None:
-                continue
-            if outcome[0] is SendOutcome.UNCERTAIN:
-                add(Reason.UNCERTAIN, outcome[1])
-            elif outcome[0] in (
-                SendOutcome.FAILED,
-                SendOutcome.MISSING_PDF,
-                SendOutcome.MISSING_PASSWORD,
-                SendOutcome.NOT_ENCRYPTED,
-                SendOutcome.PASSWORD_IN_MESSAGE,
-            ):
-                add(Reason.FAILED, outcome[1])
+        found = find_follow_ups(
+            rows,
+            {ssid: state.channel for ssid, state in students.items()},
+            answers,
+            has_report,
+            first_asked,
+            getattr(self, "_send_outcomes", {}),
+            now=now,
+            missing_after=options.missing_after * DAY,
+        )
         for entry in found:
             if entry.ssid in students:
                 season.put_student(replace(students[entry.ssid], follow_up=entry.reason.value))
