@@ -57,7 +57,9 @@ settings.register_profile("caaspp", deadline=None, suppress_health_check=[Health
 settings.load_profile("caaspp")
 
 # Set by the test harness (tests/run.py, .ci/with-secret-service), not by users: kept.
-HARNESS_VARIABLES = frozenset({"CAASPP_REQUIRE_SECRET_SERVICE", "CAASPP_SECRET_SERVICE_SANDBOX"})
+HARNESS_VARIABLES = frozenset(
+    {"CAASPP_REQUIRE_SECRET_SERVICE", "CAASPP_SECRET_SERVICE_SANDBOX", "CAASPP_REQUIRE_BROWSER"}
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -42,6 +42,7 @@ DEBIAN_PACKAGES = {
     "pdftoppm": "poppler-utils",
     "gnome-keyring-daemon": "gnome-keyring",
     "dbus-run-session": "dbus",
+    "chromium": "chromium",  # a real browser for the HTML caaspp writes (`status --html`)
 }
 LINTED = ("caaspp_cli", "tests", "benchmarks", "examples")
 
@@ -230,6 +231,8 @@ def main(argv: list[str]) -> int:
         and shutil.which("gnome-keyring-daemon")
     ):
         env = dict(os.environ, CAASPP_REQUIRE_SECRET_SERVICE="1")
+        if shutil.which("chromium"):
+            env["CAASPP_REQUIRE_BROWSER"] = "1"
         return subprocess.run(["bash", str(wrapper), *pytest], env=env).returncode
     return subprocess.run(pytest).returncode
 

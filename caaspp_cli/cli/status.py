@@ -92,27 +92,26 @@ def _day(text: str | None) -> date:
 
 
 def _print(result: SeasonStatus) -> None:
-    table = Table(title=f"caaspp status, {result.today.isoformat()}", title_justify="left")
-    for heading in (
-        "School",
-        "Students",
-        "Reports",
-        "Protected",
-        "Emailed",
-        "Printed",
-        "Waiting",
-        "Held",
-        "Follow-ups",
-        "Due soon",
-        "Overdue",
-        "Next due",
-    ):
-        table.add_column(heading, justify="left" if heading == "School" else "right")
-    for name, tally in result.schools.items():
-        table.add_row(name, *_cells(tally))
-    table.add_section()
-    table.add_row("All schools", *_cells(result.total))
-    render.stdout.print(table)
+    # Two tables, so that each fits a terminal of 80 columns: where delivery stands, and
+    # the clock.
+    progress = Table(title=f"caaspp status, {result.today.isoformat()}", title_justify="left")
+    clock = Table(title="The deadline clock (undelivered reports)", title_justify="left")
+    progress.add_column("School", no_wrap=True)
+    clock.add_column("School", no_wrap=True)
+    for heading in ("Students", "Reports", "Protected", "Emailed", "Printed", "Waiting", "Held"):
+        progress.add_column(heading, justify="right")
+    progress.add_column("Follow-up", justify="right")
+    for heading in ("Due within 5 working days", "Overdue", "Next due"):
+        clock.add_column(heading, justify="right")
+    rows = [*result.schools.items(), ("All schools", result.total)]
+    for position, (name, tally) in enumerate(rows):
+        if position == len(rows) - 1:
+            progress.add_section()
+            clock.add_section()
+        progress.add_row(name, *_cells(tally)[:8])
+        clock.add_row(name, *_cells(tally)[8:])
+    render.stdout.print(progress)
+    render.stdout.print(clock)
     total = result.total
     run = result.last_run
     if run is None:
