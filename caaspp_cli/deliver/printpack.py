@@ -143,6 +143,9 @@ def _write_school(
             try:
                 refuse_link(item.file)
                 source = pikepdf.open(item.file)
+            except pikepdf.PasswordError:
+                pack.problems.append((item, "is password-protected: the pack takes the originals"))
+                continue
             except (OSError, pikepdf.PdfError) as exc:
                 pack.problems.append((item, f"cannot be read: {exc}"))
                 continue

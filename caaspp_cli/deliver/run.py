@@ -56,6 +56,7 @@ from caaspp_cli.artifacts import (
 from caaspp_cli.artifacts import ManifestStatus as Status
 from caaspp_cli.deliver.followup import find_follow_ups, write_follow_ups
 from caaspp_cli.deliver.season import EMAIL, HELD, PAPER, ReportState, SeasonLedger, StudentState
+from caaspp_cli.deliver.status import season_counts
 from caaspp_cli.errors import BadInputError, CaasppError
 from caaspp_cli.fetch.student import ReportFilters
 from caaspp_cli.folderlock import FolderLock
@@ -249,7 +250,7 @@ class DeliverRun:
                 students = self._record(season, rows, stages)
                 follow_ups = self._follow_up(season, rows, students, stages)
                 pack = self._print_pack(season, rows, students) if options.print_pack else []
-                totals = _season_counts(season, options.holidays)
+                totals = season_counts(season, date.today(), options.holidays)
                 summary = DeliverSummary(
                     out_dir=options.out_dir,
                     stages=stages,
@@ -556,6 +557,12 @@ class DeliverRun:
                 )
             )
         pack = write_print_pack(options.print_dir, items, title_date=date.today())
+        if pack.problems:
+            lines = ", ".join(str(problem[0].line) for problem in pack.problems[:10])
+            self.on_warning(
+                f"the print pack leaves out {len(pack.problems)} report(s) that could not be "
+                f"read (roster lines {lines}): fetch them again or print them by hand."
+            )
         now = self.wall_clock()
         for report in reports:
             season.put_report(
@@ -578,21 +585,3 @@ def _channel(row: RosterRow) -> str:
     if row.emails and not row.email_problem:
         return EMAIL
     return PAPER
-
-
-def _season_counts(season: SeasonLedger, holidays: frozenset[date]) -> dict[str, int]:
-    from caaspp_cli.deliver.status import compute_status
-
-    reports = list(season.reports())
-    students = list(season.students())
-    clock = compute_status(students, reports, date.today(), holidays).total
-    return {
-        "due_within_5_working_days": clock.due_soon,
-        "overdue": clock.overdue,
-        "students": len(students),
-        "reports": len(reports),
-        "protected": sum(report.protected is not None for report in reports),
-        "emailed": sum(report.emailed is not None for report in reports),
-        "printed": sum(report.printed is not None for report in reports),
-        "held": sum(student.channel == HELD for student in students),
-    }

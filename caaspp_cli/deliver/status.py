@@ -139,5 +139,24 @@ def compute_status(
     )
 
 
+def season_counts(
+    ledger: SeasonLedger, today: date, holidays: frozenset[date] = frozenset()
+) -> dict[str, int]:
+    """The season's totals, flat: what a run's summary, its audit line and the staff
+    summary report."""
+    total = season_status(ledger, today, holidays).total
+    return {
+        "students": total.students,
+        "reports": total.reports,
+        "protected": total.protected,
+        "emailed": total.emailed,
+        "printed": total.printed,
+        "held": total.held,
+        "waiting": total.waiting,
+        "due_within_5_working_days": total.due_soon,
+        "overdue": total.overdue,
+    }
+
+
 def _moment(seconds: float) -> str:
     return datetime.fromtimestamp(seconds).astimezone().isoformat(timespec="minutes")
