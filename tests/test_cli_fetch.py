@@ -203,7 +203,8 @@ def test_refused_credentials_are_exit_4_and_never_echoed(
 @pytest.mark.posix
 def test_audit_log_records_each_request_without_secrets(cli, sandbox, sandbox_profile, out):
     ssid = sandbox.state.world.examples()["spanish"]
-    assert cli("fetch", "--ssid", ssid, "--out", str(out)).exit_code == 0
+    env = {audit.STUDENTS_ENV: "1"}
+    assert cli("fetch", "--ssid", ssid, "--out", str(out), env=env).exit_code == 0
     log = audit.audit_path()
     lines = [line.split("\t") for line in log.read_text().splitlines()]
     mine = [line for line in lines if line[2] == ssid]

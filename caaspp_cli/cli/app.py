@@ -41,6 +41,9 @@ class CaasppGroup(TyperGroup):
         **extra: Any,
     ) -> Any:
         render.configure_streams()
+        from caaspp_cli import audit
+
+        audit.start_run()
         try:
             result = super().main(
                 args=args,
@@ -77,9 +80,25 @@ class CaasppGroup(TyperGroup):
                 "run again with --debug for details, and report it if it persists.",
             )
             code = ExitCode.UNEXPECTED
+        self._audit(args, int(code))
         if standalone_mode:
             sys.exit(int(code))
         return int(code)
+
+    def _audit(self, args: Any, code: int) -> None:
+        """The run line of the audit log: which command (its words, never its values)."""
+        from caaspp_cli import audit
+
+        command = self._command_path(args).removeprefix("caaspp").strip()
+        if not command:  # help or the version, asked of caaspp itself: no command ran
+            return
+        try:
+            audit.record_run(command, code)
+        except OSError as exc:
+            render.warning(
+                f"the audit log {audit.audit_path()} cannot be written "
+                f"({exc.strerror or exc}): this run is not recorded in it."
+            )
 
     def _command_path(self, args: Any) -> str:
         """The command a usage error is about, from the words typed: some errors of the

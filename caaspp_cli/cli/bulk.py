@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from caaspp_cli import audit
 from caaspp_cli.cli import render
 from caaspp_cli.cli.app import state
 from caaspp_cli.errors import ExitCode
@@ -117,6 +118,7 @@ def bulk(
 
             run.on_progress = on_progress
         summary = asyncio.run(run.run())
+    audit.note_counts(audit.flat_counts(summary.as_dict()))
 
     if as_json:
         render.print_json(summary.as_dict())

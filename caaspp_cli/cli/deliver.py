@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from caaspp_cli import audit
 from caaspp_cli.cli import render
 from caaspp_cli.cli.app import state
 from caaspp_cli.errors import ExitCode
@@ -202,6 +203,7 @@ def deliver(
         on_warning=render.warning,
     )
     summary = run.run()
+    audit.note_counts(summary.counts())
     if as_json:
         render.print_json(summary.as_dict())
     else:

@@ -10,6 +10,7 @@ import typer
 from rich import box
 from rich.table import Table
 
+from caaspp_cli import audit
 from caaspp_cli.cli import render
 from caaspp_cli.cli.app import state
 from caaspp_cli.errors import ExitCode
@@ -59,6 +60,7 @@ def fetch(
             )
 
     result = asyncio.run(run())
+    audit.note_counts({"reports": len(result.reports), "failed": len(result.failed)})
     if as_json:
         render.print_json(
             {

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from caaspp_cli import audit
 from caaspp_cli.cli import render
 from caaspp_cli.errors import ExitCode
 
@@ -94,6 +95,7 @@ def protect(
             workers=workers,
             on_progress=on_progress if update is not None else None,
         )
+    audit.note_counts(summary.counts())
     if as_json:
         render.print_json(_as_json(summary))
     else:

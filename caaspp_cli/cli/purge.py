@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from caaspp_cli import audit
 from caaspp_cli.cli import render
 from caaspp_cli.errors import BadInputError, ExitCode
 
@@ -83,6 +84,7 @@ def purge(
     plan = plan_purge(folder, older_than_days=older_than, password_file=passwords, force=force)
     if plan.empty:
         summary = run_purge(plan)
+        audit.note_counts(audit.flat_counts(summary.as_dict()))
         _print(summary, as_json)
         return ExitCode.OK
     if not yes:
@@ -104,6 +106,7 @@ def purge(
             render.info("Nothing deleted.")
             return ExitCode.OK
     summary = run_purge(plan)
+    audit.note_counts(audit.flat_counts(summary.as_dict()))
     _print(summary, as_json)
     if summary.failed:
         reason = summary.failed[0][1]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from caaspp_cli import audit
 from caaspp_cli.cli import render
 from caaspp_cli.errors import ExitCode
 
@@ -258,6 +259,7 @@ def send(
                 )
 
         summary = send_reports(options, on_progress=on_progress if update is not None else None)
+    audit.note_counts({**summary.counts(), "messages_sent": summary.messages_sent})
     if as_json:
         render.print_json(_as_json(summary))
     else:

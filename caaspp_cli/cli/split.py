@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from caaspp_cli import audit
 from caaspp_cli.cli import render
 from caaspp_cli.errors import ExitCode
 
@@ -76,6 +77,7 @@ def split(
 
             run.on_progress = on_progress
         summary = run.run()
+    audit.note_counts(audit.flat_counts(summary.as_dict()))
 
     if as_json:
         render.print_json(summary.as_dict())
