@@ -51,7 +51,13 @@ def pdfs(folder: Path) -> list[Path]:
 
 
 def everything(folder: Path) -> set[str]:
-    return {p.relative_to(folder).as_posix() for p in folder.rglob("*")}
+    """Every path under ``folder`` but caaspp's own data folder (its audit log)."""
+    data = Path(os.environ["CAASPP_DATA_DIR"])
+    return {
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p != data and not p.is_relative_to(data)
+    }
 
 
 def ssids_in(folder: Path) -> set[str]:

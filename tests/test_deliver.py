@@ -149,6 +149,13 @@ def pdftotext(path: Path) -> str:
     ).stdout
 
 
+def page_count(path: Path) -> int:
+    info = subprocess.run(["pdfinfo", str(path)], capture_output=True, text=True, check=True)
+    found = re.search(r"Pages:\s+(\d+)", info.stdout)
+    assert found is not None
+    return int(found.group(1))
+
+
 def print_pack_text(out: Path) -> str:
     return "\n".join(pdftotext(path) for path in sorted((out / "print").glob("print-*.pdf")))
 
@@ -196,17 +203,7 @@ def test_two_nights_reach_every_family_once_per_report(cli: Any, season: Season)
     paper = season.released({NO_EMAIL, NO_EMAIL_LATER, BAD_ADDRESS})
     assert all(ssid in pack for ssid in (NO_EMAIL, NO_EMAIL_LATER, BAD_ADDRESS))
     assert HELD not in pack
-    pages = sum(
-        int(
-            re.search(
-                r"Pages:\s+(\d+)",
-                subprocess.run(
-                    ["pdfinfo", str(path)], capture_output=True, text=True, check=True
-                ).stdout,
-            ).group(1)
-        )  # type: ignore[union-attr]
-        for path in (season.out / "print").glob("print-*.pdf")
-    )
+    pages = sum(page_count(path) for path in (season.out / "print").glob("print-*.pdf"))
     assert pages >= len(paper) + 1
 
     follow_up = {(row["ssid"], row["reason"]) for row in read_csv(season.out / FOLLOW_UP_NAME)}

@@ -48,9 +48,11 @@ def test_a_bad_address_is_refused_before_anything(server: SmtpServer) -> None:
 @pytest.mark.parametrize(
     "lines", [[("1234567890", 1)], [("family maria@example.org", 1)], [("reports", "12")]]
 )
-def test_it_cannot_carry_an_ssid_an_address_or_anything_but_numbers(lines: list) -> None:  # type: ignore[type-arg]
+def test_it_cannot_carry_an_ssid_an_address_or_anything_but_numbers(
+    lines: list[tuple[str, object]],
+) -> None:
     with pytest.raises(ValueError, match="labels and numbers"):
-        staff_message("reports@example.org", ["staff@example.org"], "summary", lines)
+        staff_message("reports@example.org", ["staff@example.org"], "summary", lines)  # type: ignore[arg-type]
 
 
 def test_a_dry_run_writes_it_to_the_outbox(server: SmtpServer, tmp_path: Path) -> None:

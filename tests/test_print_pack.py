@@ -26,9 +26,9 @@ def report(folder: Path, ssid: str, test: str = "CAASPP", pages: int = 1) -> Pat
 
 
 def item(
-    folder: Path, ssid: str, last: str, grade: str, school: str = "Lincoln", **kw: str
+    folder: Path, ssid: str, last: str, grade: str, school: str = "Lincoln", pages: int = 1
 ) -> PrintItem:
-    return PrintItem(school, grade, last, "Ana", ssid, 2, report(folder, ssid, **kw))
+    return PrintItem(school, grade, last, "Ana", ssid, 2, report(folder, ssid, pages=pages))
 
 
 def text_of(path: Path) -> str:

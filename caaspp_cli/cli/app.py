@@ -95,6 +95,8 @@ class CaasppGroup(TyperGroup):
         try:
             audit.record_run(command, code)
         except OSError as exc:
+            if code not in (ExitCode.OK, ExitCode.FAILED):
+                return  # the run's own error is the one sentence to read
             render.warning(
                 f"the audit log {audit.audit_path()} cannot be written "
                 f"({exc.strerror or exc}): this run is not recorded in it."
