@@ -1,3 +1,3 @@
 """caaspp: fetch, protect and deliver California Student Score Reports."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
