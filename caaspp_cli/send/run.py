@@ -611,6 +611,18 @@ class SendRun:
                 self._sleep(wait)
             self._limiter.wait()
 
+            def not_accepted(problem: str) -> None:
+                ledger.mark_not_accepted(
+                    ssid,
+                    kind,
+                    message_id,
+                    recipients,
+                    problem,
+                    self._run_id,
+                    pair=pair,
+                    files=files,
+                )
+
             def before_body() -> None:
                 ledger.mark_sending(
                     ssid, kind, message_id, recipients, self._run_id, pair=pair, files=files
@@ -632,16 +644,7 @@ class SendRun:
             except SmtpRefusal as exc:
                 unreachable = False
                 problem = str(exc)
-                ledger.mark_not_accepted(
-                    ssid,
-                    kind,
-                    message_id,
-                    recipients,
-                    problem,
-                    self._run_id,
-                    pair=pair,
-                    files=files,
-                )
+                not_accepted(problem)
                 throttle = throttle_wait(exc, throttled) if throttled < MAX_THROTTLED else None
                 if throttle is not None:
                     # The provider says the mailbox sends too fast: wait, and send slower
@@ -669,16 +672,7 @@ class SendRun:
             except ConnectionLost as exc:
                 unreachable = True
                 problem = f"the connection to the mail server failed ({exc})"
-                ledger.mark_not_accepted(
-                    ssid,
-                    kind,
-                    message_id,
-                    recipients,
-                    problem,
-                    self._run_id,
-                    pair=pair,
-                    files=files,
-                )
+                not_accepted(problem)
                 log.info("line %d: %s; retrying", row.line, problem)
                 attempt, wait = self._next_attempt(attempt)
                 continue

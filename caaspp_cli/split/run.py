@@ -442,8 +442,9 @@ class SplitRun:
             by_source.setdefault(report.source, []).append(report)
         for index, reports in by_source.items():
             source = sources[index]
-            lengths = [len(report.pages) for report in reports]
-            for document, report in opened(source.path, reports, lengths):
+            for document, shown, report in opened(
+                source.path, reports, [report.pages for report in reports]
+            ):
                 relative = self.layout.relative_path(self._layout_values(report))
                 dest = self.options.out_dir / relative
                 where = f"{source.name} {page_range(report.pages)}"
@@ -451,7 +452,7 @@ class SplitRun:
                     status = Status.ALREADY_SPLIT
                     already += 1
                 else:
-                    copy_pages(document, report.pages, dest)
+                    copy_pages(document, shown, dest)
                     status = Status.SPLIT
                     written += 1
                 detail = f"from {where}" + "".join(
