@@ -345,3 +345,38 @@ def test_kill_9_in_each_stage_then_the_next_run_delivers_everything_once(
     mailed = reports_mailed(season.mail)
     assert all(count == 1 for count in mailed.values()), "a report went twice"
     assert (season.out / SEASON_LEDGER_NAME).is_file()
+
+
+@pytest.mark.posix
+def test_a_second_run_into_the_same_season_is_refused_at_once(
+    cli: Any, season: Season, tmp_path: Path
+) -> None:
+    import sys
+
+    season.out.mkdir()
+    ready = tmp_path / "ready"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time, pathlib\n"
+            "from caaspp_cli.folderlock import FolderLock\n"
+            "with FolderLock.for_folder(pathlib.Path(sys.argv[1]), 'deliver'):\n"
+            "    pathlib.Path(sys.argv[2]).touch()\n"
+            "    time.sleep(60)\n",
+            str(season.out),
+            str(ready),
+        ]
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            assert time.monotonic() < deadline and holder.poll() is None
+            time.sleep(0.02)
+        result = cli(*season.args(), env=ENV)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.exit_code == 6, result.stderr
+    assert "caaspp deliver" in result.stderr and f"PID {holder.pid}" in result.stderr
+    assert season.mail.received == [] and not (season.out / "reports").exists()
