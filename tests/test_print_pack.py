@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -63,6 +64,7 @@ def test_one_file_per_school_in_grade_and_name_order_with_a_list_first(tmp_path:
     listing = text.split("\f")[0]
     assert "Score reports to mail: Lincoln" in listing and "Adams, Ana" in listing
     assert "p. 4" in listing  # Adams (grade 2) starts on page 4: after the list, TK and K
+    assert "(0 new since the last pack)" in listing
     assert (lincoln.path.stat().st_mode & 0o077) == 0
     assert "Núñez" in text_of(pack.schools[1].path)
     render = subprocess.run(
@@ -81,6 +83,19 @@ def test_one_file_per_school_in_grade_and_name_order_with_a_list_first(tmp_path:
         capture_output=True,
     )
     assert render.returncode == 0 and list(tmp_path.glob("p*.png"))
+
+
+def test_students_new_since_the_last_pack_are_marked(tmp_path: Path) -> None:
+    src = tmp_path / "reports"
+    src.mkdir()
+    old = item(src, "1000000001", "Lee", "3")
+    fresh = replace(item(src, "1000000002", "Kim", "3"), new=True)
+    (lincoln,) = write_print_pack(tmp_path / "print", [old, fresh], title_date=DAY).schools
+    listing = text_of(lincoln.path).split("\f")[0]
+    kim = next(line for line in listing.splitlines() if "1000000002" in line)
+    lee = next(line for line in listing.splitlines() if "1000000001" in line)
+    assert kim.rstrip().endswith("new") and not lee.rstrip().endswith("new")
+    assert "(1 new since the last pack)" in listing
 
 
 def test_the_pack_is_rewritten_and_a_school_no_longer_in_it_is_removed(tmp_path: Path) -> None:

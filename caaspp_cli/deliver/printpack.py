@@ -19,7 +19,7 @@ import io
 import math
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Final
@@ -53,6 +53,7 @@ class PrintItem:
     ssid: str
     line: int
     file: Path  # the unprotected report
+    new: bool = False  # not in an earlier pack: the list marks its student "new"
 
 
 @dataclass
@@ -159,13 +160,16 @@ def _write_school(
         students: list[tuple[PrintItem, int, int]] = []  # first item, pages, first page
         pages_of: dict[str, int] = {}
         first_of: dict[str, PrintItem] = {}
+        new: set[str] = set()
         for item, source in sources:
             pages_of[item.ssid] = pages_of.get(item.ssid, 0) + len(source.pages)
             first_of.setdefault(item.ssid, item)
+            if item.new:
+                new.add(item.ssid)
         list_pages = max(1, math.ceil(len(first_of) / _ROWS_PER_PAGE))
         at = list_pages + 1
         for ssid, item in first_of.items():
-            students.append((item, pages_of[ssid], at))
+            students.append((replace(item, new=ssid in new), pages_of[ssid], at))
             at += pages_of[ssid]
         out = pikepdf.new()
         _draw_list(out, school, title_date, students, list_pages)
@@ -211,7 +215,8 @@ def _draw_list(
             Encoding=pikepdf.Name.WinAnsiEncoding,
         )
     )
-    columns = (54.0, 100.0, 350.0, 450.0, 510.0)
+    columns = (54.0, 96.0, 330.0, 420.0, 465.0, 520.0)
+    new = sum(item.new for item, _, _ in students)
     for page_number in range(list_pages):
         chunk = students[page_number * _ROWS_PER_PAGE : (page_number + 1) * _ROWS_PER_PAGE]
         ops: list[bytes] = [b"BT", b"/F2 14 Tf", b"54 740 Td"]
@@ -219,14 +224,15 @@ def _draw_list(
         ops += [b"/F1 10 Tf", b"0 -18 Td"]
         ops.append(
             _text(
-                f"{len(students)} students, list page {page_number + 1} of {list_pages}; "
-                f"prepared {title_date.isoformat()}. Each report follows, in this order."
+                f"{len(students)} students ({new} new since the last pack), list page "
+                f"{page_number + 1} of {list_pages}; prepared {title_date.isoformat()}. "
+                "The reports follow in this order."
             )
             + b" Tj"
         )
         ops.append(b"ET")
         y = 690.0
-        header = ("Grade", "Student", "SSID", "Pages", "Starts")
+        header = ("Grade", "Student", "SSID", "Pages", "Starts", "New")
         rows = [header] + [
             (
                 item.grade,
@@ -234,6 +240,7 @@ def _draw_list(
                 item.ssid,
                 str(pages),
                 f"p. {first}",
+                "new" if item.new else "",
             )
             for item, pages, first in chunk
         ]

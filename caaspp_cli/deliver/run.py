@@ -554,6 +554,7 @@ class DeliverRun:
                     ssid=report.ssid,
                     line=row.line,
                     file=options.reports_dir / report.file,
+                    new=report.printed is None,
                 )
             )
         pack = write_print_pack(options.print_dir, items, title_date=date.today())
