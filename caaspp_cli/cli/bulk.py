@@ -12,6 +12,7 @@ from rich.table import Table
 from caaspp_cli import audit
 from caaspp_cli.cli import render
 from caaspp_cli.cli.app import state
+from caaspp_cli.cli.options import LanguageOption, TestOption, YearOption
 from caaspp_cli.errors import ExitCode
 
 if TYPE_CHECKING:
@@ -30,16 +31,9 @@ def bulk(
             "--out", metavar="DIR", help="Folder for the PDFs, the manifest and the ledger."
         ),
     ],
-    test: Annotated[str | None, typer.Option(help="Test code (default: all).")] = None,
-    language: Annotated[
-        str | None, typer.Option(help="Language code or name (default: all).")
-    ] = None,
-    year: Annotated[
-        str | None,
-        typer.Option(
-            metavar="YEAR", help="Spring year, e.g. 2025, or school year, 2024-25 (default: all)."
-        ),
-    ] = None,
+    test: TestOption = None,
+    language: LanguageOption = None,
+    year: YearOption = None,
     concurrency: Annotated[
         int, typer.Option(min=1, max=64, help="Requests in flight at once.")
     ] = 8,

@@ -11,6 +11,7 @@ from rich.table import Table
 from caaspp_cli import audit
 from caaspp_cli.cli import render
 from caaspp_cli.cli.app import state
+from caaspp_cli.cli.options import HoldColumnOption, LanguageOption, TestOption, YearOption
 from caaspp_cli.errors import ExitCode
 
 if TYPE_CHECKING:
@@ -54,16 +55,9 @@ def deliver(
             "--mail", metavar="NAME", show_default=False, help="Mail profile to send with."
         ),
     ],
-    test: Annotated[str | None, typer.Option(help="Test code (default: all).")] = None,
-    language: Annotated[
-        str | None, typer.Option(help="Language code or name (default: all).")
-    ] = None,
-    year: Annotated[
-        str | None,
-        typer.Option(
-            metavar="YEAR", help="Spring year, e.g. 2025, or school year, 2024-25 (default: all)."
-        ),
-    ] = None,
+    test: TestOption = None,
+    language: LanguageOption = None,
+    year: YearOption = None,
     recheck_after: Annotated[
         float,
         typer.Option(
@@ -126,14 +120,7 @@ def deliver(
         str | None,
         typer.Option(metavar="COL", help="Header of the correspondence language column."),
     ] = None,
-    hold_column: Annotated[
-        str | None,
-        typer.Option(
-            metavar="COL",
-            help="Header of the record-hold column (e.g. 'Do Not Release'): a held student's "
-            "reports are neither sent nor printed.",
-        ),
-    ] = None,
+    hold_column: HoldColumnOption = None,
     templates: Annotated[
         Path | None,
         typer.Option(metavar="DIR", file_okay=False, help="The district's message templates."),

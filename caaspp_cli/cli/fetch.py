@@ -13,25 +13,15 @@ from rich.table import Table
 from caaspp_cli import audit
 from caaspp_cli.cli import render
 from caaspp_cli.cli.app import state
+from caaspp_cli.cli.options import LanguageOption, TestOption, YearOption
 from caaspp_cli.errors import ExitCode
 
 
 def fetch(
     ssid: Annotated[str, typer.Option("--ssid", help="The student's 10-digit SSID.")],
-    test: Annotated[
-        str | None, typer.Option(help="Test code: CAASPP, CAST, ELPAC, CAAS, ... (default: all).")
-    ] = None,
-    language: Annotated[
-        str | None,
-        typer.Option(help="Language code or name: en, es/Spanish, vi, fil, ko, zh-Hant, ar."),
-    ] = None,
-    year: Annotated[
-        str | None,
-        typer.Option(
-            metavar="YEAR",
-            help="Spring year of the administration, e.g. 2025, or the school year, 2024-25.",
-        ),
-    ] = None,
+    test: TestOption = None,
+    language: LanguageOption = None,
+    year: YearOption = None,
     out: Annotated[
         Path, typer.Option("--out", help="Folder for the PDFs.", file_okay=False)
     ] = Path("."),

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from caaspp_cli import audit
 from caaspp_cli.cli import render
+from caaspp_cli.cli.options import HoldColumnOption
 from caaspp_cli.errors import ExitCode
 
 if TYPE_CHECKING:
@@ -104,16 +105,7 @@ def send(
             "in its language: en, es, vi, fil, ko, zh-Hant, ar; English if blank or unknown).",
         ),
     ] = None,
-    hold_column: Annotated[
-        str | None,
-        typer.Option(
-            "--hold-column",
-            metavar="COL",
-            help="Header of the record-hold column (found by names such as 'Do Not Release'): "
-            "a held student is sent nothing (Y, Yes, X, 1 hold; blank, N, No, 0 do not; "
-            "anything else holds).",
-        ),
-    ] = None,
+    hold_column: HoldColumnOption = None,
     templates: Annotated[
         Path | None,
         typer.Option(
