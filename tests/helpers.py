@@ -433,3 +433,26 @@ class Runs:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+def send_run(inputs: SendInputs, time: FakeTime | None = None, **options: Any) -> Any:
+    """`caaspp send` over ``inputs`` through the "district" profile, on a fake clock."""
+    from caaspp_cli.send.run import SendOptions, send_reports
+
+    time = time or FakeTime()
+    return send_reports(
+        SendOptions(
+            roster=inputs.roster,
+            pdfs=inputs.pdfs,
+            passwords=inputs.passwords,
+            smtp="district",
+            **options,
+        ),
+        clock=time.clock,
+        sleep=time.sleep,
+    )
+
+
+def outcomes(summary: Any) -> dict[str, str]:
+    """Each roster row's outcome in a send summary, by SSID."""
+    return {row.ssid: row.outcome.value for row in summary.rows}

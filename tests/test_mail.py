@@ -13,7 +13,15 @@ from typing import Any
 import pikepdf
 import pytest
 from aiosmtpd.smtp import AuthResult
-from helpers import FakeTime, Family, SmtpServer, add_smtp_profile, write_send_inputs
+from helpers import (
+    FakeTime,
+    Family,
+    SmtpServer,
+    add_smtp_profile,
+    outcomes,
+    send_run,
+    write_send_inputs,
+)
 
 from caaspp_cli.artifacts import SEND_LEDGER_NAME
 from caaspp_cli.errors import (
@@ -23,8 +31,7 @@ from caaspp_cli.errors import (
     MailTLSError,
 )
 from caaspp_cli.send.ledger import SendInProgressError, SendLedger
-from caaspp_cli.send.outcomes import SendOutcome, SendSummary
-from caaspp_cli.send.run import SendOptions, send_reports
+from caaspp_cli.send.outcomes import SendOutcome
 from caaspp_cli.send.templates import load_templates
 
 JOSE = Family(
@@ -47,19 +54,7 @@ HOA = Family(
 SAM = Family("1000000003", "Sam", "Lee", guardian="Pat Lee", email="pat@example.org")
 
 
-def run(inputs: Any, time: FakeTime | None = None, **options: Any) -> SendSummary:
-    time = time or FakeTime()
-    return send_reports(
-        SendOptions(
-            roster=inputs.roster,
-            pdfs=inputs.pdfs,
-            passwords=inputs.passwords,
-            smtp="district",
-            **options,
-        ),
-        clock=time.clock,
-        sleep=time.sleep,
-    )
+run = send_run
 
 
 def messages_to(server: SmtpServer, address: str) -> list[EmailMessage]:
@@ -82,10 +77,6 @@ def body_text(message: EmailMessage) -> str:
 
 def attachments(message: EmailMessage) -> list[EmailMessage]:
     return list(message.iter_attachments())
-
-
-def outcomes(summary: SendSummary) -> dict[str, str]:
-    return {row.ssid: row.outcome.value for row in summary.rows}
 
 
 @pytest.fixture

@@ -14,31 +14,25 @@ from typing import Any
 
 import pikepdf
 import pytest
-from helpers import FakeTime, Family, SmtpServer, add_smtp_profile, report_pdf, write_send_inputs
+from helpers import (
+    Family,
+    SmtpServer,
+    add_smtp_profile,
+    outcomes,
+    report_pdf,
+    send_run,
+    write_send_inputs,
+)
 
 from caaspp_cli.artifacts import SEND_LEDGER_NAME, PasswordSheet
 from caaspp_cli.protect.policy import PERMISSIONS
 from caaspp_cli.send.ledger import SendLedger
-from caaspp_cli.send.outcomes import SendSummary
-from caaspp_cli.send.run import SendOptions, send_reports
 
 JOSE = Family("1000000001", "José", "Ñúñez", guardian="María Ñúñez", email="maria@example.org")
 SAM = Family("1000000003", "Sam", "Lee", guardian="Pat Lee", email="pat@example.org")
 
 
-def run(inputs: Any, **options: Any) -> SendSummary:
-    time_ = FakeTime()
-    return send_reports(
-        SendOptions(
-            roster=inputs.roster,
-            pdfs=inputs.pdfs,
-            passwords=inputs.passwords,
-            smtp="district",
-            **options,
-        ),
-        clock=time_.clock,
-        sleep=time_.sleep,
-    )
+run = send_run
 
 
 def add_report(inputs: Any, family: Family, test: str) -> str:
@@ -63,10 +57,6 @@ def attached(message: EmailMessage) -> list[str]:
 
 def mail_to(server: SmtpServer, address: str) -> list[EmailMessage]:
     return [r.message for r in server.received if address in r.rcpt_tos]
-
-
-def outcomes(summary: SendSummary) -> dict[str, str]:
-    return {row.ssid: row.outcome.value for row in summary.rows}
 
 
 @pytest.fixture

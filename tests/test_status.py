@@ -138,6 +138,17 @@ def sample() -> tuple[list[StudentState], list[ReportState]]:
     return students, reports
 
 
+def season_folder(tmp_path: Path, students: list[StudentState], reports: list[ReportState]) -> Path:
+    folder = tmp_path / "season"
+    folder.mkdir()
+    with SeasonLedger.in_folder(folder) as ledger:
+        for student in students:
+            ledger.put_student(student)
+        for report in reports:
+            ledger.put_report(report)
+    return folder
+
+
 def test_the_numbers_per_school_and_the_clock() -> None:
     students, reports = sample()
     status = compute_status(students, reports, TODAY)
@@ -154,13 +165,7 @@ def test_the_numbers_per_school_and_the_clock() -> None:
 
 def test_holidays_move_the_clock(cli: Any, tmp_path: Path) -> None:
     students, reports = sample()
-    folder = tmp_path / "season"
-    folder.mkdir()
-    with SeasonLedger.in_folder(folder) as ledger:
-        for student in students:
-            ledger.put_student(student)
-        for report in reports:
-            ledger.put_report(report)
+    folder = season_folder(tmp_path, students, reports)
     holidays = tmp_path / "holidays.txt"
     holidays.write_text("2026-11-16..2026-11-30 a long break\n")
     plain = cli("status", str(folder), "--today", TODAY.isoformat(), "--json")
@@ -247,13 +252,7 @@ def test_the_html_page_renders_the_numbers_and_fetches_nothing(
     students, reports = sample()
     hostile = f'<img src="{base}/leak"><script>fetch("{base}/js")</script>'
     students.append(StudentState("1000000006", 7, hostile, "2", "email"))
-    folder = tmp_path / "season"
-    folder.mkdir()
-    with SeasonLedger.in_folder(folder) as ledger:
-        for student in students:
-            ledger.put_student(student)
-        for report in reports:
-            ledger.put_report(report)
+    folder = season_folder(tmp_path, students, reports)
     page = tmp_path / "status.html"
     result = cli("status", str(folder), "--today", TODAY.isoformat(), "--html", str(page))
     assert result.exit_code == 0, result.stderr
