@@ -133,6 +133,36 @@ def main() -> int:
             expected="the roster's four SSIDs that Excel damaged and one repeated row are "
             "left for a person, each with its reason in manifest.csv; every other row is done",
         )
+
+        say("the whole season as one nightly job: fetch, protect, send, follow-ups, paper")
+        caaspp(
+            "config",
+            "smtp",
+            "demo",
+            "--host",
+            "127.0.0.1",
+            "--security",
+            "none",
+            "--from",
+            "Sandbox Unified Assessment Office <assessment@sandbox-usd.example.org>",
+            env=env,
+        )
+        caaspp(
+            "deliver",
+            str(ROOT / "examples" / "roster.csv"),
+            "--out",
+            str(OUT / "season"),
+            "--passwords",
+            str(OUT / "private" / "season-passwords.csv"),
+            "--mail",
+            "demo",
+            "--year",
+            "2025",
+            "--print-pack",
+            "--dry-run",
+            env=env,
+        )
+        caaspp("status", str(OUT / "season"), "--html", str(OUT / "season-status.html"), env=env)
     finally:
         sandbox.terminate()
         sandbox.wait(timeout=15)
@@ -152,18 +182,6 @@ def main() -> int:
     )
 
     say("writing the emails that would go to families (a dry run: nothing is sent)")
-    caaspp(
-        "config",
-        "smtp",
-        "demo",
-        "--host",
-        "127.0.0.1",
-        "--security",
-        "none",
-        "--from",
-        "Sandbox Unified Assessment Office <assessment@sandbox-usd.example.org>",
-        env=env,
-    )
     caaspp(
         "send",
         "--roster",
@@ -220,6 +238,11 @@ def main() -> int:
     print(
         f"  {plural(split, 'report')} split from the TOMS "
         f"download in {split_out}, ready for protect and send as the bulk folder"
+    )
+    season = (OUT / "season").relative_to(ROOT)
+    print(
+        f"  a season folder as `caaspp deliver` keeps it: {season} (follow-up.csv, print/, "
+        f"outbox/); where it stands: {(OUT / 'season-status.html').relative_to(ROOT)}"
     )
     emails = sorted((OUT / "outbox").rglob("*.eml"))
     print(
