@@ -231,6 +231,9 @@ def test_two_nights_reach_every_family_once_per_report(cli: Any, season: Season)
     assert total["printed"] == len(paper)
     assert total["held"] == 1
     assert total["overdue"] == 0
+    follow_ups = len(read_csv(season.out / FOLLOW_UP_NAME))
+    data = json.loads(status.stdout)
+    assert total["follow_ups"] + data["follow_ups_without_ssid"] == follow_ups
     table = cli("status", str(season.out))
     assert table.exit_code == 0 and "Overdue" in table.stdout and "All" in table.stdout
 

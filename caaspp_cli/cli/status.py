@@ -128,6 +128,11 @@ def _print(result: SeasonStatus) -> None:
             f"working days (next due {total.next_due}).",
             "deliver them: see follow-up.csv in the season folder for who needs a person.",
         )
+    if result.rows_without_ssid:
+        render.info(
+            f"Also {render.plural(result.rows_without_ssid, 'roster row')} without a valid SSID "
+            "(in follow-up.csv, not in the table)."
+        )
     if not result.holidays:
         render.info("No --holidays given: only weekends are skipped when counting working days.")
 

@@ -53,6 +53,14 @@ class SeasonStatus:
     holidays: int = 0
     by_test: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def rows_without_ssid(self) -> int:
+        """Follow-ups of the last run that no school counts: roster rows without a valid
+        SSID, which the season ledger cannot hold (follow-up.csv lists them)."""
+        if self.last_run is None:
+            return 0
+        return max(0, self.last_run.counts.get("follow_ups", 0) - self.total.follow_ups)
+
     def as_dict(self) -> dict[str, Any]:
         run = self.last_run
         return {
@@ -66,6 +74,7 @@ class SeasonStatus:
                 "outcome": run.status,
             },
             "total": self.total.as_dict(),
+            "follow_ups_without_ssid": self.rows_without_ssid,
             "schools": {name: tally.as_dict() for name, tally in self.schools.items()},
             "reports_by_test": self.by_test,
         }
