@@ -136,3 +136,13 @@ def test_counts_keep_numbers_and_drop_what_could_be_personal() -> None:
         "statuses_downloaded": 2,
         "by_profile_district": 3,
     }
+
+
+def test_a_word_that_is_no_command_is_recorded_without_the_word(cli: Any, data_dir: Path) -> None:
+    result = cli("1234567890")
+    assert result.exit_code == 2
+    (line,) = run_lines(data_dir)
+    assert line[3] == "(unknown command)" and line[4] == "exit 2"
+    assert "1234567890" not in (data_dir / "audit.log").read_text()
+    assert cli("--version").exit_code == 0
+    assert len(run_lines(data_dir)) == 1

@@ -85,6 +85,28 @@ def test_one_file_per_school_in_grade_and_name_order_with_a_list_first(tmp_path:
     assert render.returncode == 0 and list(tmp_path.glob("p*.png"))
 
 
+def test_one_students_reports_stay_together_when_rows_disagree_on_the_grade(
+    tmp_path: Path,
+) -> None:
+    src = tmp_path / "reports"
+    src.mkdir()
+    first = item(src, "1000000001", "Lee", "3")
+    middle = item(src, "1000000002", "Kim", "4")
+    second = PrintItem(
+        "Lincoln", "5", "Lee", "Ana", "1000000001", 9, report(src, "1000000001", "CAST")
+    )
+    (lincoln,) = write_print_pack(
+        tmp_path / "print", [first, middle, second], title_date=DAY
+    ).schools
+    pages = text_of(lincoln.path).split("\f")
+    listing = pages[0]
+    lee = next(line for line in listing.splitlines() if "1000000001" in line)
+    kim = next(line for line in listing.splitlines() if "1000000002" in line)
+    assert "p. 2" in lee and "p. 4" in kim  # Lee's two reports are pages 2 and 3
+    assert "1000000001 CAASPP" in pages[1] and "1000000001 CAST" in pages[2]
+    assert "1000000002" in pages[3]
+
+
 def test_students_new_since_the_last_pack_are_marked(tmp_path: Path) -> None:
     src = tmp_path / "reports"
     src.mkdir()

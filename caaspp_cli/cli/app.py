@@ -90,8 +90,12 @@ class CaasppGroup(TyperGroup):
         from caaspp_cli import audit
 
         command = self._command_path(args).removeprefix("caaspp").strip()
-        if not command:  # help or the version, asked of caaspp itself: no command ran
-            return
+        if not command:
+            words = list(sys.argv[1:] if args is None else args)
+            if not any(not word.startswith("-") for word in words):
+                return  # help or the version, asked of caaspp itself: no command ran
+            # A word that is no command (never written: it may be an SSID or a name).
+            command = "(unknown command)"
         try:
             audit.record_run(command, code)
         except OSError as exc:

@@ -138,6 +138,12 @@ def _write_school(
             i.file.name,
         ),
     )
+    # One student's reports together, where the student first comes (two roster rows of
+    # one SSID may disagree on grade or name): the list's start pages count on it.
+    by_student: dict[str, list[PrintItem]] = {}
+    for item in ordered:
+        by_student.setdefault(item.ssid, []).append(item)
+    ordered = [item for group in by_student.values() for item in group]
     sources: list[tuple[PrintItem, pikepdf.Pdf]] = []
     try:
         for item in ordered:
