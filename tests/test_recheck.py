@@ -205,3 +205,67 @@ def test_world_release_share_is_stable_for_a_seed() -> None:
     ids = [r.report_id for s in world.students.values() for r in s.reports]
     assert [world.held_back(i, SHARE) for i in ids] == [world.held_back(i, SHARE) for i in ids]
     assert not any(world.held_back(i, 0.0) for i in ids)
+
+
+@pytest.mark.posix
+@pytest.mark.slow
+def test_a_reask_run_killed_midway_then_rerun_downloads_each_new_report_once(
+    profile_factory: Any, tmp_path: Path
+) -> None:
+    import os
+    from collections import Counter
+
+    from helpers import Runs
+
+    config = SandboxConfig(students=60, seed=SEED, held_back=0.5, latency_ms=20)
+    env = {
+        **os.environ,
+        "CAASPP_CLIENT_KEY": DEMO_CLIENT_KEY,
+        "CAASPP_CLIENT_SECRET": DEMO_CLIENT_SECRET,
+    }
+    out = tmp_path / "out"
+    with SandboxServer(config) as server:
+        profile_factory(
+            "sandbox", base_url=server.base_url, make_default=True, credentials_source="env"
+        )
+        roster = tmp_path / "roster.csv"
+        roster.write_text(roster_csv(server.state.world.roster_rows()), encoding="utf-8")
+        args = [
+            "bulk",
+            str(roster),
+            "--out",
+            str(out),
+            "--concurrency",
+            "2",
+            "--recheck-after",
+            "0",
+        ]
+        runs = Runs(tmp_path, seed=7, env=env, progress=lambda: len(list(out.glob("*.pdf"))))
+        assert runs.finish(*args) == 0, runs.stderr()
+        first = {p.name for p in out.glob("*.pdf")}
+        server.state.release()
+        everything = released_files(server.state)
+        before = Counter(server.state.stats()["downloads"])
+
+        killed = runs.kill_midway(args, len(everything - first), 1)
+        assert runs.finish(*args) == 0, runs.stderr()
+        downloads = Counter(server.state.stats()["downloads"]) - before
+
+    assert killed, "the kill landed after the run had finished"
+    assert {p.name for p in out.glob("*.pdf")} == everything
+    # Nothing saved before the re-ask came again; a new report came at most twice (once
+    # more only if the kill caught it in flight, two at a time).
+    assert sum(downloads.values()) <= len(everything - first) + 2
+    assert all(count <= 2 for count in downloads.values())
+
+
+@pytest.mark.parametrize(("when", "late"), [("90", True), ("2099-01-01T06:00", True), ("0", False)])
+def test_release_after_takes_seconds_or_an_iso_time(when: str, late: bool) -> None:
+    from caaspp_cli.cli.sandbox import _release_at
+
+    assert (_release_at(when) > time.time() + 30) is late
+
+
+def test_release_after_refuses_anything_else(cli: Any) -> None:
+    result = cli("sandbox", "--release-after", "next tuesday")
+    assert result.exit_code == 2 and "neither a number of seconds nor an ISO time" in result.stderr
