@@ -62,6 +62,77 @@ def test_a_report_keeps_the_day_it_was_first_seen_and_no_moment_is_ever_cleared(
     assert (tmp_path / ".caaspp-season.sqlite").stat().st_mode & 0o077 == 0
 
 
+_WRITER = """
+import sys, pathlib
+from caaspp_cli.deliver.season import ReportState, SeasonLedger, StudentState
+folder, ready = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+with SeasonLedger.in_folder(folder) as ledger:
+    run = ledger.start_run()
+    number = 0
+    while True:
+        number += 1
+        ssid = str(1000000000 + number % 500)
+        ledger.put_student(StudentState(ssid, number % 500 + 2, "Lincoln", "5", "email"))
+        ledger.put_report(
+            ReportState(ssid, "a.pdf", "CAASPP", 2025, "en", 1000.0 + number, emailed=5e9 - number)
+        )
+        ledger.set_run_counts(run, {"reports": number})
+        if number == 200:
+            ready.touch()
+"""
+
+
+@pytest.mark.posix
+def test_a_ledger_killed_mid_write_reopens_whole_and_goes_on(cli: Any, tmp_path: Path) -> None:
+    import signal
+    import sys
+    import time
+
+    folder, ready = tmp_path / "season", tmp_path / "ready"
+    folder.mkdir()
+    writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(folder), str(ready)])
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert writer.poll() is None, "the writer stopped"
+            assert time.monotonic() < deadline, "the writer made no progress"
+            time.sleep(0.01)
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(timeout=60)
+    assert writer.returncode == -signal.SIGKILL
+    with SeasonLedger.in_folder(folder) as ledger:
+        reports = list(ledger.reports())
+        students = list(ledger.students())  # one more than reports if killed between the puts
+        last = ledger.last_run()
+        # Every report keeps the first moment it was given, whatever the later puts said.
+        assert len(reports) >= 200
+        for report in reports:
+            number = int(report.ssid) - 1000000000 or 500
+            assert report.first_seen == 1000.0 + number
+        assert last is not None and last.finished is None and last.counts["reports"] >= 200
+        ledger.put_report(ReportState("1000000001", "a.pdf", "CAASPP", 2025, "en", 1.0))
+        (first,) = (r for r in ledger.reports() if r.ssid == "1000000001")
+        assert first.first_seen == 1.0 and first.emailed is not None
+    result = cli("status", str(folder), "--today", "2026-12-04", "--json")
+    assert result.exit_code == 0, result.stderr
+    total = json.loads(result.stdout)["total"]
+    assert (total["students"], total["reports"]) == (len(students), len(reports))
+
+
+def test_status_of_a_folder_deliver_never_ran_into_is_one_sentence_and_exit_2(
+    cli: Any, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for folder in (empty, tmp_path / "missing"):
+        result = cli("status", str(folder))
+        assert result.exit_code == 2, result.stderr
+        assert "Traceback" not in result.stderr and str(folder) in result.stderr
+        assert result.stdout == ""
+    assert list(empty.iterdir()) == []  # status created no ledger there
+
+
 # --- The clock ---------------------------------------------------------------------------
 THANKSGIVING = frozenset({date(2026, 11, 26), date(2026, 11, 27)})
 
