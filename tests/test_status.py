@@ -162,6 +162,27 @@ def test_working_days_count_back_to_what_was_added(
     assert (end - start).days >= days
 
 
+DAYS = st.dates(min_value=date(2024, 1, 1), max_value=date(2030, 12, 31))
+HOLIDAYS = st.frozensets(
+    st.dates(min_value=date(2024, 1, 1), max_value=date(2031, 6, 30)), max_size=30
+)
+
+
+@given(DAYS, HOLIDAYS, HOLIDAYS, st.sampled_from(["CAASPP", "CAST", "CAAS", "ELPAC"]))
+def test_a_due_date_is_a_working_day_and_days_off_only_move_it_later(
+    received: date, holidays: frozenset[date], more: frozenset[date], test: str
+) -> None:
+    due = due_date(test, received, holidays)
+    if test == "ELPAC":  # calendar days: the district's days off change nothing
+        assert due == received + timedelta(days=30) == due_date(test, received, holidays | more)
+        return
+    assert is_working_day(due, holidays)
+    assert working_days_between(received, due, holidays) == 20
+    # 20 working days take four weeks at least (26 calendar days from a Sunday).
+    assert (due - received).days >= 26
+    assert due_date(test, received, holidays | more) >= due
+
+
 def test_the_holidays_file_takes_dates_ranges_labels_and_comments() -> None:
     days = parse_holidays(
         [
