@@ -273,6 +273,27 @@ def test_holidays_move_the_clock(cli: Any, tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "Traceback" not in bad.stderr
 
 
+def test_the_tables_keep_every_heading_whole_in_80_columns(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from caaspp_cli.cli import render
+
+    students, reports = sample()
+    students.append(StudentState("1000000006", 7, "Theodore Roosevelt Middle School", "8", "none"))
+    folder = season_folder(tmp_path, students, reports)
+    monkeypatch.setattr(render.stdout, "width", 80)  # a terminal's default; cron's mail
+    result = cli("status", str(folder), "--today", TODAY.isoformat())
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "…" not in result.stdout
+    for heading in ("Students", "Waiting", "Held", "Follow-up", "Reports", "Protected"):
+        assert heading in result.stdout
+    for heading in ("Emailed", "Printed", "Overdue", "Next due", "Lincoln Elementary"):
+        assert heading in result.stdout
+    assert "2026-11-20" in result.stdout  # the earliest due date, whole
+
+
 # --- The HTML page in a real browser --------------------------------------------------------
 def chromium() -> str:
     """The browser; a skip only off CI where nobody asked for it (CAASPP_REQUIRE_BROWSER=1,
