@@ -396,6 +396,28 @@ def test_the_html_page_renders_the_numbers_and_fetches_nothing(
     assert seen == [], f"the page made requests: {seen}"
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext (poppler) not installed")
+def test_the_page_prints_whole_on_paper(cli: Any, tmp_path: Path) -> None:
+    """A coordinator prints the page for a meeting: the clock's columns must not fall off
+    the paper's edge, nor the dates break across lines."""
+    students, reports = sample()
+    folder = season_folder(tmp_path, students, reports)
+    page = tmp_path / "status.html"
+    assert (
+        cli("status", str(folder), "--today", TODAY.isoformat(), "--html", str(page)).exit_code == 0
+    )
+    paper = tmp_path / "status.pdf"
+    printed = browse(page, "--no-pdf-header-footer", f"--print-to-pdf={paper}", tmp_path=tmp_path)
+    assert printed.returncode == 0 and paper.is_file(), printed.stderr
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(paper), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    for heading in ("Students", "Protected", "Emailed", "Printed", "Overdue", "Next due"):
+        assert heading in text, f"{heading!r} is not on the paper"
+    assert "2026-11-20" in text and "2026-12-11" in text  # due dates whole, on the paper
+
+
 def test_the_page_says_what_it_counts_without_a_browser() -> None:
     students, reports = sample()
     html = render_html(compute_status(students, reports, TODAY))
