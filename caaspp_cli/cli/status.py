@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Final
 
 import typer
 from rich.table import Table
@@ -91,27 +91,32 @@ def _day(text: str | None) -> date:
         raise BadInputError(f"--today {text!r} is not a date (YYYY-MM-DD).") from None
 
 
+# The tables, each narrow enough for a terminal (or a cron mail) of 80 columns with its
+# headings whole: (title, headings).
+_TABLES: Final = (
+    ("Students", ("Students", "Waiting", "Held", "Follow-up")),
+    ("Reports", ("Reports", "Protected", "Emailed", "Printed")),
+    (
+        "The deadline clock (undelivered reports)",
+        ("Due within 5 working days", "Overdue", "Next due"),
+    ),
+)
+
+
 def _print(result: SeasonStatus) -> None:
-    # Two tables, so that each fits a terminal of 80 columns: where delivery stands, and
-    # the clock.
-    progress = Table(title=f"caaspp status, {result.today.isoformat()}", title_justify="left")
-    clock = Table(title="The deadline clock (undelivered reports)", title_justify="left")
-    progress.add_column("School", no_wrap=True)
-    clock.add_column("School", no_wrap=True)
-    for heading in ("Students", "Reports", "Protected", "Emailed", "Printed", "Waiting", "Held"):
-        progress.add_column(heading, justify="right")
-    progress.add_column("Follow-up", justify="right")
-    for heading in ("Due within 5 working days", "Overdue", "Next due"):
-        clock.add_column(heading, justify="right")
+    render.stdout.print(f"caaspp status, {result.today.isoformat()}")
     rows = [*result.schools.items(), ("All schools", result.total)]
-    for position, (name, tally) in enumerate(rows):
-        if position == len(rows) - 1:
-            progress.add_section()
-            clock.add_section()
-        progress.add_row(name, *_cells(tally)[:8])
-        clock.add_row(name, *_cells(tally)[8:])
-    render.stdout.print(progress)
-    render.stdout.print(clock)
+    for title, headings in _TABLES:
+        table = Table(title=title, title_justify="left")
+        table.add_column("School", min_width=12)
+        for heading in headings:
+            table.add_column(heading, justify="right", min_width=min(len(heading), 12))
+        for position, (name, tally) in enumerate(rows):
+            if position == len(rows) - 1:
+                table.add_section()
+            cells = _cells(tally)
+            table.add_row(name, *(cells[heading] for heading in headings))
+        render.stdout.print(table)
     total = result.total
     run = result.last_run
     if run is None:
@@ -137,20 +142,20 @@ def _print(result: SeasonStatus) -> None:
         render.info("No --holidays given: only weekends are skipped when counting working days.")
 
 
-def _cells(tally: Tally) -> list[str]:
-    return [
-        str(tally.students),
-        str(tally.reports),
-        str(tally.protected),
-        str(tally.emailed),
-        str(tally.printed),
-        str(tally.waiting),
-        str(tally.held),
-        str(tally.follow_ups),
-        str(tally.due_soon),
-        str(tally.overdue),
-        tally.next_due.isoformat() if tally.next_due else "",
-    ]
+def _cells(tally: Tally) -> dict[str, str]:
+    return {
+        "Students": str(tally.students),
+        "Reports": str(tally.reports),
+        "Protected": str(tally.protected),
+        "Emailed": str(tally.emailed),
+        "Printed": str(tally.printed),
+        "Waiting": str(tally.waiting),
+        "Held": str(tally.held),
+        "Follow-up": str(tally.follow_ups),
+        "Due within 5 working days": str(tally.due_soon),
+        "Overdue": str(tally.overdue),
+        "Next due": tally.next_due.isoformat() if tally.next_due else "",
+    }
 
 
 def register(app: typer.Typer) -> None:

@@ -30,6 +30,7 @@ h1 { font-size: 1.5rem; margin-bottom: .2rem; }
 .card.warn b { color: #9a6700; } .card.bad b { color: #cf222e; }
 table { border-collapse: collapse; width: 100%; margin-top: 1rem; }
 th, td { text-align: right; padding: .3rem .4rem; border-bottom: 1px solid #eaeef2; }
+td, tfoot th { white-space: nowrap; } td:first-child, tfoot th { white-space: normal; }
 th { font-size: .8rem; } td:first-child { min-width: 12rem; }
 .wrap { overflow-x: auto; }
 th:first-child, td:first-child { text-align: left; }
@@ -41,6 +42,15 @@ th:first-child, td:first-child { text-align: left; }
 .legend span { display: inline-block; width: .8rem; height: .8rem; margin: 0 .3rem 0 1rem;
                vertical-align: middle; border-radius: 2px; }
 footer { margin-top: 2rem; color: #57606a; font-size: .85rem; }
+.bar span, .legend span { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+@media print {
+  body { margin: 0; max-width: none; padding: 0; font-size: 11px; }
+  .wrap { overflow: visible; }
+  td:first-child { min-width: 0; }
+  th, td { padding: .2rem .25rem; } th { font-size: .7rem; }
+  .bar { width: 4rem; }
+  .card { padding: .3rem .6rem; min-width: 0; }
+}
 """
 
 
