@@ -353,15 +353,18 @@ class SendRun:
             and not last.complete
             and (last.report.is_accepted or last.report.is_uncertain)
         ):
-            # A pair begun and not finished: finish it before anything new.
+            # A pair begun and not finished: finish it before anything new (its files are
+            # what its password message names; a schema-1 pair's, those it can have carried).
             pair_number = last.number
             report_record, password_record = last.report, last.password
-            files = last.files or all_files
+            carried = self._sent_files([last], all_files)
+            files = last.files or tuple(f for f in all_files if f in carried) or all_files
         else:
             sent = self._sent_files(pairs, all_files)
             files = tuple(file for file in all_files if file not in sent)
             if not files:
                 if any(earlier.complete for earlier in pairs):
+                    result.pair, result.earlier_reports = pairs[-1].number, len(sent)
                     return result.done(SendOutcome.ALREADY_SENT)
                 if not entries:
                     if ssid in self.pdf_ssids or pairs:
@@ -380,9 +383,15 @@ class SendRun:
                 pair_number, report_record = last.number, last.report
             elif last is not None:
                 pair_number = last.number + 1
+        before = [earlier for earlier in pairs if earlier.number < pair_number]
+        # The family was sent reports before: this pair's report message says another one
+        # is now available (send.phrases).
+        later = any(p.report is not None and p.report.is_accepted for p in before)
         if pair_number > 1 and any(earlier.complete for earlier in pairs):
             result.add_detail(f"a new report since the family was last reached: pair {pair_number}")
         result.files = files
+        result.pair = pair_number
+        result.earlier_reports = len(self._sent_files(before, all_files))
         self._pair = (pair_number, files)
         passwords = {entry.password for entry in entries}
         if not passwords:
@@ -413,7 +422,9 @@ class SendRun:
                 )
             recipients = self._mark_sent(result, report_record)
         else:
-            accepted_by = self._send_report(row, result, report_record, files, password)
+            accepted_by = self._send_report(
+                row, result, report_record, files, password, later=later
+            )
             if accepted_by is None:
                 return result
             recipients, reserved = accepted_by, True
@@ -459,9 +470,11 @@ class SendRun:
         record: MessageRecord | None,
         files: Sequence[str],
         password: str,
+        *,
+        later: bool = False,
     ) -> tuple[str, ...] | None:
-        """Check and send the report message; the addresses that accepted it, or None
-        (``result`` then says why)."""
+        """Check and send the report message (``later``: saying another report is now
+        available); the addresses that accepted it, or None (``result`` then says why)."""
         if row.email_problem:
             result.done(SendOutcome.BAD_ADDRESS, row.email_problem + "; nothing was sent")
             return None
@@ -484,7 +497,7 @@ class SendRun:
         recipients = row.emails
         message_id = _message_id(record, self.composer)
         message = self.composer.report_message(
-            row, recipients, attachments, message_id, row.language
+            row, recipients, attachments, message_id, row.language, later=later
         )
         # The templates keep {password} out of it, but a value may be the password itself
         # (a password column holding the student's first name): then nothing goes.
