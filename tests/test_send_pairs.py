@@ -407,17 +407,49 @@ def test_a_migrated_pair_whose_password_never_went_is_finished_first(
 
     second = run(inputs)
 
-    # The password of the pair that went, naming only what it carried; then nothing new
-    # until that pair is finished.
+    # The password of the pair that went (its own Message-ID kept, naming only the report
+    # it carried), then the later report in a pair of its own.
     jose = next(row for row in second.rows if row.ssid == JOSE.ssid)
-    assert (jose.outcome.value, jose.files, jose.pair) == ("sent", tuple(JOSE.files()), 1)
-    assert [attached(m) for m in mail_to(server, JOSE.email)] == [[]]
-    assert str(mail_to(server, JOSE.email)[0]["Message-ID"]) == "<p@x>"
+    assert (jose.outcome.value, jose.files, jose.pair) == ("sent", (later,), 2)
+    assert "the password of pair 1 was sent first" in jose.detail
+    messages = mail_to(server, JOSE.email)
+    assert [attached(m) for m in messages] == [[], [later], []]
+    assert str(messages[0]["Message-ID"]) == "<p@x>"
+    assert "Student Score Report as a protected" in text_of(messages[0])  # one report
+    assert outcomes(run(inputs))[JOSE.ssid] == "already_sent"
+    assert len(mail_to(server, JOSE.email)) == 3
 
-    third = run(inputs)
 
-    assert outcomes(third)[JOSE.ssid] == "sent"
-    assert [attached(m) for m in mail_to(server, JOSE.email)] == [[], [later], []]
+def test_an_unfinished_later_pair_is_finished_then_a_newer_report_gets_its_own(
+    server: SmtpServer, inputs: Any
+) -> None:
+    run(inputs)
+    second = add_report(inputs, JOSE, "ELPAC")
+    refused: list[int] = []
+
+    def refuse_password(message: Any) -> None:
+        refused.append(1)
+        if len(refused) == 1:
+            server.handler.data_replies.append("550 5.7.1 policy")
+
+    server.handler.after_accepting = refuse_password
+    assert outcomes(run(inputs))[JOSE.ssid] == "refused"
+    server.handler.after_accepting = None
+    third = add_report(inputs, JOSE, "CAST")
+
+    summary = run(inputs)
+
+    assert outcomes(summary)[JOSE.ssid] == "sent"
+    assert [attached(m) for m in mail_to(server, JOSE.email)] == [
+        JOSE.files(),
+        [],
+        [second],
+        [],
+        [third],
+        [],
+    ]
+    rows = {r["ssid"]: r for r in report_rows(inputs, summary)}
+    assert (rows[JOSE.ssid]["pair"], rows[JOSE.ssid]["earlier_reports"]) == ("3", "2")
     assert outcomes(run(inputs))[JOSE.ssid] == "already_sent"
 
 
