@@ -396,6 +396,11 @@ SEND_REPORT_COLUMNS: Final = (
     "detail",
     "report_message_id",
     "password_message_id",
+    # Which of the family's pairs of messages (1, 2, ...) the row's message columns are
+    # about; how many of the student's reports earlier pairs carried (``reports``: this
+    # pair's, so a new report for a family already reached reads pair 2, 1 report, 1 earlier).
+    "pair",
+    "earlier_reports",
 )
 
 

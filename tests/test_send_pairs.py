@@ -4,10 +4,14 @@ record hold sends nothing. Against a real SMTP server on loopback (aiosmtpd)."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import secrets
+import signal
 import sqlite3
+import subprocess
 import time
+from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -16,8 +20,11 @@ import pikepdf
 import pytest
 from helpers import (
     Family,
+    Runs,
+    SmtpRecorder,
     SmtpServer,
     add_smtp_profile,
+    free_port,
     outcomes,
     report_pdf,
     send_run,
@@ -255,8 +262,11 @@ def rewrite_roster(inputs: Any, header: str, values: dict[str, str]) -> None:
         csv.writer(handle).writerows(rows)
 
 
-@pytest.mark.parametrize("header", ["Do Not Release", "Records Release Hold", "Release Hold"])
-@pytest.mark.parametrize("value", ["Y", "yes", "X", "1", "TRUE"])
+@pytest.mark.parametrize(
+    "header",
+    ["Do Not Release", "Records Release Hold", "Release Hold", "Record Hold", "Hold", "Withhold"],
+)
+@pytest.mark.parametrize("value", ["Y", "yes", "X", "1", "TRUE", "Hold", "held"])
 def test_a_held_student_is_sent_nothing(
     server: SmtpServer, inputs: Any, header: str, value: str
 ) -> None:
@@ -299,3 +309,226 @@ def test_a_hold_placed_after_the_report_went_keeps_the_password_back(
 
     assert outcomes(second)[JOSE.ssid] == "held"
     assert [attached(m) for m in mail_to(server, JOSE.email)] == [JOSE.files()]
+
+
+@pytest.mark.parametrize("value", ["", "N", "no", "False", "0", "none"])
+def test_a_hold_cell_that_says_no_sends_as_usual(
+    server: SmtpServer, inputs: Any, value: str
+) -> None:
+    rewrite_roster(inputs, "Do Not Release", {JOSE.ssid: value, SAM.ssid: value})
+
+    assert outcomes(run(inputs)) == {JOSE.ssid: "sent", SAM.ssid: "sent"}
+
+
+def test_held_rows_are_counted_apart_and_the_cli_takes_a_hold_column(
+    server: SmtpServer, inputs: Any, cli: Any
+) -> None:
+    rewrite_roster(inputs, "Privacy Flag", {JOSE.ssid: "Y"})
+
+    result = cli(*inputs.args(), "--hold-column", "Privacy Flag", "--json")
+
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["counts"]["held"] == 1 and summary["counts"]["sent"] == 1
+    assert mail_to(server, JOSE.email) == []
+
+
+# --- What a later pair says, and what the send report says of it ---------------------------
+def text_of(message: EmailMessage) -> str:
+    body = message.get_body(("plain",))
+    assert body is not None
+    return f"{message['Subject']}\n{body.get_content()}"
+
+
+def test_a_later_pairs_report_message_says_another_report_is_now_available(
+    server: SmtpServer, tmp_path: Path
+) -> None:
+    rosa = Family(
+        "1000000005", "Rosa", "Díaz", guardian="Ana Díaz", email="ana@example.org", language="es"
+    )
+    inputs = write_send_inputs(tmp_path / "case", [JOSE, rosa])
+    run(inputs)
+    add_report(inputs, JOSE, "ELPAC")
+    add_report(inputs, rosa, "ELPAC")
+    add_report(inputs, rosa, "CAST")
+
+    run(inputs)
+
+    first, _, later, _ = mail_to(server, JOSE.email)
+    assert "now available" not in text_of(first)
+    assert "Another of José's Student Score Reports is now available" in text_of(later)
+    assert str(later["Subject"]).startswith("New Student Score Report for")
+    primero, _, despues, _ = mail_to(server, rosa.email)
+    assert "disponible" not in text_of(primero)
+    assert "Ya están disponibles 2 Informes de Calificaciones" in text_of(despues)
+    assert str(despues["Subject"]).startswith("Nuevos Informes de Calificaciones")
+
+
+def test_the_send_report_tells_this_runs_reports_from_earlier_ones(
+    server: SmtpServer, inputs: Any
+) -> None:
+    first = {r["ssid"]: r for r in report_rows(inputs, run(inputs))}
+    assert (first[JOSE.ssid]["pair"], first[JOSE.ssid]["earlier_reports"]) == ("1", "0")
+    add_report(inputs, JOSE, "ELPAC")
+
+    second = {r["ssid"]: r for r in report_rows(inputs, run(inputs))}
+
+    jose, sam = second[JOSE.ssid], second[SAM.ssid]
+    assert (jose["outcome"], jose["pair"], jose["reports"]) == ("sent", "2", "1")
+    assert jose["earlier_reports"] == str(len(JOSE.files()))
+    assert (sam["outcome"], sam["pair"], sam["reports"]) == ("already_sent", "1", "1")
+    assert sam["earlier_reports"] == "1"
+
+
+def report_rows(inputs: Any, summary: Any) -> list[dict[str, str]]:
+    with summary.report.open(encoding="utf-8-sig", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_a_migrated_pair_whose_password_never_went_is_finished_first(
+    server: SmtpServer, inputs: Any
+) -> None:
+    accepted_at = time.time() - 3600
+    db = sqlite3.connect(inputs.pdfs / SEND_LEDGER_NAME)
+    db.executescript(V1_SCHEMA)
+    db.execute(
+        "INSERT INTO messages VALUES (?, 'report', 'accepted', '<r@x>', ?, 1, '', 1, ?, ?, ?)",
+        (JOSE.ssid, JOSE.email, accepted_at, accepted_at, accepted_at),
+    )
+    db.execute(
+        "INSERT INTO messages VALUES (?, 'password', 'failed', '<p@x>', ?, 1, '', 1, ?, NULL, ?)",
+        (JOSE.ssid, JOSE.email, accepted_at, accepted_at),
+    )
+    db.commit()
+    db.close()
+    for name in JOSE.files():
+        os.utime(inputs.pdfs / name, (accepted_at - 60, accepted_at - 60))
+    later = add_report(inputs, JOSE, "ELPAC")
+
+    second = run(inputs)
+
+    # The password of the pair that went (its own Message-ID kept, naming only the report
+    # it carried), then the later report in a pair of its own.
+    jose = next(row for row in second.rows if row.ssid == JOSE.ssid)
+    assert (jose.outcome.value, jose.files, jose.pair) == ("sent", (later,), 2)
+    assert "the password of pair 1 was sent first" in jose.detail
+    messages = mail_to(server, JOSE.email)
+    assert [attached(m) for m in messages] == [[], [later], []]
+    assert str(messages[0]["Message-ID"]) == "<p@x>"
+    assert "Student Score Report as a protected" in text_of(messages[0])  # one report
+    assert outcomes(run(inputs))[JOSE.ssid] == "already_sent"
+    assert len(mail_to(server, JOSE.email)) == 3
+
+
+def test_an_unfinished_later_pair_is_finished_then_a_newer_report_gets_its_own(
+    server: SmtpServer, inputs: Any
+) -> None:
+    run(inputs)
+    second = add_report(inputs, JOSE, "ELPAC")
+    refused: list[int] = []
+
+    def refuse_password(message: Any) -> None:
+        refused.append(1)
+        if len(refused) == 1:
+            server.handler.data_replies.append("550 5.7.1 policy")
+
+    server.handler.after_accepting = refuse_password
+    assert outcomes(run(inputs))[JOSE.ssid] == "refused"
+    server.handler.after_accepting = None
+    third = add_report(inputs, JOSE, "CAST")
+
+    summary = run(inputs)
+
+    assert outcomes(summary)[JOSE.ssid] == "sent"
+    assert [attached(m) for m in mail_to(server, JOSE.email)] == [
+        JOSE.files(),
+        [],
+        [second],
+        [],
+        [third],
+        [],
+    ]
+    rows = {r["ssid"]: r for r in report_rows(inputs, summary)}
+    assert (rows[JOSE.ssid]["pair"], rows[JOSE.ssid]["earlier_reports"]) == ("3", "2")
+    assert outcomes(run(inputs))[JOSE.ssid] == "already_sent"
+
+
+# --- kill -9 between the two messages of a later pair -------------------------------------
+class KillingRecorder(SmtpRecorder):
+    """A mail server that runs ``at_rcpt`` once, when the ``rcpt``-th RCPT from now comes
+    (the sender is then killed before that message's body has started)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.at_rcpt: Callable[[], None] | None = None
+        self.rcpt = 0
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        self.rcpt -= 1
+        if self.rcpt == 0 and self.at_rcpt is not None:
+            hook, self.at_rcpt = self.at_rcpt, None
+            hook()
+        return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
+
+
+@pytest.fixture
+def killing_server() -> Iterator[SmtpServer]:
+    from aiosmtpd.controller import Controller
+
+    handler = KillingRecorder()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    smtp = SmtpServer(handler, "127.0.0.1", controller.port)
+    add_smtp_profile(smtp)
+    yield smtp
+    controller.stop()
+
+
+@pytest.mark.posix
+@pytest.mark.parametrize("moment", ["before_the_password", "password_unanswered"])
+def test_a_kill_9_between_a_later_pairs_messages_never_sends_its_password_twice(
+    killing_server: SmtpServer, inputs: Any, tmp_path: Path, moment: str
+) -> None:
+    server = killing_server
+    handler = server.handler
+    assert isinstance(handler, KillingRecorder)
+    run(inputs)
+    later = add_report(inputs, JOSE, "ELPAC")
+    runs = Runs(tmp_path, seed=1, progress=lambda: handler.bodies)
+    process = runs.start(*inputs.args())
+
+    def kill(*_: Any, process: subprocess.Popen[bytes] = process) -> None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    if moment == "before_the_password":
+        # Killed as the password message starts: the report of pair 2 is accepted.
+        handler.at_rcpt, handler.rcpt = kill, 2
+    else:
+        # Killed once the password's body is kept, before its 250 is read: uncertain.
+        kept: list[int] = []
+
+        def kill_at_password(message: Any) -> None:
+            kept.append(1)
+            if len(kept) == 2:
+                handler.after_accepting = None
+                kill()
+
+        handler.after_accepting = kill_at_password
+    assert runs.finish(process=process) == -signal.SIGKILL, runs.stderr()
+    with SendLedger.in_folder(inputs.pdfs) as ledger:
+        report = ledger.message(JOSE.ssid, "report", 2)
+    assert report is not None and report.is_accepted and report.files == (later,)
+
+    again = run(inputs)
+
+    if moment == "password_unanswered":
+        assert outcomes(again)[JOSE.ssid] == "uncertain"  # never re-sent on its own
+        assert len(mail_to(server, JOSE.email)) == 4
+        again = run(inputs, mark_uncertain_sent=True)  # the server's log shows it
+    assert outcomes(again)[JOSE.ssid] == "sent"
+    assert [attached(m) for m in mail_to(server, JOSE.email)] == [JOSE.files(), [], [later], []]
+    assert outcomes(run(inputs)) == {JOSE.ssid: "already_sent", SAM.ssid: "already_sent"}
+    assert len(mail_to(server, JOSE.email)) == 4

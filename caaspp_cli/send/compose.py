@@ -60,9 +60,14 @@ class Composer:
         attachments: Sequence[Attachment],
         message_id: str,
         language: str | None,
+        *,
+        later: bool = False,
     ) -> EmailMessage:
+        """The report message; ``later``: the family was sent reports before, and this one
+        says another is now available."""
         chosen = self.templates.for_language(language)
-        values = template_values(row, [a.name for a in attachments], self.sender, chosen.language)
+        names = [a.name for a in attachments]
+        values = template_values(row, names, self.sender, chosen.language, later=later)
         message = self._message(chosen, chosen.report, values, row, recipients, message_id)
         for attachment in attachments:
             message.add_attachment(

@@ -5,6 +5,21 @@ each message's transaction so that no family ever gets a second copy, even after
 (see :class:`SendLedger`). This module owns the kinds of message (:data:`REPORT`,
 :data:`PASSWORD`) and the statuses the ledger records for them (:data:`SENDING`,
 :data:`ACCEPTED`, :data:`NOT_ACCEPTED`); ``caaspp purge`` reads them too.
+
+Messages belong to a numbered *pair* per student (1, 2, ...): a report protected after
+the family was reached goes in a new pair, the report message carrying only the new files
+(recorded in ``files``, relative names as in the password sheet), then the password
+message. Schema 1 had one pair per student and did not record its files; opening such a
+ledger migrates it in place, each row becoming its student's pair 1 with its files
+unknown (:data:`UNKNOWN_FILES`). What such a pair carried is then decided conservatively,
+because a family must never get the same report twice: a file is taken as sent unless it
+can be proved newer than the pair, that is unless its protected copy was written after
+the pair's report message was accepted (or, uncertain, started); a file that cannot be
+read is taken as sent too. ``protect`` and ``send`` share the folder's lock, so a file
+older than the message was in the password sheet when that run read it. The cost of the
+choice is a report rewritten in place after the pair went (its copy newer) going out
+again; the other way, a report never sent, is what the follow-up list and ``status``
+show (see :meth:`SendLedger.delivered_files`, which lists no file of an unknown pair).
 """
 
 from __future__ import annotations

@@ -90,6 +90,11 @@ class RowResult:
     password_message: MessageOutcome | None = None
     report_message_id: str = ""
     password_message_id: str = ""
+    # Which of the family's pairs of messages the two message columns are about (None: no
+    # pair), and how many of the student's reports earlier pairs carried: with ``files``
+    # (this pair's), what this run sent and what the family had before.
+    pair: int | None = None
+    earlier_reports: int = 0
 
     def report_row(self) -> dict[str, object]:
         """The row's cells in ``send-report.csv``, by the names of
@@ -108,6 +113,8 @@ class RowResult:
             "detail": self.detail,
             "report_message_id": self.report_message_id,
             "password_message_id": self.password_message_id,
+            "pair": self.pair if self.pair is not None else "",
+            "earlier_reports": self.earlier_reports,
         }
 
     def done(self, outcome: SendOutcome, detail: str = "") -> RowResult:

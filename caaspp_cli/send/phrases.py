@@ -7,7 +7,10 @@ report, or several: "Attached is ... Report" / "Attached are ... 2 ... Reports";
 also has a dual). They reach the templates as placeholders (``{greeting}``,
 ``{reports_title}``, ``{reports_attached}``, ``{reports_protected}``, ``{reports_open}``,
 ``{reports_sent}``), in the language of the template set chosen for the family, so that a
-district's own templates can use them too.
+district's own templates can use them too. The report message of a family's later pair (a
+report that came after the family was reached) says that another report is now available
+(``later``: its title and attached sentence); a language without those phrases says what
+a first message says, in its own words, rather than mix in English.
 
 The translations other than English need a reviewer who reads the language (see the
 README, "Message languages").
@@ -51,13 +54,18 @@ class Phrases:
     protected: Forms
     open: Forms
     sent: Forms
+    # A later pair's report message: its title and attached sentence (None: as a first).
+    title_later: Forms | None = None
+    attached_later: Forms | None = None
 
 
 PHRASE_PLACEHOLDERS: Final[Mapping[str, str]] = {
     "greeting": "'Dear GUARDIAN,' if the roster has the guardian's name, else 'Dear parent "
     "or guardian of STUDENT,' (in the message's language)",
-    "reports_title": "'Student Score Report', or '... Reports' for several",
-    "reports_attached": "the sentence saying which report(s) are attached",
+    "reports_title": "'Student Score Report', or '... Reports' for several ('New ...' when "
+    "the family was sent reports before)",
+    "reports_attached": "the sentence saying which report(s) are attached (that another is "
+    "now available, when the family was sent reports before)",
     "reports_protected": "the sentence saying the PDF file(s) are password-protected",
     "reports_open": "the sentence telling how to open the attachment(s)",
     "reports_sent": "(password message) the sentence saying the report(s) came separately",
@@ -88,6 +96,13 @@ PHRASES: Final[Mapping[str, Phrases]] = {
             "PDF file. To open it, use this password:",
             "In a separate email we sent you {first}'s {count} Student Score Reports as "
             "protected PDF files. To open them, use this password:",
+        ),
+        title_later=Forms("New Student Score Report", "New Student Score Reports"),
+        attached_later=Forms(
+            "Another of {first}'s Student Score Reports is now available: attached is the "
+            "report from the California statewide assessments ({reports}).",
+            "{count} more of {first}'s Student Score Reports are now available: attached "
+            "are the reports from the California statewide assessments ({reports}).",
         ),
     ),
     "es": Phrases(
@@ -120,6 +135,18 @@ PHRASES: Final[Mapping[str, Phrases]] = {
             "En un correo electrónico aparte le enviamos los {count} Informes de "
             "Calificaciones del Estudiante de {first} como archivos PDF protegidos. Para "
             "abrirlos, use esta contraseña:",
+        ),
+        title_later=Forms(
+            "Nuevo Informe de Calificaciones del Estudiante",
+            "Nuevos Informes de Calificaciones del Estudiante",
+        ),
+        attached_later=Forms(
+            "Ya está disponible otro Informe de Calificaciones del Estudiante de {first}: "
+            "adjunto encontrará el informe de las evaluaciones estatales de California "
+            "({reports}).",
+            "Ya están disponibles {count} Informes de Calificaciones del Estudiante más de "
+            "{first}: adjuntos encontrará los informes de las evaluaciones estatales de "
+            "California ({reports}).",
         ),
     ),
     "vi": Phrases(
@@ -269,9 +296,10 @@ def phrase_values(
     first: str,
     reports: str,
     count: int,
+    later: bool = False,
 ) -> dict[str, str]:
     """The phrase placeholders' values for one family, in ``language`` (English if it has
-    no phrases)."""
+    no phrases); ``later``: for a report message after the family was sent reports before."""
     phrases = PHRASES.get(language) or PHRASES["en"]
     fields = {
         "guardian": guardian,
@@ -282,8 +310,8 @@ def phrase_values(
     }
     greeting = phrases.greeting_named if guardian.strip() else phrases.greeting_neutral
     forms = {
-        "reports_title": phrases.title,
-        "reports_attached": phrases.attached,
+        "reports_title": (later and phrases.title_later) or phrases.title,
+        "reports_attached": (later and phrases.attached_later) or phrases.attached,
         "reports_protected": phrases.protected,
         "reports_open": phrases.open,
         "reports_sent": phrases.sent,

@@ -2,7 +2,12 @@
 
 For each roster row with a guardian email and protected reports, the run sends the *report
 message* (the protected PDFs) and then, once it is recorded as accepted and to the addresses
-that accepted it, the *password message* (see :mod:`caaspp_cli.send.compose`). Everything
+that accepted it, the *password message* (see :mod:`caaspp_cli.send.compose`). A student's
+files are their rows of the password file; a report no earlier pair carried (protected after
+the family was reached) goes in a new pair, carrying only the new files and saying another
+report is now available; a pair whose password has not gone is finished first, and then,
+in the same run, the new one. A held row (a record hold in the roster) is sent nothing,
+not even an unfinished pair's password. Everything
 the input lacks is an error before anything is sent: the roster, the templates
 (:mod:`caaspp_cli.send.templates`), the SMTP profile, the folder of PDFs and the password
 file. Before anything goes to a family, both its messages are composed and checked (a
@@ -345,23 +350,52 @@ class SendRun:
                 ),
             )
         last = pairs[-1] if pairs else None
+        finishing = last is not None and _unfinished(last)
+        self._next_pair(row, result, pairs, entries, all_files)
+        if (
+            finishing
+            and result.outcome is SendOutcome.SENT
+            and ledger is not None
+            and not self.options.dry_run
+        ):
+            # That pair finished, a report protected since then goes in a new pair now.
+            pairs = ledger.pairs(ssid)
+            if set(all_files) - self._sent_files(pairs, all_files):
+                result.add_detail(f"the password of pair {pairs[-1].number} was sent first")
+                result.report_message = result.password_message = None
+                result.report_message_id = result.password_message_id = ""
+                result.sent_to = ()
+                self._next_pair(row, result, pairs, entries, all_files)
+        return result
+
+    def _next_pair(
+        self,
+        row: RosterRow,
+        result: RowResult,
+        pairs: Sequence[Pair],
+        entries: Sequence[_Entry],
+        all_files: tuple[str, ...],
+    ) -> RowResult:
+        """The row's next step: finish its unfinished pair, or send the files no pair
+        carries yet in a new one (or retry a pair whose report message was not accepted)."""
+        assert row.ssid is not None
+        ssid = row.ssid
+        last = pairs[-1] if pairs else None
         pair_number = 1
         report_record = password_record = None
-        if (
-            last is not None
-            and last.report is not None
-            and not last.complete
-            and (last.report.is_accepted or last.report.is_uncertain)
-        ):
-            # A pair begun and not finished: finish it before anything new.
+        if last is not None and _unfinished(last):
+            # A pair begun and not finished: finish it before anything new (its files are
+            # what its password message names; a schema-1 pair's, those it can have carried).
             pair_number = last.number
             report_record, password_record = last.report, last.password
-            files = last.files or all_files
+            carried = self._sent_files([last], all_files)
+            files = last.files or tuple(f for f in all_files if f in carried) or all_files
         else:
             sent = self._sent_files(pairs, all_files)
             files = tuple(file for file in all_files if file not in sent)
             if not files:
                 if any(earlier.complete for earlier in pairs):
+                    result.pair, result.earlier_reports = pairs[-1].number, len(sent)
                     return result.done(SendOutcome.ALREADY_SENT)
                 if not entries:
                     if ssid in self.pdf_ssids or pairs:
@@ -380,9 +414,15 @@ class SendRun:
                 pair_number, report_record = last.number, last.report
             elif last is not None:
                 pair_number = last.number + 1
+        before = [earlier for earlier in pairs if earlier.number < pair_number]
+        # The family was sent reports before: this pair's report message says another one
+        # is now available (send.phrases).
+        later = any(p.report is not None and p.report.is_accepted for p in before)
         if pair_number > 1 and any(earlier.complete for earlier in pairs):
             result.add_detail(f"a new report since the family was last reached: pair {pair_number}")
         result.files = files
+        result.pair = pair_number
+        result.earlier_reports = len(self._sent_files(before, all_files))
         self._pair = (pair_number, files)
         passwords = {entry.password for entry in entries}
         if not passwords:
@@ -413,7 +453,9 @@ class SendRun:
                 )
             recipients = self._mark_sent(result, report_record)
         else:
-            accepted_by = self._send_report(row, result, report_record, files, password)
+            accepted_by = self._send_report(
+                row, result, report_record, files, password, later=later
+            )
             if accepted_by is None:
                 return result
             recipients, reserved = accepted_by, True
@@ -459,9 +501,11 @@ class SendRun:
         record: MessageRecord | None,
         files: Sequence[str],
         password: str,
+        *,
+        later: bool = False,
     ) -> tuple[str, ...] | None:
-        """Check and send the report message; the addresses that accepted it, or None
-        (``result`` then says why)."""
+        """Check and send the report message (``later``: saying another report is now
+        available); the addresses that accepted it, or None (``result`` then says why)."""
         if row.email_problem:
             result.done(SendOutcome.BAD_ADDRESS, row.email_problem + "; nothing was sent")
             return None
@@ -484,7 +528,7 @@ class SendRun:
         recipients = row.emails
         message_id = _message_id(record, self.composer)
         message = self.composer.report_message(
-            row, recipients, attachments, message_id, row.language
+            row, recipients, attachments, message_id, row.language, later=later
         )
         # The templates keep {password} out of it, but a value may be the password itself
         # (a password column holding the student's first name): then nothing goes.
@@ -719,6 +763,12 @@ class SendRun:
     def _write_report(self, results: Sequence[RowResult]) -> Path:
         folder = self.options.outbox if self.options.dry_run else self.options.pdfs
         return write_send_report(folder, (r.report_row() for r in results))
+
+
+def _unfinished(pair: Pair) -> bool:
+    """A pair whose report message went (or may have) and whose password has not."""
+    report = pair.report
+    return report is not None and not pair.complete and (report.is_accepted or report.is_uncertain)
 
 
 def _message_id(record: MessageRecord | None, composer: Composer) -> str:

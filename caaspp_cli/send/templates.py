@@ -272,10 +272,16 @@ def school_year(spring: str) -> str:
 
 
 def template_values(
-    row: RosterRow, files: Sequence[str], sender: Address, language: str = DEFAULT_LANGUAGE
+    row: RosterRow,
+    files: Sequence[str],
+    sender: Address,
+    language: str = DEFAULT_LANGUAGE,
+    *,
+    later: bool = False,
 ) -> dict[str, str]:
     """The placeholder values (but the password) for a student and their reports' files;
-    the phrases in ``language``, that of the templates the family gets."""
+    the phrases in ``language``, that of the templates the family gets (``later``: a report
+    message after the family was sent reports before, see :mod:`caaspp_cli.send.phrases`)."""
     tests: list[str] = []
     years: list[str] = []
     phrases: list[str] = []
@@ -299,6 +305,7 @@ def template_values(
             first=first,
             reports=", ".join(phrases),
             count=len(files),
+            later=later,
         ),
         "student_name": name,
         "student_first_name": first,
