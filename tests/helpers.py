@@ -435,8 +435,19 @@ class Runs:
                 process.wait()
 
 
-def send_run(inputs: SendInputs, time: FakeTime | None = None, **options: Any) -> Any:
-    """`caaspp send` over ``inputs`` through the "district" profile, on a fake clock."""
+def send_run(
+    inputs: SendInputs,
+    time: FakeTime | None = None,
+    *,
+    server: Any = None,
+    wall_clock: Callable[[], float] | None = None,
+    **options: Any,
+) -> Any:
+    """`caaspp send` over ``inputs`` through the "district" profile, on a fake clock
+    (``server``: a transport to send through instead of the profile's; ``wall_clock``:
+    the clock a daily limit counts by)."""
+    import time as real_time
+
     from caaspp_cli.send.run import SendOptions, send_reports
 
     time = time or FakeTime()
@@ -450,9 +461,19 @@ def send_run(inputs: SendInputs, time: FakeTime | None = None, **options: Any) -
         ),
         clock=time.clock,
         sleep=time.sleep,
+        server=server,
+        wall_clock=wall_clock or real_time.time,
     )
 
 
 def outcomes(summary: Any) -> dict[str, str]:
     """Each roster row's outcome in a send summary, by SSID."""
     return {row.ssid: row.outcome.value for row in summary.rows}
+
+
+def assert_owner_only(path: Path) -> None:
+    """The file is readable by its owner alone (POSIX modes; Windows files take the access
+    rights of their folder, which a mode cannot show)."""
+    if os.name == "posix":
+        mode = path.stat().st_mode & 0o777
+        assert mode & 0o077 == 0, f"{path} is {oct(mode)}, not owner-only"

@@ -12,12 +12,19 @@ from typing import Any
 import pikepdf
 import pytest
 from graph_peer import GOOD_TOKEN, GraphPeer, StaticTokens, serve_graph
-from helpers import FakeTime, Family, SmtpServer, TlsFiles, add_smtp_profile, write_send_inputs
+from helpers import (
+    FakeTime,
+    Family,
+    SmtpServer,
+    TlsFiles,
+    add_smtp_profile,
+    send_run,
+    write_send_inputs,
+)
 
 from caaspp_cli.errors import BadInputError, MailAuthenticationError
 from caaspp_cli.send.graph import MAX_REQUEST_BYTES, GraphTransport
 from caaspp_cli.send.outcomes import SendOutcome, SendSummary
-from caaspp_cli.send.run import SendOptions, send_reports
 from caaspp_cli.send.transport import SmtpRefusal, UncertainDelivery
 
 FAMILIES = [
@@ -49,19 +56,8 @@ def transport(graph: GraphPeer, tls_files: TlsFiles, tokens: Any = None) -> Grap
 def send(
     inputs: Any, server: GraphTransport, time: FakeTime | None = None, **options: Any
 ) -> SendSummary:
-    time = time or FakeTime()
-    return send_reports(
-        SendOptions(
-            roster=inputs.roster,
-            pdfs=inputs.pdfs,
-            passwords=inputs.passwords,
-            smtp="district",
-            **options,
-        ),
-        clock=time.clock,
-        sleep=time.sleep,
-        server=server,
-    )
+    summary: SendSummary = send_run(inputs, time, server=server, **options)
+    return summary
 
 
 def outcomes(summary: SendSummary) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import SmtpServer, add_smtp_profile
+from helpers import SmtpServer, add_smtp_profile, assert_owner_only
 
 from caaspp_cli.errors import BadInputError, MailError
 from caaspp_cli.send.notify import notify_staff, staff_message
@@ -59,4 +59,5 @@ def test_a_dry_run_writes_it_to_the_outbox(server: SmtpServer, tmp_path: Path) -
     notify_staff("district", ["staff@example.org"], "summary", LINES, outbox=tmp_path / "outbox")
     assert server.received == []
     written = tmp_path / "outbox" / "staff-summary.eml"
-    assert written.is_file() and written.stat().st_mode & 0o077 == 0
+    assert written.is_file()
+    assert_owner_only(written)

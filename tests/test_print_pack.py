@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pikepdf
 import pytest
-from helpers import report_pdf
+from helpers import assert_owner_only, report_pdf
 
 from caaspp_cli.deliver.printpack import PrintItem, safe_stem, write_print_pack
 
@@ -65,7 +65,7 @@ def test_one_file_per_school_in_grade_and_name_order_with_a_list_first(tmp_path:
     assert "Score reports to mail: Lincoln" in listing and "Adams, Ana" in listing
     assert "p. 4" in listing  # Adams (grade 2) starts on page 4: after the list, TK and K
     assert "(0 new since the last pack)" in listing
-    assert (lincoln.path.stat().st_mode & 0o077) == 0
+    assert_owner_only(lincoln.path)
     assert "Núñez" in text_of(pack.schools[1].path)
     render = subprocess.run(
         [

@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import FakeTime, Family, SmtpServer, add_smtp_profile, write_send_inputs
+from helpers import FakeTime, Family, SmtpServer, add_smtp_profile, send_run, write_send_inputs
 
 from caaspp_cli.errors import ExitCode
 from caaspp_cli.send.quota import DAY, DailyLimit, Throttled, documented_limit, throttle_wait
-from caaspp_cli.send.run import SendOptions, send_reports
 from caaspp_cli.send.transport import SmtpRefusal
 
 FAMILIES = [
@@ -27,21 +26,7 @@ def server(smtp_server: SmtpServer) -> SmtpServer:
     return smtp_server
 
 
-def send(inputs: Any, time: FakeTime | None = None, **options: Any) -> Any:
-    time = time or FakeTime()
-    wall_clock = options.pop("wall_clock", real_time.time)
-    return send_reports(
-        SendOptions(
-            roster=inputs.roster,
-            pdfs=inputs.pdfs,
-            passwords=inputs.passwords,
-            smtp="district",
-            **options,
-        ),
-        clock=time.clock,
-        sleep=time.sleep,
-        wall_clock=wall_clock,
-    )
+send = send_run
 
 
 def outcomes(summary: Any) -> list[str]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import assert_owner_only
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -59,7 +60,7 @@ def test_a_report_keeps_the_day_it_was_first_seen_and_no_moment_is_ever_cleared(
     assert student.channel == "paper" and student.first_asked == 90.0
     assert last is not None and last.status == "finished"
     assert last.counts == {"season_reports": 1}
-    assert (tmp_path / ".caaspp-season.sqlite").stat().st_mode & 0o077 == 0
+    assert_owner_only(tmp_path / ".caaspp-season.sqlite")
 
 
 _WRITER = """
@@ -375,7 +376,7 @@ def test_the_html_page_renders_the_numbers_and_fetches_nothing(
     page = tmp_path / "status.html"
     result = cli("status", str(folder), "--today", TODAY.isoformat(), "--html", str(page))
     assert result.exit_code == 0, result.stderr
-    assert page.stat().st_mode & 0o077 == 0
+    assert_owner_only(page)
     html = page.read_text()
     assert "<img" not in html.replace("&lt;img", "") and "1000000001" not in html
 
