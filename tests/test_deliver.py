@@ -383,3 +383,20 @@ def test_a_second_run_into_the_same_season_is_refused_at_once(
     assert result.exit_code == 6, result.stderr
     assert "caaspp deliver" in result.stderr and f"PID {holder.pid}" in result.stderr
     assert season.mail.received == [] and not (season.out / "reports").exists()
+
+
+def test_a_season_ledger_that_cannot_be_written_is_one_sentence(
+    cli: Any, season: Season, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from caaspp_cli.deliver.season import SeasonLedger
+
+    def full(self: SeasonLedger, *args: Any) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(SeasonLedger, "put_report", full)
+    result = cli(*season.args(), env=ENV)
+    assert result.exit_code == 3, result.stderr
+    assert "is full" in result.stderr and "Traceback" not in result.stderr
+    assert "unexpected" not in result.stderr

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -44,6 +45,7 @@ from typing import Any, Final
 
 from caaspp_cli.addresses import is_address
 from caaspp_cli.artifacts import (
+    SEASON_LEDGER_NAME,
     SEASON_OUTBOX_DIR,
     SEASON_PRINT_DIR,
     SEASON_PROTECTED_DIR,
@@ -61,6 +63,7 @@ from caaspp_cli.errors import BadInputError, CaasppError
 from caaspp_cli.fetch.student import ReportFilters
 from caaspp_cli.folderlock import FolderLock
 from caaspp_cli.fsutil import prepare_output_dir
+from caaspp_cli.ledger import ledger_error
 from caaspp_cli.roster.read import Roster, RosterRow, RowProblem, open_roster
 from caaspp_cli.send.quota import DailyLimit
 
@@ -232,43 +235,46 @@ class DeliverRun:
         options = self.options
         started = time.monotonic()
         prepare_output_dir(options.out_dir)
-        with (
-            FolderLock.for_folder(options.out_dir, "deliver"),
-            SeasonLedger.in_folder(options.out_dir) as season,
-        ):
-            run_id = season.start_run()
-            stages: list[StageResult] = []
-            interrupted = False
-            try:
-                self._stages(stages)
-            except KeyboardInterrupt:
-                interrupted = True
-            finally:
-                # The bookkeeping runs whatever stopped the stages: it only reads what
-                # each stage's own ledger already holds.
-                rows = list(self.roster)
-                students = self._record(season, rows, stages)
-                follow_ups = self._follow_up(season, rows, students, stages)
-                pack = self._print_pack(season, rows, students) if options.print_pack else []
-                totals = season_counts(season, date.today(), options.holidays)
-                summary = DeliverSummary(
-                    out_dir=options.out_dir,
-                    stages=stages,
-                    follow_up=follow_ups[0],
-                    follow_ups=follow_ups[1],
-                    season=totals,
-                    print_pack=pack,
-                    dry_run=options.dry_run,
-                    elapsed=time.monotonic() - started,
-                    interrupted=interrupted,
-                )
-                season.set_run_counts(run_id, summary.counts())
-                season.finish_run(
-                    run_id,
-                    "interrupted"
-                    if interrupted
-                    else ("stopped" if summary.stopped else "finished"),
-                )
+        try:
+            with (
+                FolderLock.for_folder(options.out_dir, "deliver"),
+                SeasonLedger.in_folder(options.out_dir) as season,
+            ):
+                run_id = season.start_run()
+                stages: list[StageResult] = []
+                interrupted = False
+                try:
+                    self._stages(stages)
+                except KeyboardInterrupt:
+                    interrupted = True
+                finally:
+                    # The bookkeeping runs whatever stopped the stages: it only reads what
+                    # each stage's own ledger already holds.
+                    rows = list(self.roster)
+                    students = self._record(season, rows, stages)
+                    follow_ups = self._follow_up(season, rows, students, stages)
+                    pack = self._print_pack(season, rows, students) if options.print_pack else []
+                    totals = season_counts(season, date.today(), options.holidays)
+                    summary = DeliverSummary(
+                        out_dir=options.out_dir,
+                        stages=stages,
+                        follow_up=follow_ups[0],
+                        follow_ups=follow_ups[1],
+                        season=totals,
+                        print_pack=pack,
+                        dry_run=options.dry_run,
+                        elapsed=time.monotonic() - started,
+                        interrupted=interrupted,
+                    )
+                    season.set_run_counts(run_id, summary.counts())
+                    season.finish_run(
+                        run_id,
+                        "interrupted"
+                        if interrupted
+                        else ("stopped" if summary.stopped else "finished"),
+                    )
+        except sqlite3.DatabaseError as exc:  # the season ledger: a full disk, say
+            raise ledger_error(options.out_dir / SEASON_LEDGER_NAME, exc) from None
         if interrupted:
             raise KeyboardInterrupt
         if options.notify:
